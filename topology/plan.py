@@ -1,0 +1,255 @@
+"""The diff between desired rows and the rows we own: a Plan.
+
+`compute_plan` runs in the connection thread (inside a Command, or a read-only Command for
+`render`), against an `OwnedIndex` consistent with the IDL. It is keyed by dicts, never by
+nested loops over NB, and follows ownership strictly:
+
+- insert = desired - owned, delete = owned - desired, per owner; update when the content
+  hash in external_ids differs; extra rows with the same key (duplicates) are deleted;
+- memberships (a port in a switch, an LB in a group, a group on a switch) are added when
+  missing and removed only by the side that declares them (`model.REF_COLUMNS`); members
+  that are not ours are never touched;
+- an owner whose rows cannot be placed (a reference to a row that neither exists nor is
+  being inserted, two owners wanting the same row) is left out of the plan with an error,
+  and so is every owner that depended on its inserts. Other owners still land.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology import model
+from topology.model import Link, Owner, Row, RowId
+from topology.nb import OwnedIndex
+
+UUID = uuid.UUID
+
+
+@dataclass(frozen=True)
+class LinkOp:
+    parent: RowId
+    column: str
+    child: RowId
+    parent_uuid: UUID | None  # None: parent inserted in this plan
+    child_uuid: UUID | None
+
+
+@dataclass
+class Plan:
+    inserts: list[Row] = field(default_factory=list)
+    updates: list[tuple[Row, UUID]] = field(default_factory=list)
+    deletes: list[tuple[RowId, UUID, Owner | None]] = field(default_factory=list)
+    link_adds: list[LinkOp] = field(default_factory=list)
+    link_removes: list[LinkOp] = field(default_factory=list)
+    errors: dict[Owner, str] = field(default_factory=dict)
+    owners: list[Owner] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (len(self.inserts) + len(self.updates) + len(self.deletes) + len(self.link_adds)
+                + len(self.link_removes))
+
+    def empty(self) -> bool:
+        return len(self) == 0
+
+    def summary(self) -> dict[str, int]:
+        return {"insert": len(self.inserts), "update": len(self.updates),
+                "delete": len(self.deletes), "link": len(self.link_adds),
+                "unlink": len(self.link_removes), "errors": len(self.errors)}
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Changes as plain data (for `render` and logs)."""
+        out: list[dict[str, Any]] = []
+        for row in self.inserts:
+            out.append({"op": "insert", "table": row.TABLE, "key": row.key,
+                        "owner": str(row.owner), "columns": row.columns()})
+        for row, _ in self.updates:
+            out.append({"op": "update", "table": row.TABLE, "key": row.key,
+                        "owner": str(row.owner), "columns": row.columns()})
+        for rid, _, owner in self.deletes:
+            out.append({"op": "delete", "table": rid.table, "key": rid.key,
+                        "owner": str(owner) if owner else None})
+        for kind, ops in (("link", self.link_adds), ("unlink", self.link_removes)):
+            for op in ops:
+                out.append({"op": kind, "table": op.parent.table, "key": op.parent.key,
+                            "column": op.column, "member": f"{op.child.table}:{op.child.key}"})
+        for owner, err in self.errors.items():
+            out.append({"op": "error", "owner": str(owner), "message": err})
+        return out
+
+
+class _Builder:
+    def __init__(self, index: OwnedIndex, desired: Mapping[Owner, Sequence[Row]]):
+        self.index = index
+        self.desired = desired
+        self.errors: dict[Owner, str] = {}
+        self.want: dict[RowId, Row] = {}
+        self.deleting: dict[RowId, list[tuple[UUID, Owner | None]]] = defaultdict(list)
+
+    def existing(self, rid: RowId) -> UUID | None:
+        uuids = self.index.lookup(rid)
+        return uuids[0] if uuids else None
+
+    def collect(self) -> None:
+        for owner in sorted(self.desired):
+            seen: dict[RowId, Row] = {}
+            for row in self.desired[owner]:
+                if row.owner != owner:
+                    self.errors[owner] = f"row {row.rid} claims owner {row.owner}"
+                    break
+                if row.rid in seen and seen[row.rid] != row:
+                    self.errors[owner] = f"two different desired rows {row.rid}"
+                    break
+                seen[row.rid] = row
+            else:
+                clash = next((rid for rid in seen if rid in self.want), None)
+                if clash is not None:
+                    self.errors[owner] = (f"row {clash} is already wanted by "
+                                          f"{self.want[clash].owner}")
+                    continue
+                self.want.update(seen)
+        for owner in self.desired:
+            wanted = {rid for rid, row in self.want.items() if row.owner == owner}
+            for rid in self.index.owned_by(owner):
+                if rid not in wanted and rid not in self.want:
+                    for row_uuid in self.index.lookup(rid):
+                        self.deleting[rid].append((row_uuid, owner))
+
+    def drop_owner(self, owner: Owner, reason: str) -> None:
+        self.errors.setdefault(owner, reason)
+        for rid in [rid for rid, row in self.want.items() if row.owner == owner]:
+            del self.want[rid]
+        for rid in list(self.deleting):
+            kept = [(u, o) for u, o in self.deleting[rid] if o != owner]
+            if kept:
+                self.deleting[rid] = kept
+            else:
+                del self.deleting[rid]
+
+    def resolvable(self, rid: RowId) -> bool:
+        if rid in self.want:
+            return True
+        return self.existing(rid) is not None and rid not in self.deleting
+
+    def check_links(self) -> None:
+        """Drop owners with dangling references until nothing changes (fixpoint)."""
+        while True:
+            dropped = False
+            for row in list(self.want.values()):
+                if row.rid not in self.want:
+                    continue
+                for link in row.links():
+                    other = link.parent if link.child == row.rid else link.child
+                    if not self.resolvable(other):
+                        self.drop_owner(row.owner, f"{row.rid} references missing {other}")
+                        dropped = True
+                        break
+            if not dropped:
+                return
+
+
+def _desired_links(rows: Sequence[Row]) -> dict[tuple[RowId, str], set[RowId]]:
+    out: dict[tuple[RowId, str], set[RowId]] = defaultdict(set)
+    for row in rows:
+        for link in row.links():
+            out[(link.parent, link.column)].add(link.child)
+    return out
+
+
+def compute_plan(index: OwnedIndex, desired: Mapping[Owner, Sequence[Row]],
+                 gc: bool = False) -> Plan:
+    """Diff `desired` (rows per owner; an empty list deletes the owner's rows) against NB.
+
+    With gc=True, owners found in NB but absent from `desired` are deleted too.
+    """
+    index.refresh()
+    if gc:
+        desired = dict(desired)
+        for owner in index.owners():
+            desired.setdefault(owner, ())
+    b = _Builder(index, desired)
+    b.collect()
+    b.check_links()
+    plan = Plan(errors=dict(b.errors), owners=sorted(desired))
+    # duplicates of wanted keys are deleted as well
+    for rid, row in b.want.items():
+        uuids = index.lookup(rid)
+        if not uuids:
+            plan.inserts.append(row)
+            continue
+        primary, extra = uuids[0], uuids[1:]
+        for dup in extra:
+            b.deleting[rid].append((dup, index.meta[dup].owner))
+        meta = index.meta[primary]
+        if rid.table not in model.OWNED_BY_NAME and (
+                meta.hash != row.content_hash or meta.owner != row.owner):
+            plan.updates.append((row, primary))
+    for rid, items in b.deleting.items():
+        for row_uuid, owner in items:
+            plan.deletes.append((rid, row_uuid, owner))
+    _plan_links(index, b, plan)
+    return plan
+
+
+def _uuid_of(b: _Builder, rid: RowId) -> UUID | None:
+    """Existing UUID of a wanted row, or None when the row is inserted by this plan."""
+    return b.existing(rid)
+
+
+def _plan_links(index: OwnedIndex, b: _Builder, plan: Plan) -> None:
+    wanted_rows = list(b.want.values())
+    desired_links = _desired_links(wanted_rows)
+    inserted = {row.rid for row in plan.inserts}
+    deleted_uuids = {u for _, u, _ in plan.deletes}
+    # additions
+    for (parent, column), children in desired_links.items():
+        p_uuid = None if parent in inserted else _uuid_of(b, parent)
+        current = index.members.get((p_uuid, column), set()) if p_uuid else set()
+        for child in children:
+            c_uuid = None if child in inserted else _uuid_of(b, child)
+            if p_uuid is not None and c_uuid is not None and c_uuid in current:
+                continue
+            plan.link_adds.append(LinkOp(parent, column, child, p_uuid, c_uuid))
+    # removals, by the declaring side
+    for row in wanted_rows:
+        if row.rid in inserted:
+            continue
+        r_uuid = _uuid_of(b, row.rid)
+        assert r_uuid is not None
+        for (parent_uuid, column) in list(index.parents_of.get(r_uuid, ())):
+            pmeta = index.meta.get(parent_uuid)
+            if pmeta is None or parent_uuid in deleted_uuids:
+                continue
+            declared_by = model.REF_COLUMNS[(pmeta.table, column)][1]
+            if declared_by != "child":
+                continue
+            if row.rid not in desired_links.get((RowId(pmeta.table, pmeta.key), column), ()):
+                plan.link_removes.append(LinkOp(RowId(pmeta.table, pmeta.key), column,
+                                                row.rid, parent_uuid, r_uuid))
+        for column in model.ref_columns(row.TABLE):
+            if model.REF_COLUMNS[(row.TABLE, column)][1] != "parent":
+                continue
+            want_children = desired_links.get((row.rid, column), set())
+            for child_uuid in index.members.get((r_uuid, column), set()):
+                cmeta = index.meta.get(child_uuid)
+                if cmeta is None:
+                    continue  # not ours: never touched
+                crid = RowId(cmeta.table, cmeta.key)
+                if crid not in want_children:
+                    plan.link_removes.append(LinkOp(row.rid, column, crid, r_uuid, child_uuid))
+    # rows being deleted leave every set of ours they are in (required for non-root rows)
+    for rid, row_uuid, _ in plan.deletes:
+        for (parent_uuid, column) in list(index.parents_of.get(row_uuid, ())):
+            if parent_uuid in deleted_uuids:
+                continue
+            pmeta = index.meta.get(parent_uuid)
+            if pmeta is not None:
+                plan.link_removes.append(LinkOp(RowId(pmeta.table, pmeta.key), column, rid,
+                                                parent_uuid, row_uuid))
+
+
+def links_of(rows: Sequence[Row]) -> list[Link]:
+    return [link for row in rows for link in row.links()]
