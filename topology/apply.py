@@ -15,7 +15,7 @@ with nothing to change sends nothing: no transaction is committed at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,16 +58,17 @@ class ApplyCommand(BaseCommand):
     """Compute the plan for `desired` and write it into the transaction (or only compute it)."""
 
     def __init__(self, api: Any, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
-                 dry_run: bool = False):
+                 dry_run: bool = False, keep: Iterable[Owner] = ()):
         super().__init__(api)
         self.desired = desired
         self.gc = gc
+        self.keep = frozenset(keep)
         self.dry_run = dry_run
         self.READ_ONLY = dry_run  # ovsdbapp runs read-only commands without a transaction
 
     def run_idl(self, txn: ovs.db.idl.Transaction | None) -> None:
         index = self.api.idl.index
-        plan = compute_plan(index, self.desired, gc=self.gc)
+        plan = compute_plan(index, self.desired, gc=self.gc, keep=self.keep)
         self.result = plan
         if self.dry_run or plan.empty():
             return
@@ -141,16 +142,19 @@ class Applier:
     def __init__(self, nb: NbClient):
         self.nb = nb
 
-    def plan(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False) -> Plan:
+    def plan(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
+             keep: Iterable[Owner] = ()) -> Plan:
         """The changes an apply would make, computed against NB; writes nothing."""
         assert self.nb.api is not None
-        cmd = ApplyCommand(self.nb.api, desired, gc=gc, dry_run=True)
+        cmd = ApplyCommand(self.nb.api, desired, gc=gc, dry_run=True, keep=keep)
         return cmd.execute(check_error=True, log_errors=False)
 
-    def apply(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False) -> ApplyResult:
-        """Make NB equal to `desired` for these owners (all owners with gc=True)."""
+    def apply(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
+              keep: Iterable[Owner] = ()) -> ApplyResult:
+        """Make NB equal to `desired` for these owners. With gc=True, also delete the rows of
+        every owner found in NB that is neither in `desired` nor in `keep`."""
         if gc:
-            extra = self.nb.read(self.nb.index.owners) - set(desired)
+            extra = self.nb.read(self.nb.index.owners) - set(desired) - set(keep)
             desired = {**desired, **{o: () for o in extra}}
         return self._apply(dict(sorted(desired.items())))
 

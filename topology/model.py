@@ -96,7 +96,7 @@ class Row:
 
     @property
     def key(self) -> str:
-        return getattr(self, "name")
+        return self.name
 
     @property
     def rid(self) -> RowId:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,15 +160,17 @@ def _desired_links(rows: Sequence[Row]) -> dict[tuple[RowId, str], set[RowId]]:
 
 
 def compute_plan(index: OwnedIndex, desired: Mapping[Owner, Sequence[Row]],
-                 gc: bool = False) -> Plan:
+                 gc: bool = False, keep: Iterable[Owner] = ()) -> Plan:
     """Diff `desired` (rows per owner; an empty list deletes the owner's rows) against NB.
 
-    With gc=True, owners found in NB but absent from `desired` are deleted too.
+    With gc=True, owners found in NB but absent from `desired` (and not in `keep`) are
+    deleted too.
     """
     index.refresh()
     if gc:
         desired = dict(desired)
-        for owner in index.owners():
+        kept = set(keep)
+        for owner in index.owners() - kept:
             desired.setdefault(owner, ())
     b = _Builder(index, desired)
     b.collect()

@@ -22,7 +22,8 @@ def vpc_rows(routes: tuple[Route, ...] = ()) -> list[Row]:
     return build_vpc(VpcSpec(name="vpc1", owner=VPC, routes=routes))
 
 
-def subnet_rows(name: str = "subnet1", cidr: str = "10.1.1.0/24", gw: str = "10.1.1.1") -> list[Row]:
+def subnet_rows(name: str = "subnet1", cidr: str = "10.1.1.0/24",
+                gw: str = "10.1.1.1") -> list[Row]:
     return build_subnet(SubnetSpec(name=name, vpc="vpc1", owner=Owner("Subnet", name),
                                    cidrs=(cidr,), gateways=(gw,)))
 

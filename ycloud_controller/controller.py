@@ -1,0 +1,321 @@
+"""The watch loop: informers -> work queue -> reconcilers -> one NB apply per batch -> writes.
+
+Threads: one informer per watched kind (handlers only enqueue keys), one worker (reconciles
+a batch of keys, applies the batch's rows to NB in one transaction, hands Kubernetes writes to
+the KubeWriter), the KubeWriter, and optionally the leader elector. Only the leader applies to
+NB and writes Kubernetes; a replica that becomes leader first runs a full sync (every object,
+garbage collection of rows whose owner is gone), then drains the queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from topology import metrics as nb_metrics
+from topology.apply import Applier, ApplyResult
+from topology.model import Owner, Row
+from topology.nb import NbClient
+from topology.plan import Plan
+from ycloud_controller import metrics
+from ycloud_controller.api.common import meta
+from ycloud_controller.config import Config
+from ycloud_controller.ipam import Ipam
+from ycloud_controller.kube import resources as res
+from ycloud_controller.kube.backend import Backend
+from ycloud_controller.kube.events import EventRecorder
+from ycloud_controller.kube.informer import Informer
+from ycloud_controller.kube.queue import WorkQueue
+from ycloud_controller.kube.status import StatusWriter
+from ycloud_controller.reconcilers import registry
+from ycloud_controller.reconcilers.base import Context, Outcome
+from ycloud_controller.restore import restore_ipam
+from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
+from ycloud_controller.writer import KubeWriter
+
+log = structlog.get_logger(__name__)
+
+WATCHED: dict[str, res.Resource] = {
+    "Namespace": res.NAMESPACES, "Node": res.NODES, "Pod": res.PODS, "Service": res.SERVICES,
+    "EndpointSlice": res.ENDPOINTSLICES, "Vpc": res.VPCS, "Subnet": res.SUBNETS,
+    "EipPool": res.EIPPOOLS, "Vnic": res.VNICS, "YusurService": res.YUSURSERVICES,
+    "NetworkProbe": res.NETWORKPROBES,
+}
+
+
+def _ns_index(obj: dict) -> list[str]:
+    return [meta(obj).get("namespace") or ""]
+
+
+@dataclass
+class SyncReport:
+    objects: int = 0
+    transactions: int = 0
+    changes: int = 0
+    invalid: dict[Key, str] = field(default_factory=dict)
+    refused: dict[Key, str] = field(default_factory=dict)
+    retrying: dict[Key, str] = field(default_factory=dict)
+    plan: Plan | None = None
+    seconds: float = 0.0
+
+    @property
+    def converged(self) -> bool:
+        return not self.refused and not self.retrying
+
+
+class Controller:
+    def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
+                 emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
+                 is_leader: Callable[[], bool] | None = None):
+        self.cfg = cfg
+        self.backend = backend
+        self.nb = nb
+        self.plan_only = plan_only
+        self.is_leader = is_leader or (lambda: True)
+        self.stop_event = threading.Event()
+        self.queue = WorkQueue()
+        self.informers = {kind: Informer(backend, r, on_restart=metrics.watch_restart_hook(kind))
+                          for kind, r in WATCHED.items()}
+        stores = {kind: inf.store for kind, inf in self.informers.items()}
+        for kind in ("Pod", "Service", "Vnic"):
+            stores[kind].add_index("namespace", _ns_index)
+        stores["EndpointSlice"].add_index("service", registry.slice_service_key)
+        self.triggers = Triggers(cfg, stores, self.queue.add, emulate)
+        for kind, inf in self.informers.items():
+            inf.add_handler(self.triggers.handler(kind))
+        self.ipam = Ipam()
+        self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate)
+        self.reconcilers = registry.build(self.ctx, emulate)
+        self.applier = Applier(nb) if nb is not None else None
+        self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
+                                 StatusWriter(backend), enabled=write_kube and not plan_only)
+        self.desired: dict[Owner, Sequence[Row] | None] = {}
+        self._applied: dict[Owner, int] = {}
+        self._synced_as_leader = False
+        self._threads: list[threading.Thread] = []
+        self.last_sync: SyncReport | None = None
+        metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for inf in self.informers.values():
+            self._threads.append(inf.start(self.stop_event))
+        writer = threading.Thread(target=self.writer.run, args=(self.stop_event,),
+                                  name="kube-writer", daemon=True)
+        writer.start()
+        self._threads.append(writer)
+
+    def wait_synced(self, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(inf.wait_synced(max(0.0, deadline - time.monotonic()))
+                   for inf in self.informers.values())
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.queue.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def ready(self) -> bool:
+        synced = all(inf.has_synced() for inf in self.informers.values())
+        nb_ok = self.nb is None or self.nb.connected()
+        return synced and nb_ok and (self._synced_as_leader or not self.is_leader())
+
+    # -- reconcile ----------------------------------------------------------------------------
+    def reconcile(self, key: Key) -> Outcome:
+        kind, name = key
+        start = time.perf_counter()
+        try:
+            outcome = self.reconcilers[kind](name)
+        except Exception as exc:  # noqa: BLE001 - one broken object must not stop the loop
+            log.exception("reconcile crashed", kind=kind, object=name)
+            metrics.RECONCILES.labels(kind=kind, result="crash").inc()
+            return Outcome(retry=f"internal error: {exc}")
+        metrics.RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - start)
+        return outcome
+
+    def _keys_of(self, kind: str) -> list[str]:
+        if kind == "Endpoints":
+            return self.informers["Service"].store.keys() if self.ctx.emulate_cluster else []
+        keys = set(self.informers[kind].store.keys())
+        net = self.triggers.network()
+        if kind == "Vpc":
+            keys |= set(net.vpcs)
+        elif kind == "Subnet":
+            keys |= set(net.config_subnets)
+        return sorted(keys)
+
+    # -- full sync ----------------------------------------------------------------------------
+    def full_sync(self) -> SyncReport:
+        """Reconcile every object and make NB equal to the result (with GC)."""
+        start = time.monotonic()
+        self.triggers.rebuild_network()
+        net = self.triggers.network()
+        for sub in net.subnets.values():
+            self.ipam.set_subnet(sub)
+        restore_ipam(self.ipam, self.informers, self.nb, net)
+        keys = [(kind, k) for kind in registry.ORDER if kind in self.reconcilers
+                for k in self._keys_of(kind)]
+        outcomes: dict[Key, Outcome] = {}
+        progress = _Progress(len(keys))
+        for key in keys:
+            outcomes[key] = self.reconcile(key)
+            progress.tick()
+        report = self._commit(outcomes, full=True)
+        report.objects = len(keys)
+        report.seconds = time.monotonic() - start
+        self.last_sync = report
+        metrics.SYNCS.labels(result="ok" if report.converged else "partial").inc()
+        log.info("full sync done", objects=len(keys), transactions=report.transactions,
+                 changes=report.changes, invalid=len(report.invalid),
+                 refused=len(report.refused), duration=round(report.seconds, 3))
+        return report
+
+    def run_batch(self, keys: Iterable[Key]) -> SyncReport:
+        keys = list(keys)
+        if NETWORK_KEY in keys:
+            self.triggers.rebuild_network()
+            keys = [k for k in keys if k != NETWORK_KEY]
+        order = {kind: i for i, kind in enumerate(registry.ORDER)}
+        keys.sort(key=lambda k: (order.get(k[0], 99), k[1]))
+        outcomes = {key: self.reconcile(key) for key in keys if key[0] in self.reconcilers}
+        return self._commit(outcomes, full=False)
+
+    def _commit(self, outcomes: dict[Key, Outcome], full: bool) -> SyncReport:
+        report = SyncReport()
+        rows: dict[Owner, Sequence[Row]] = {}
+        keep: set[Owner] = set()
+        for outcome in outcomes.values():
+            for owner, owner_rows in outcome.rows.items():
+                self.desired[owner] = owner_rows
+                if owner_rows is None:
+                    keep.add(owner)
+                elif full or self._applied.get(owner) != _signature(owner_rows):
+                    rows[owner] = owner_rows
+        result = ApplyResult()
+        if self.plan_only:
+            pass
+        elif self.applier is not None and self.is_leader():
+            started = time.monotonic()
+            result = self.applier.apply(rows, gc=full, keep=keep)
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+            for owner, owner_rows in rows.items():
+                if owner in result.errors:
+                    self._applied.pop(owner, None)
+                else:
+                    self._applied[owner] = _signature(owner_rows)
+            nb_metrics.set_owned_rows(self.nb.read(self.nb.index.count_by_table))
+        report.transactions, report.changes = result.transactions, result.changes
+        for key, outcome in outcomes.items():
+            refused = [result.errors[o] for o in outcome.rows if o in result.errors]
+            kind = key[0]
+            if refused:
+                report.refused[key] = refused[0]
+                effects = outcome.on_refused(refused[0]) if outcome.on_refused else []
+                self.queue.retry(key, refused[0])
+                metrics.RECONCILES.labels(kind=kind, result="refused").inc()
+            elif outcome.retry:
+                report.retrying[key] = outcome.retry
+                effects = outcome.effects
+                self.queue.retry(key, outcome.retry)
+                metrics.RECONCILES.labels(kind=kind, result="retry").inc()
+            else:
+                if outcome.invalid is not None:
+                    report.invalid[key] = outcome.invalid.message
+                effects = outcome.effects
+                self.queue.forget(key)
+                metrics.RECONCILES.labels(
+                    kind=kind, result="invalid" if outcome.invalid else "ok").inc()
+            self.writer.submit(effects)
+        return report
+
+    def plan_all(self) -> Plan:
+        """The NB changes the current desired state needs (for `render`)."""
+        assert self.applier is not None
+        rows = {o: r for o, r in self.desired.items() if r is not None}
+        keep = {o for o, r in self.desired.items() if r is None}
+        return self.applier.plan(rows, gc=True, keep=keep)
+
+    # -- loops --------------------------------------------------------------------------------
+    def step(self, timeout: float = 0.5) -> int:
+        """Process one batch of ready keys; returns how many keys were handled."""
+        keys = self.queue.get_batch(self.cfg.batch_size, timeout)
+        if not keys:
+            return 0
+        try:
+            self.run_batch(keys)
+        finally:
+            for key in keys:
+                self.queue.done(key)
+        return len(keys)
+
+    def run(self) -> None:
+        """Serve until stopped: full sync when leading, then batches; periodic resync."""
+        last_resync = time.monotonic()
+        while not self.stop_event.is_set():
+            leader = self.is_leader()
+            metrics.LEADER.set(1 if leader else 0)
+            if not leader:
+                self._synced_as_leader = False
+                self.stop_event.wait(0.5)
+                continue
+            if not self._synced_as_leader or \
+                    time.monotonic() - last_resync > self.cfg.resync_seconds:
+                self._guarded_full_sync()
+                last_resync = time.monotonic()
+                continue
+            try:
+                self.step()
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                log.warning("batch failed, keys will be retried", error=str(exc))
+                self.stop_event.wait(1.0)
+
+    def _guarded_full_sync(self) -> None:
+        try:
+            self.full_sync()
+            self._synced_as_leader = True
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            log.warning("full sync failed, retrying", error=str(exc))
+            self.stop_event.wait(2.0)
+
+    def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
+        """Process batches until the queue and the writer stay quiet for `idle` seconds."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            handled = self.step(timeout=0.05)
+            if handled or len(self.queue) or not self.writer.idle():
+                quiet_since = None
+                if not handled:
+                    self.writer.flush(timeout=1.0)
+                continue
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= idle:
+                return True
+        return False
+
+
+def _signature(rows: Sequence[Row]) -> int:
+    return hash(tuple((r.rid, r.content_hash, r.links()) for r in rows))
+
+
+class _Progress:
+    """A progress line every few seconds while a large sync runs."""
+
+    def __init__(self, total: int, every: float = 2.0):
+        self.total = total
+        self.done = 0
+        self.every = every
+        self.start = self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-6)
+            log.info("sync progress", done=self.done, total=self.total, rate=round(rate, 1))

@@ -1,0 +1,143 @@
+"""Manifests mode only: what Kubernetes itself would do for Services without a cluster.
+
+There is no endpoint controller and no API server allocating ClusterIPs when the controller
+runs on a directory of manifests. This reconciler plays both for one Service: it gives the
+Service a ClusterIP from the service CIDR when it has none, and derives its EndpointSlices
+from the pods its selector matches, using the addresses our IPAM gave them (pod annotations),
+resolving named targetPorts through the pods' container ports. Selector-less Services (those
+of a YusurService) are left to their owner.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from typing import Any
+
+from topology import naming
+from ycloud_controller.api.common import meta, selector_matches
+from ycloud_controller.kube import resources as res
+from ycloud_controller.reconcilers.base import (
+    Context,
+    DeleteEffect,
+    Effect,
+    Outcome,
+    PatchEffect,
+    UpsertEffect,
+)
+
+KIND = "Endpoints"
+MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+EMULATOR = "ycloud-controller/manifests"
+POD_NAMESPACE_INDEX = "namespace"
+
+
+class ServiceIpAllocator:
+    """ClusterIPs from the service CIDR, as the API server would hand them out."""
+
+    def __init__(self, cidrs: str):
+        self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
+        self.used: dict[str, str] = {}
+
+    def note(self, ip: str, key: str) -> None:
+        self.used.setdefault(ip, key)
+
+    def allocate(self, key: str) -> str:
+        held = next((ip for ip, k in self.used.items() if k == key), None)
+        if held:
+            return held
+        net = self.nets[0]
+        for host in net.hosts():
+            if str(host) not in self.used and host != net.network_address + 1:
+                self.used[str(host)] = key
+                return str(host)
+        raise RuntimeError(f"service CIDR {net} is full")
+
+    def release(self, key: str) -> None:
+        for ip in [ip for ip, k in self.used.items() if k == key]:
+            del self.used[ip]
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") != "False"
+    return True
+
+
+def _resolve(pod: dict[str, Any], target: Any) -> int | None:
+    if isinstance(target, int):
+        return target
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return port.get("containerPort")
+    return None
+
+
+def _slices(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ns, name = meta(svc)["namespace"], meta(svc)["name"]
+    ports = (svc.get("spec") or {}).get("ports") or []
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"IPv4": [], "IPv6": []})
+    for pod in pods:
+        ann = meta(pod).get("annotations") or {}
+        ips = [ip for ip in str(ann.get(naming.ANN_IP, "")).split(",") if ip]
+        if not ips or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        resolved = tuple((p.get("name") or "", _resolve(pod, p.get("targetPort", p.get("port"))),
+                          p.get("protocol") or "TCP") for p in ports)
+        resolved = tuple(r for r in resolved if r[1] is not None)
+        for ip in ips:
+            family = "IPv6" if ":" in ip else "IPv4"
+            groups[resolved][family].append({
+                "addresses": [ip], "conditions": {"ready": _pod_ready(pod)},
+                "nodeName": (pod.get("spec") or {}).get("nodeName"),
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": meta(pod)["name"]}})
+    out = []
+    for i, (resolved, families) in enumerate(sorted(groups.items())):
+        for family, endpoints in families.items():
+            if not endpoints:
+                continue
+            out.append({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": f"{name}-{family.lower()}-{i}", "namespace": ns,
+                             "labels": {"kubernetes.io/service-name": name, MANAGED_BY: EMULATOR}},
+                "addressType": family,
+                "endpoints": sorted(endpoints, key=lambda e: e["addresses"][0]),
+                "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in resolved],
+            })
+    return out
+
+
+def reconcile_endpoints(ctx: Context, key: str, allocator: ServiceIpAllocator) -> Outcome:
+    namespace, name = key.split("/", 1)
+    svc = ctx.store("Service").get(key)
+    existing = [s for s in ctx.store("EndpointSlice").by_index("service", key)
+                if (meta(s).get("labels") or {}).get(MANAGED_BY) == EMULATOR]
+    effects: list[Effect] = []
+    wanted: list[dict[str, Any]] = []
+    if svc is None:
+        allocator.release(key)
+    else:
+        spec = svc.get("spec") or {}
+        if not spec.get("clusterIP") and spec.get("type") != "ExternalName":
+            ip = allocator.allocate(key)
+            effects.append(PatchEffect(res.SERVICES, name, namespace,
+                                       {"spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
+        elif spec.get("clusterIP") not in (None, "None"):
+            allocator.note(spec["clusterIP"], key)
+        selector = spec.get("selector")
+        if selector:
+            pods = [p for p in ctx.store("Pod").by_index(POD_NAMESPACE_INDEX, namespace)
+                    if selector_matches(selector, meta(p).get("labels"))]
+            wanted = _slices(svc, pods)
+    wanted_names = {meta(s)["name"] for s in wanted}
+    current = {meta(s)["name"]: s for s in existing}
+    for sl in wanted:
+        old = current.get(meta(sl)["name"])
+        if old is None or any(old.get(k) != sl.get(k) for k in ("endpoints", "ports",
+                                                                 "addressType")):
+            effects.append(UpsertEffect(res.ENDPOINTSLICES, sl))
+    effects += [DeleteEffect(res.ENDPOINTSLICES, n, namespace) for n in current
+                if n not in wanted_names]
+    return Outcome(effects=effects)

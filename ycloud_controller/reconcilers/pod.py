@@ -1,0 +1,111 @@
+"""Pod -> an IP and MAC from its subnet's IPAM, annotations for the CNI, and its switch port.
+
+Subnet choice: annotation ycloud.io/subnet, else the namespace's subnet, else (for a namespace
+bound to a VPC) that VPC's first subnet, else the default subnet. A pod keeps the subnet and
+addresses it was given (sticky annotations). Tenancy: a pod may name a subnet of another VPC
+only when that subnet lists the pod's namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topology import naming
+from topology.builders.port import PortSpec, build_port
+from topology.model import Owner
+from ycloud_controller.api.common import Invalid, meta, parse_ip
+from ycloud_controller.api.subnet import SubnetView
+from ycloud_controller.ipam import Allocation, IpamError
+from ycloud_controller.kube import resources as res
+from ycloud_controller.network import NetworkModel
+from ycloud_controller.reconcilers.base import Context, EventEffect, Outcome, PatchEffect
+
+KIND = "Pod"
+
+
+def owner(key: str) -> Owner:
+    return Owner(KIND, key)
+
+
+def ipam_owner(kind: str, key: str) -> str:
+    return f"{kind}/{key}"
+
+
+def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
+                  sticky: str | None) -> SubnetView:
+    if sticky and sticky in net.subnets and sticky != net.join_subnet:
+        return net.subnets[sticky]
+    vpc = net.vpc_of_namespace(namespace)
+    if requested:
+        sub = net.subnets.get(requested)
+        if sub is None or requested == net.join_subnet:
+            raise Invalid("UnknownSubnet", f"subnet {requested} does not exist or is not ready")
+        if sub.vpc != vpc and namespace not in sub.namespaces:
+            raise Invalid("SubnetNotAllowed",
+                          f"namespace {namespace} belongs to VPC {vpc}; subnet {requested} of VPC "
+                          f"{sub.vpc} does not list it in spec.namespaces")
+        return sub
+    bound = net.namespace_subnet.get(namespace)
+    if bound and bound in net.subnets:
+        return net.subnets[bound]
+    if vpc == net.default_vpc:
+        return net.subnets[net.default_subnet]
+    candidates = sorted(s.name for s in net.subnets_of(vpc))
+    if not candidates:
+        raise Invalid("NoSubnet", f"namespace {namespace} is bound to VPC {vpc}, which has no "
+                                  "valid subnet")
+    return net.subnets[candidates[0]]
+
+
+def cni_annotations(sub: SubnetView, alloc: Allocation) -> dict[str, str]:
+    return {
+        naming.ANN_IP: ",".join(str(ip) for ip in alloc.ips[:len(sub.cidrs)]),
+        naming.ANN_MAC: alloc.mac,
+        naming.ANN_SWITCH: sub.name,
+        naming.ANN_GATEWAY: ",".join(sub.gateway_strs),
+        naming.ANN_CIDR: ",".join(sub.cidr_strs),
+    }
+
+
+def requested_addresses(ann: dict[str, Any]) -> tuple[tuple, str | None]:
+    raw = ann.get(naming.ANN_IP)
+    ips = tuple(parse_ip(v, naming.ANN_IP) for v in str(raw).split(",") if v) if raw else ()
+    return ips, ann.get(naming.ANN_MAC) or None
+
+
+def reconcile_pod(ctx: Context, key: str) -> Outcome:
+    obj = ctx.store(KIND).get(key)
+    ipam_key = ipam_owner(KIND, key)
+    spec = (obj or {}).get("spec") or {}
+    phase = ((obj or {}).get("status") or {}).get("phase")
+    if obj is None or spec.get("hostNetwork") or phase in ("Succeeded", "Failed"):
+        ctx.ipam.release(ipam_key)
+        return Outcome(rows={owner(key): []})
+    net = ctx.network()
+    namespace, name = key.split("/", 1)
+    ann = meta(obj).get("annotations") or {}
+    try:
+        sub = choose_subnet(net, namespace, ann.get(naming.ANN_SUBNET),
+                            ann.get(naming.ANN_SWITCH))
+        ips, mac = requested_addresses(ann)
+        ips = tuple(ip for ip in ips if any(ip in c for c in sub.cidrs))
+        alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
+    except (Invalid, IpamError) as exc:
+        err = exc if isinstance(exc, Invalid) else Invalid(exc.reason, exc.message)
+        return Outcome(rows={owner(key): None}, invalid=err,
+                       effects=[EventEffect(obj, "Warning", err.reason, err.message)])
+    rows = build_port(PortSpec(
+        name=naming.pod_port(namespace, name), switch=sub.name, owner=owner(key), vpc=sub.vpc,
+        mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
+        node=spec.get("nodeName"), gateways=sub.gateway_strs, cidrs=sub.cidr_strs,
+        mtu=sub.mtu or ctx.config.mtu))
+    wanted = cni_annotations(sub, alloc)
+    effects = []
+    if any(ann.get(k) != v for k, v in wanted.items()):
+        effects.append(PatchEffect(res.PODS, name, namespace,
+                                   {"metadata": {"annotations": wanted}}))
+
+    def refused(message: str) -> list:
+        return [EventEffect(obj, "Warning", "NBRefused", f"OVN NB refused the port: {message}")]
+
+    return Outcome(rows={owner(key): rows}, effects=effects, on_refused=refused)

@@ -1,0 +1,151 @@
+"""Service + EndpointSlices -> one Load_Balancer per protocol in its VPC's LB group.
+
+Semantics users of kube-proxy, ovn-kubernetes and kube-ovn rely on: several ports; named
+targetPorts resolved through EndpointSlice ports; TCP, UDP and SCTP; only ready endpoints
+(unless publishNotReadyAddresses, or the service is health-checked by OVN, which then takes
+unhealthy backends out itself); ClientIP affinity as affinity_timeout; empty VIPs reject;
+headless and ExternalName services get no LB; externalIPs are extra VIPs; IPv6 and
+dual-stack VIPs use the backends of the same family. The VPC is the one of the owning
+YusurService (annotation), else the namespace's VPC.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from topology import naming
+from topology.builders.service import Health, LbSpec, Vip, build_lb
+from topology.model import Owner, Row
+from ycloud_controller.api.common import Invalid
+from ycloud_controller.api.service import ServicePort, ServiceView, parse_service
+from ycloud_controller.kube import resources as res
+from ycloud_controller.network import NetworkModel
+from ycloud_controller.reconcilers import service_eip
+from ycloud_controller.reconcilers.base import (
+    Context,
+    Outcome,
+    invalid_effects,
+    ready_effects,
+    refused_effects,
+)
+
+KIND = "Service"
+SLICE_INDEX = "service"
+
+
+def owner(key: str) -> Owner:
+    return Owner(KIND, key)
+
+
+def slice_service_key(obj: dict[str, Any]) -> list[str]:
+    """Index function for EndpointSlices: the Service they belong to ("ns/name")."""
+    md = obj.get("metadata") or {}
+    name = (md.get("labels") or {}).get("kubernetes.io/service-name")
+    return [f"{md.get('namespace', 'default')}/{name}"] if name else []
+
+
+def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
+             include_not_ready: bool) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    want_type = "IPv4" if family == 4 else "IPv6"
+    for sl in slices:
+        if sl.get("addressType", "IPv4") != want_type:
+            continue
+        number = next((p.get("port") for p in sl.get("ports") or []
+                       if (p.get("name") or "") == port.name
+                       and (p.get("protocol") or "TCP") == port.protocol), None)
+        if number is None:
+            if isinstance(port.target_port, int) and not sl.get("ports"):
+                number = port.target_port
+            else:
+                continue
+        for ep in sl.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            if cond.get("terminating"):
+                continue
+            if cond.get("ready") is False and not include_not_ready:
+                continue
+            out.extend((addr, int(number)) for addr in ep.get("addresses") or [])
+    return sorted(set(out))
+
+
+def service_vpc(net: NetworkModel, svc: ServiceView) -> str:
+    vpc = svc.vpcs[0] if len(svc.vpcs) == 1 else net.vpc_of_namespace(svc.namespace)
+    if vpc not in net.vpcs:
+        raise Invalid("UnknownVPC", f"VPC {vpc} of the service does not exist or is invalid")
+    return vpc
+
+
+def probe_mappings(ctx: Context, vpcs: Iterable[str],
+                   ips: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """backend ip -> 'port:source' for OVN health checks (backends we have a port for)."""
+    net = ctx.network()
+    out = {}
+    for ip_str in ips:
+        ip = ipaddress.ip_address(ip_str)
+        for sub in (s for v in vpcs for s in net.subnets_of(v)):
+            if not any(ip in c for c in sub.cidrs):
+                continue
+            holder = ctx.ipam.owner_of(sub.name, ip)
+            if holder is None:
+                continue
+            kind, _, key = holder.partition("/")
+            ns, _, name = key.partition("/")
+            port = naming.pod_port(ns, name) if kind == "Pod" else naming.vnic_port(ns, name)
+            src = next(s for s in sub.probe_sources() if s.version == ip.version)
+            out[ip_str] = f"{port}:{src}"
+            break
+    return tuple(sorted(out.items()))
+
+
+def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str,
+                slices: list[dict[str, Any]]) -> list[Row]:
+    by_proto: dict[str, list[Vip]] = defaultdict(list)
+    include_not_ready = svc.publish_not_ready or svc.health is not None
+    for sp in svc.ports:
+        for vip in (*svc.cluster_ips, *svc.external_ips):
+            bes = backends(slices, sp, vip.version, include_not_ready)
+            by_proto[sp.protocol].append(Vip(str(vip), sp.port, tuple(bes)))
+    health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
+                     svc.health.failure) if svc.health else None)
+    hairpin = " ".join(str(ip) for ip in {ip.version: ip for ip in reversed(svc.cluster_ips)}
+                       .values())
+    rows: list[Row] = []
+    for proto, vips in sorted(by_proto.items()):
+        mappings = probe_mappings(ctx, (vpc,), {ip for v in vips for ip, _ in v.backends}) \
+            if health else ()
+        rows += build_lb(LbSpec(
+            name=naming.service_lb(svc.namespace, svc.name, proto), owner=owner(svc.key),
+            vpc=vpc, protocol=proto, vips=tuple(vips), groups=(naming.lb_group(vpc),),
+            affinity_timeout=svc.affinity_timeout, hairpin_snat_ip=hairpin or None,
+            health=health, ip_port_mappings=mappings,
+            extra_ids=((naming.SERVICE, svc.key),)))
+    return rows
+
+
+def reconcile_service(ctx: Context, key: str) -> Outcome:
+    obj = ctx.store(KIND).get(key)
+    if obj is None:
+        service_eip.release(ctx, key)
+        return Outcome(rows={owner(key): []})
+    net = ctx.network()
+    try:
+        svc = parse_service(obj)
+        if not svc.has_lb:
+            service_eip.release(ctx, key)
+            return Outcome(rows={owner(key): []}, effects=ready_effects(
+                res.SERVICES, obj, {}, "headless or ExternalName: no load balancer"))
+        slices = ctx.store("EndpointSlice").by_index(SLICE_INDEX, key)
+        multi = len(svc.vpcs) > 1
+        vpc = None if multi else service_vpc(net, svc)
+        rows = [] if multi else cluster_lbs(ctx, svc, vpc, slices)
+        eip_rows, eip_status = service_eip.eip_lbs(ctx, svc, vpc, slices)
+    except Invalid as exc:
+        return Outcome(rows={owner(key): None}, invalid=exc,
+                       effects=invalid_effects(res.SERVICES, obj, exc))
+    return Outcome(rows={owner(key): rows + eip_rows},
+                   effects=ready_effects(res.SERVICES, obj, eip_status),
+                   on_refused=refused_effects(res.SERVICES, obj))

@@ -1,0 +1,114 @@
+"""Which queue keys an informer event touches (the dependency map of the controller).
+
+Each function maps one event to the keys to reconcile; `Triggers` also keeps the network
+model (VPCs, subnets, pools) current and, when it changes, enqueues what depends on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ycloud_controller.api.common import key_of, meta, selector_matches
+from ycloud_controller.config import Config
+from ycloud_controller.network import NetworkModel, build_network
+
+Key = tuple[str, str]
+NETWORK_KEY: Key = ("Network", "")
+
+
+class Triggers:
+    def __init__(self, cfg: Config, stores: dict[str, Any], enqueue: Callable[[Key], None],
+                 emulate: bool):
+        self.cfg = cfg
+        self.stores = stores
+        self.enqueue = enqueue
+        self.emulate = emulate
+        self._lock = threading.Lock()
+        self.model: NetworkModel = build_network([], [], [], cfg)
+
+    # -- network model ------------------------------------------------------------------------
+    def network(self) -> NetworkModel:
+        return self.model
+
+    def rebuild_network(self) -> None:
+        with self._lock:
+            old = self.model
+            new = build_network(self.stores["Vpc"].list(), self.stores["Subnet"].list(),
+                                self.stores["EipPool"].list(), self.cfg)
+            self.model = new
+        for name in set(old.vpcs) | set(new.vpcs) | {k for (kind, k) in new.errors
+                                                      if kind == "Vpc"}:
+            self.enqueue(("Vpc", name))
+        for name in set(old.subnets) | set(new.subnets) | {k for (kind, k) in new.errors
+                                                            if kind == "Subnet"}:
+            self.enqueue(("Subnet", name))
+        for name in set(old.pools) | set(new.pools) | {k for (kind, k) in new.errors
+                                                        if kind == "EipPool"}:
+            self.enqueue(("EipPool", name))
+        changed_ns = {ns for ns in set(old.namespace_vpc) | set(new.namespace_vpc)
+                      if old.namespace_vpc.get(ns) != new.namespace_vpc.get(ns)}
+        changed_ns |= {ns for ns in set(old.namespace_subnet) | set(new.namespace_subnet)
+                       if old.namespace_subnet.get(ns) != new.namespace_subnet.get(ns)}
+        changed_subnets = {n for n in set(old.subnets) | set(new.subnets)
+                           if old.subnets.get(n) != new.subnets.get(n)}
+        for pod in self.stores["Pod"].list():
+            ns = meta(pod).get("namespace")
+            sub = (meta(pod).get("annotations") or {}).get("ycloud.io/logical_switch")
+            if ns in changed_ns or sub in changed_subnets or sub is None:
+                self.enqueue(("Pod", key_of(pod)))
+        for vnic in self.stores["Vnic"].list():
+            if (vnic.get("spec") or {}).get("subnet") in changed_subnets:
+                self.enqueue(("Vnic", key_of(vnic)))
+        if changed_ns or changed_subnets or old.pools != new.pools:
+            for svc in self.stores["Service"].list():
+                self.enqueue(("Service", key_of(svc)))
+            for ysvc in self.stores["YusurService"].list():
+                self.enqueue(("YusurService", key_of(ysvc)))
+        if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))
+               | {s.name for s in new.subnets_of(new.default_vpc)}):
+            for node in self.stores["Node"].list():
+                self.enqueue(("Node", key_of(node)))
+
+    # -- per-kind event handlers --------------------------------------------------------------
+    def handler(self, kind: str) -> Callable[[str, dict, dict | None], None]:
+        def on_event(event: str, obj: dict, old: dict | None) -> None:
+            self.on_event(kind, event, obj, old)
+        return on_event
+
+    def on_event(self, kind: str, event: str, obj: dict, old: dict | None) -> None:
+        key = key_of(obj)
+        if kind in ("Vpc", "Subnet", "EipPool"):
+            # rebuilt once per batch by the worker, however many objects changed
+            self.enqueue(NETWORK_KEY)
+            return
+        if kind == "Namespace":
+            return
+        if kind == "EndpointSlice":
+            svc = (meta(obj).get("labels") or {}).get("kubernetes.io/service-name")
+            if svc:
+                self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
+            return
+        self.enqueue((kind, key))
+        if kind == "Service" and self.emulate:
+            self.enqueue(("Endpoints", key))
+        if kind in ("Pod", "Vnic"):
+            self._backend_changed(kind, obj, old)
+        if kind == "NetworkProbe":
+            owner = (obj.get("spec") or {}).get("service")
+            if owner:
+                self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{owner}"))
+
+    def _backend_changed(self, kind: str, obj: dict, old: dict | None) -> None:
+        labels = [meta(o).get("labels") or {} for o in (obj, old) if o is not None]
+        ns = meta(obj).get("namespace")
+        if kind == "Pod" and self.emulate:
+            for svc in self.stores["Service"].by_index("namespace", ns):
+                selector = (svc.get("spec") or {}).get("selector")
+                if selector and any(selector_matches(selector, lb) for lb in labels):
+                    self.enqueue(("Endpoints", key_of(svc)))
+        for ysvc in self.stores["YusurService"].list():
+            selector = (ysvc.get("spec") or {}).get("selector")
+            if selector and any(selector_matches(selector, lb) for lb in labels):
+                self.enqueue(("YusurService", key_of(ysvc)))

@@ -1,0 +1,158 @@
+"""Performs reconcilers' Kubernetes writes (effects) off the NB path, on its own thread.
+
+Effects for one object coalesce while queued (the newest status wins), so a burst of
+reconciles of one object ends in one status write. A write that fails is logged with the
+object and retried a bounded number of times with jittered backoff; Kubernetes errors never
+reach the reconcile loop. `flush()` waits until everything queued has been written (used by
+`sync --once` and tests).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import structlog
+
+from ycloud_controller.api.common import key_of
+from ycloud_controller.kube.backend import Backend
+from ycloud_controller.kube.errors import ApiError
+from ycloud_controller.kube.events import EventRecorder
+from ycloud_controller.kube.status import Condition, StatusWriter
+from ycloud_controller.reconcilers.base import (
+    READY,
+    DeleteEffect,
+    Effect,
+    EventEffect,
+    PatchEffect,
+    StatusEffect,
+    UpsertEffect,
+)
+
+log = structlog.get_logger(__name__)
+MAX_ATTEMPTS = 5
+
+
+def _target(effect: Effect) -> tuple:
+    if isinstance(effect, EventEffect):
+        return ("event", key_of(effect.obj), effect.reason, effect.message)
+    if isinstance(effect, StatusEffect):
+        return ("status", effect.resource.kind, key_of(effect.obj))
+    if isinstance(effect, PatchEffect):
+        return ("patch", effect.resource.kind, effect.namespace, effect.name,
+                repr(sorted(effect.patch)))
+    if isinstance(effect, UpsertEffect):
+        return ("upsert", effect.resource.kind, key_of(effect.obj))
+    return ("delete", effect.resource.kind, effect.namespace, effect.name)
+
+
+class KubeWriter:
+    def __init__(self, backend: Backend, recorder: EventRecorder, status: StatusWriter,
+                 enabled: bool = True):
+        self.backend = backend
+        self.recorder = recorder
+        self.status = status
+        self.enabled = enabled
+        self._pending: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
+        self._cond = threading.Condition()
+        self._busy = 0
+        self.written = 0
+        self.failed = 0
+
+    def submit(self, effects: list[Effect]) -> None:
+        if not effects or not self.enabled:
+            return
+        with self._cond:
+            for effect in effects:
+                target = _target(effect)
+                self._pending.pop(target, None)
+                self._pending[target] = (effect, 0)
+            self._cond.notify_all()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self._cond:
+                while not self._pending and not stop.is_set():
+                    self._cond.wait(0.5)
+                if stop.is_set():
+                    return
+                target, (effect, attempts) = self._pending.popitem(last=False)
+                self._busy += 1
+            try:
+                self._write(effect)
+                self.written += 1
+            except ApiError as exc:
+                self._failed(target, effect, attempts, exc)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _failed(self, target: tuple, effect: Effect, attempts: int, exc: ApiError) -> None:
+        if exc.code == 404 and not isinstance(effect, UpsertEffect):
+            return  # the object is gone: nothing to report on it
+        if attempts + 1 >= MAX_ATTEMPTS or exc.code in (400, 403, 422):
+            self.failed += 1
+            log.warning("kubernetes write failed", target=str(target[:3]), code=exc.code,
+                        error=str(exc))
+            return
+        time.sleep(min(2.0, 0.05 * 2 ** attempts) * random.uniform(0.5, 1.5))
+        with self._cond:
+            self._pending.setdefault(target, (effect, attempts + 1))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._pending and not self._busy
+
+    # -- one write ------------------------------------------------------------------------
+    def _write(self, effect: Effect) -> None:
+        if isinstance(effect, EventEffect):
+            self.recorder.event(effect.obj, effect.type, effect.reason, effect.message)
+        elif isinstance(effect, StatusEffect):
+            cond = None
+            if effect.ready is not None:
+                cond = Condition(type=READY, status="True" if effect.ready else "False",
+                                 reason=effect.reason, message=effect.message)
+            self.status.set_status(effect.resource, effect.obj, effect.fields, cond)
+        elif isinstance(effect, PatchEffect):
+            self.backend.patch(effect.resource, effect.name, effect.namespace, effect.patch)
+        elif isinstance(effect, UpsertEffect):
+            self._upsert(effect)
+        elif isinstance(effect, DeleteEffect):
+            try:
+                self.backend.delete(effect.resource, effect.name, effect.namespace)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+
+    def _upsert(self, effect: UpsertEffect) -> None:
+        obj: dict[str, Any] = effect.obj
+        md = obj["metadata"]
+        current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
+        if current is None:
+            try:
+                self.backend.create(effect.resource, obj)
+                return
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+                current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
+                if current is None:
+                    raise
+        body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+        body["metadata"] = {k: v for k, v in md.items() if k in ("labels", "annotations",
+                                                                   "ownerReferences")}
+        self.backend.patch(effect.resource, md["name"], md.get("namespace"), body)
