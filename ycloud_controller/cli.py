@@ -104,11 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ssl(args: argparse.Namespace) -> SslConfig | None:
-    parts = (args.ovn_ssl_key, args.ovn_ssl_cert, args.ovn_ssl_ca)
-    if not any(parts):
+    """SSL files, used only when a remote is ssl: (the Deployment always passes the flags and
+    mounts the Secret optionally, so files may be absent with tcp: or unix: remotes)."""
+    remotes = [r.strip() for r in (args.ovn_nb_db or "").split(",")]
+    if not any(r.startswith("ssl:") for r in remotes):
         return None
+    parts = (args.ovn_ssl_key, args.ovn_ssl_cert, args.ovn_ssl_ca)
     if not all(parts):
-        raise config_mod.ConfigError("--ovn-ssl-key, --ovn-ssl-cert and --ovn-ssl-ca go together")
+        raise config_mod.ConfigError("ssl: remotes need --ovn-ssl-key, --ovn-ssl-cert and "
+                                     "--ovn-ssl-ca")
+    missing = [p for p in parts if not os.path.isfile(p)]
+    if missing:
+        raise config_mod.ConfigError(f"ssl: remote but {missing[0]} does not exist (is the "
+                                     "ycloud-ovn-ssl Secret mounted?)")
     return SslConfig(*parts)
 
 
