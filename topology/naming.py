@@ -95,7 +95,8 @@ def pod_port(namespace: str, name: str) -> str:
 
 
 def vnic_port(namespace: str, name: str) -> str:
-    return f"{name}.{namespace}"
+    """Port of a VM/bare-metal NIC: prefixed so a pod and a Vnic of one name never collide."""
+    return f"vnic.{name}.{namespace}"
 
 
 def node_port(node: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import structlog
 
 from topology.nb import NbClient, SslConfig
+from topology.sb import SbMonitor
 from ycloud_controller import config as config_mod
 from ycloud_controller import logs
 from ycloud_controller.source import Source, open_source
@@ -126,6 +127,14 @@ def _nb(args: argparse.Namespace) -> NbClient:
     return NbClient(args.ovn_nb_db, ssl=_ssl(args)).start()
 
 
+def _sb(args: argparse.Namespace) -> SbMonitor | None:
+    """SB monitor for health-check status and gateway failover (optional)."""
+    if not args.ovn_sb_db:
+        log.warning("no --ovn-sb-db: NetworkProbe status stays Unknown")
+        return None
+    return SbMonitor(args.ovn_sb_db, ssl=_ssl(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
@@ -149,9 +158,12 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     render = args.command == "render"
     source = open_source(args)
     nb = _nb(args)
+    sb = _sb(args)
     ctl = Controller(cfg, source.backend, nb, emulate=source.emulate, plan_only=render,
-                     write_kube=source.emulate or not render)
+                     write_kube=source.emulate or not render, sb=sb)
     try:
+        if sb is not None:
+            sb.start()
         ctl.start()
         if not ctl.wait_synced(timeout=60):
             sys.stderr.write("ycloud-controller: the source did not sync within 60s\n")
@@ -164,6 +176,8 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     finally:
         ctl.shutdown()
         nb.stop()
+        if sb is not None:
+            sb.stop()
         source.close()
 
 
@@ -219,8 +233,11 @@ def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
                                 lease_duration=args.lease_duration,
                                 renew_deadline=args.lease_duration * 2 / 3,
                                 retry_period=max(0.5, args.lease_duration / 7.5))
+    sb = _sb(args)
     ctl = Controller(cfg, source.backend, nb, emulate=source.emulate,
-                     is_leader=(lambda: elector.is_leader) if elector else None)
+                     is_leader=(lambda: elector.is_leader) if elector else None, sb=sb)
+    if sb is not None:
+        sb.start()
     stop = ctl.stop_event
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -240,6 +257,8 @@ def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         if elector is not None:
             elector.release()
         nb.stop()
+        if sb is not None:
+            sb.stop()
         source.close()
     return 0
 

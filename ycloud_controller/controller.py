@@ -21,6 +21,7 @@ from topology.apply import Applier, ApplyResult
 from topology.model import Owner, Row
 from topology.nb import NbClient
 from topology.plan import Plan
+from topology.sb import SbMonitor
 from ycloud_controller import metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.config import Config
@@ -70,7 +71,7 @@ class SyncReport:
 class Controller:
     def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
                  emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
-                 is_leader: Callable[[], bool] | None = None):
+                 is_leader: Callable[[], bool] | None = None, sb: SbMonitor | None = None):
         self.cfg = cfg
         self.backend = backend
         self.nb = nb
@@ -81,15 +82,20 @@ class Controller:
         self.informers = {kind: Informer(backend, r, on_restart=metrics.watch_restart_hook(kind))
                           for kind, r in WATCHED.items()}
         stores = {kind: inf.store for kind, inf in self.informers.items()}
-        for kind in ("Pod", "Service", "Vnic"):
+        for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
             stores[kind].add_index("namespace", _ns_index)
         stores["EndpointSlice"].add_index("service", registry.slice_service_key)
+        stores["NetworkProbe"].add_index(registry.PROBE_INDEX, registry.probe_index)
         self.triggers = Triggers(cfg, stores, self.queue.add, emulate)
         for kind, inf in self.informers.items():
             inf.add_handler(self.triggers.handler(kind))
         self.ipam = Ipam()
         self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate)
-        self.reconcilers = registry.build(self.ctx, emulate)
+        self.sb = sb
+        if sb is not None:
+            sb.callback = self._on_sb
+        self.reconcilers = registry.build(self.ctx, emulate,
+                                          sb.monitors if sb is not None else registry.no_monitors)
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube and not plan_only)
@@ -124,6 +130,15 @@ class Controller:
         synced = all(inf.has_synced() for inf in self.informers.values())
         nb_ok = self.nb is None or self.nb.connected()
         return synced and nb_ok and (self._synced_as_leader or not self.is_leader())
+
+    def _on_sb(self, topic: str, key: str) -> None:
+        """SB changes (connection thread): health-check results, active gateway chassis."""
+        if topic == "monitor":
+            for probe in self.informers["NetworkProbe"].store.index_keys(registry.PROBE_INDEX,
+                                                                         key):
+                self.queue.add(("NetworkProbe", probe))
+        elif topic == "gateway":
+            self.queue.add(("Gateway", key))
 
     # -- reconcile ----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Outcome:

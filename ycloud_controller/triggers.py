@@ -13,6 +13,7 @@ from typing import Any
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
 from ycloud_controller.network import NetworkModel, build_network
+from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -91,8 +92,12 @@ class Triggers:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
             return
         self.enqueue((kind, key))
-        if kind == "Service" and self.emulate:
-            self.enqueue(("Endpoints", key))
+        if kind == "Service":
+            if self.emulate:
+                self.enqueue(("Endpoints", key))
+            ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)
+            if ysvc:
+                self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{ysvc}"))
         if kind in ("Pod", "Vnic"):
             self._backend_changed(kind, obj, old)
         if kind == "NetworkProbe":

@@ -1,0 +1,212 @@
+"""YusurService -> a selector-less Service, its EndpointSlices and one NetworkProbe per backend.
+
+Everything it creates carries an ownerReference to the YusurService (Kubernetes garbage-collects
+it) and the label ycloud.io/yusurservice. The service reconciler then treats the Service like
+any other: ClusterIP + scope vpc is scenario 1, LoadBalancer + scope vpc scenario 3,
+LoadBalancer + multi-vpc scenario 4. With health checks on (the default), endpoints carry the
+NetworkProbe's verdict as `ready`, and OVN's own monitor keeps probing every backend so an
+unhealthy one returns to the VIP as soon as it answers again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from typing import Any
+
+from topology import naming
+from ycloud_controller.api.common import Invalid, meta
+from ycloud_controller.api.service import HEALTH_ANNOTATION, VPC_ANNOTATION, ServicePort
+from ycloud_controller.api.yusurservice import YusurServiceView, parse_yusurservice
+from ycloud_controller.kube import resources as res
+from ycloud_controller.reconcilers.base import (
+    Context,
+    DeleteEffect,
+    Effect,
+    Outcome,
+    StatusEffect,
+    UpsertEffect,
+    invalid_effects,
+)
+from ycloud_controller.reconcilers.endpoints import MANAGED_BY
+from ycloud_controller.reconcilers.ysvc_backends import Backend, check_overlaps, select
+
+KIND = "YusurService"
+LABEL = "ycloud.io/yusurservice"
+SLICE_MANAGER = "ycloud-controller"
+LB_CLASS = "ycloud.io/eip"
+
+
+def owner_ref(obj: dict[str, Any]) -> dict[str, Any]:
+    md = meta(obj)
+    return {"apiVersion": res.YUSURSERVICES.api_version, "kind": KIND, "name": md["name"],
+            "uid": md.get("uid", ""), "controller": True}
+
+
+def _port_name(p: ServicePort, count: int) -> str:
+    return p.name or (f"{p.protocol.lower()}-{p.port}" if count > 1 else "")
+
+
+def _service(view: YusurServiceView, obj: dict[str, Any]) -> dict[str, Any]:
+    ann = {VPC_ANNOTATION: ",".join(view.vpcs)}
+    if view.health:
+        ann[HEALTH_ANNOTATION] = view.health.to_json()
+    if view.eip:
+        ann[naming.ANN_EIP] = str(view.eip)
+    if view.eip_pool:
+        ann[naming.ANN_EIP_POOL] = view.eip_pool
+    spec: dict[str, Any] = {
+        "type": view.type,
+        "ports": [{"name": _port_name(p, len(view.ports)), "port": p.port,
+                   "protocol": p.protocol, "targetPort": p.target_port} for p in view.ports],
+    }
+    if view.cluster_ip and view.scope != "multi-vpc":
+        spec["clusterIP"] = str(view.cluster_ip)
+        spec["clusterIPs"] = [str(view.cluster_ip)]
+    if view.type == "LoadBalancer":
+        spec["allocateLoadBalancerNodePorts"] = False
+        spec["loadBalancerClass"] = LB_CLASS
+    if view.affinity_timeout:
+        spec["sessionAffinity"] = "ClientIP"
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": view.affinity_timeout}}
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": view.name, "namespace": view.namespace,
+                         "labels": {LABEL: view.name}, "annotations": ann,
+                         "ownerReferences": [owner_ref(obj)]},
+            "spec": spec}
+
+
+def _probe_state(ctx: Context, view: YusurServiceView, be: Backend) -> str:
+    probe = ctx.store("NetworkProbe").get(f"{view.namespace}/{be.probe_name(view.name)}")
+    return ((probe or {}).get("status") or {}).get("state") or "Unknown"
+
+
+def _slices(ctx: Context, view: YusurServiceView, obj: dict[str, Any],
+            backends: list[Backend]) -> list[dict[str, Any]]:
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"IPv4": [], "IPv6": []})
+    for be in backends:
+        resolved = tuple((_port_name(p, len(view.ports)), be.port_for(p), p.protocol)
+                         for p in view.ports)
+        resolved = tuple(r for r in resolved if r[1] is not None)
+        if not resolved:
+            continue
+        ready = not view.health or _probe_state(ctx, view, be) != "Offline"
+        family = "IPv6" if ipaddress.ip_address(be.ip).version == 6 else "IPv4"
+        groups[resolved][family].append({
+            "addresses": [be.ip], "conditions": {"ready": ready, "serving": ready},
+            "nodeName": be.node,
+            "targetRef": {"kind": be.kind, "namespace": be.namespace, "name": be.name}})
+    out = []
+    for i, (resolved, families) in enumerate(sorted(groups.items())):
+        for family, endpoints in families.items():
+            if endpoints:
+                out.append({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": f"{view.name}-ycloud-{family.lower()}-{i}",
+                                 "namespace": view.namespace,
+                                 "labels": {"kubernetes.io/service-name": view.name,
+                                            MANAGED_BY: SLICE_MANAGER, LABEL: view.name},
+                                 "ownerReferences": [owner_ref(obj)]},
+                    "addressType": family,
+                    "endpoints": sorted(endpoints, key=lambda e: e["addresses"][0]),
+                    "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in resolved]})
+    return out
+
+
+def _probes(view: YusurServiceView, obj: dict[str, Any],
+            backends: list[Backend]) -> list[dict[str, Any]]:
+    if view.health is None:
+        return []
+    port = next((p for p in view.ports if p.protocol in ("TCP", "UDP")), None)
+    if port is None:
+        return []
+    h = view.health
+    out = []
+    for be in backends:
+        number = be.port_for(port)
+        if number is None:
+            continue
+        out.append({
+            "apiVersion": res.NETWORKPROBES.api_version, "kind": "NetworkProbe",
+            "metadata": {"name": be.probe_name(view.name), "namespace": view.namespace,
+                         "labels": {LABEL: view.name}, "ownerReferences": [owner_ref(obj)]},
+            "spec": {"service": view.name,
+                     "target": {"kind": be.kind, "name": be.name, "namespace": be.namespace},
+                     "ip": be.ip, "port": number, "protocol": port.protocol,
+                     "vpc": be.vpc, "subnet": be.subnet, "interval": h.interval,
+                     "timeout": h.timeout, "successThreshold": h.success,
+                     "failureThreshold": h.failure}})
+    return out
+
+
+def _validate(ctx: Context, view: YusurServiceView) -> None:
+    net = ctx.network()
+    for vpc in view.vpcs:
+        if vpc not in net.vpcs:
+            raise Invalid("UnknownVPC", f"VPC {vpc} does not exist or is invalid")
+    if view.cluster_ip is not None:
+        ip = view.cluster_ip
+        service_nets = [ipaddress.ip_network(c.strip())
+                        for c in ctx.config.service_cidr.split(",")]
+        inside = any(ip.version == n.version and ip in n for n in service_nets) or any(
+            ip in c for s in net.subnets_of(view.vpcs[0]) for c in s.cidrs
+            if c.version == ip.version)
+        if not inside or view.scope == "multi-vpc":
+            raise Invalid("ClusterIPOutsideVPC",
+                          f"clusterIP {ip} is neither in the service CIDR "
+                          f"{ctx.config.service_cidr} nor in a subnet of VPC {view.vpcs[0]}")
+    if view.eip is not None:
+        pool = net.pool_for(view.eip_pool)
+        if pool is None or not pool.contains(view.eip):
+            raise Invalid("EIPOutsidePool", f"eip {view.eip} is in no EipPool"
+                          + (f" ({view.eip_pool})" if view.eip_pool else ""))
+
+
+def _owned(ctx: Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [o for o in ctx.store(kind).by_index("namespace", namespace)
+            if (meta(o).get("labels") or {}).get(LABEL) == name]
+
+
+def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
+    obj = ctx.store(KIND).get(key)
+    if obj is None:
+        return Outcome()  # owned objects are garbage-collected through ownerReferences
+    namespace, name = key.split("/", 1)
+    try:
+        view = parse_yusurservice(obj, ctx.network().default_vpc)
+        _validate(ctx, view)
+        backends = select(ctx, view)
+        if len(view.vpcs) > 1:
+            check_overlaps(backends)
+        existing = ctx.store("Service").get(key)
+        if existing is not None and (meta(existing).get("labels") or {}).get(LABEL) != name:
+            raise Invalid("ServiceConflict", f"a Service {key} exists and is not owned by this "
+                                             "YusurService")
+    except Invalid as exc:
+        return Outcome(invalid=exc, effects=invalid_effects(res.YUSURSERVICES, obj, exc))
+    effects: list[Effect] = []
+    svc = _service(view, obj)
+    old_ip = ((existing or {}).get("spec") or {}).get("clusterIP")
+    if existing is not None and view.cluster_ip and old_ip not in (None, str(view.cluster_ip)):
+        effects.append(DeleteEffect(res.SERVICES, name, namespace))  # clusterIP is immutable
+    else:
+        effects.append(UpsertEffect(res.SERVICES, svc))
+    slices, probes = _slices(ctx, view, obj, backends), _probes(view, obj, backends)
+    effects += [UpsertEffect(res.ENDPOINTSLICES, s) for s in slices]
+    effects += [UpsertEffect(res.NETWORKPROBES, p) for p in probes]
+    for kind, wanted, resource in (("EndpointSlice", slices, res.ENDPOINTSLICES),
+                                   ("NetworkProbe", probes, res.NETWORKPROBES)):
+        names = {meta(w)["name"] for w in wanted}
+        effects += [DeleteEffect(resource, meta(o)["name"], namespace)
+                    for o in _owned(ctx, kind, namespace, name) if meta(o)["name"] not in names]
+    healthy = sum(1 for be in backends
+                  if not view.health or _probe_state(ctx, view, be) != "Offline")
+    ingress = (((existing or {}).get("status") or {}).get("loadBalancer") or {}).get(
+        "ingress") or []
+    status = {"clusterIP": "" if len(view.vpcs) > 1 else (old_ip or ""),
+              "eip": ingress[0].get("ip", "") if ingress else "",
+              "backends": f"{healthy}/{len(backends)}", "healthyBackends": healthy,
+              "totalBackends": len(backends)}
+    message = f"{healthy}/{len(backends)} backends healthy in {', '.join(view.vpcs)}"
+    effects.append(StatusEffect(res.YUSURSERVICES, obj, status, True, "Reconciled", message))
+    return Outcome(effects=effects)
