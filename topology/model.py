@@ -299,6 +299,7 @@ class LogicalSwitchPort(Row):
     addresses: tuple[str, ...] = ()
     port_security: tuple[str, ...] = ()
     options: Map = ()
+    tag: int | None = None  # VLAN of a localnet port
 
     @classmethod
     def _ref_fields(cls) -> frozenset[str]:

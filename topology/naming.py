@@ -32,6 +32,7 @@ MTU = "ycloud.io/mtu"
 ROUTES = "ycloud.io/routes"  # extra CIDRs a node port routes via the gateway (the CNI reads it)
 SERVICE = "ycloud.io/service"  # namespace/name of the Service an LB row serves
 ROLE = "ycloud.io/role"  # what an infrastructure row is for (see ROLE_* below)
+EIP = "ycloud.io/eip"  # the EIP a row serves (LB, /32 route, on-link NAT)
 
 ROLE_ROUTER_LINK = "router-link"
 ROLE_LOCALNET = "localnet"

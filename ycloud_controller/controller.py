@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from topology import metrics as nb_metrics
+from topology import naming
 from topology.apply import Applier, ApplyResult
 from topology.model import Owner, Row
 from topology.nb import NbClient
@@ -25,6 +26,7 @@ from topology.sb import SbMonitor
 from ycloud_controller import metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.config import Config
+from ycloud_controller.internal_ipam import InternalIpam
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.backend import Backend
@@ -46,6 +48,10 @@ WATCHED: dict[str, res.Resource] = {
     "EipPool": res.EIPPOOLS, "Vnic": res.VNICS, "YusurService": res.YUSURSERVICES,
     "NetworkProbe": res.NETWORKPROBES,
 }
+
+
+def _no_chassis(lrp: str) -> str | None:
+    return None
 
 
 def _ns_index(obj: dict) -> list[str]:
@@ -90,7 +96,9 @@ class Controller:
         for kind, inf in self.informers.items():
             inf.add_handler(self.triggers.handler(kind))
         self.ipam = Ipam()
-        self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate)
+        self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate,
+                           internal=InternalIpam(cfg.internal_cidr),
+                           active_chassis=sb.active_chassis if sb is not None else _no_chassis)
         self.sb = sb
         if sb is not None:
             sb.callback = self._on_sb
@@ -138,7 +146,9 @@ class Controller:
                                                                          key):
                 self.queue.add(("NetworkProbe", probe))
         elif topic == "gateway":
-            self.queue.add(("Gateway", key))
+            for pool in self.triggers.network().pools:
+                if naming.eip_gateway_uplink(pool) == key:
+                    self.queue.add(("EipPool", pool))
 
     # -- reconcile ----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Outcome:
@@ -172,7 +182,7 @@ class Controller:
         net = self.triggers.network()
         for sub in net.subnets.values():
             self.ipam.set_subnet(sub)
-        restore_ipam(self.ipam, self.informers, self.nb, net)
+        restore_ipam(self.ctx, self.informers, self.nb, net)
         keys = [(kind, k) for kind in registry.ORDER if kind in self.reconcilers
                 for k in self._keys_of(kind)]
         outcomes: dict[Key, Outcome] = {}

@@ -65,8 +65,68 @@ def nb_ports(nb: NbClient) -> list[tuple[str, str, str, str]]:
     return nb.read(collect)
 
 
-def restore_ipam(ipam: Ipam, informers: dict[str, Any], nb: NbClient | None,
+def nb_rows(nb: NbClient, table: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """external_ids and some columns of the rows we own in one table."""
+    def collect() -> list[dict[str, Any]]:
+        out = []
+        for uuids in nb.index.rows.get(table, {}).values():
+            row = nb.index.row(table, uuids[0])
+            out.append({"ids": dict(row.external_ids),
+                        **{c: getattr(row, c) for c in columns}})
+        return out
+    return nb.read(collect)
+
+
+def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
+                              net: NetworkModel) -> None:
+    """EIP pools' allocations (uplinks, service EIPs) and transit/link addresses."""
+    from ycloud_controller.reconcilers.eippool import pool_subnet
+    for pool in net.pools.values():
+        ctx.eips.set_subnet(pool_subnet(pool))
+    services = informers["Service"].store
+    for svc in services.list():
+        md = svc.get("metadata") or {}
+        ingress = (((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [])
+        for pool in net.pools.values():
+            for entry in ingress:
+                ip = _ips(str(entry.get("ip", "")))
+                if ip and pool.contains(ip[0]):
+                    ctx.eips.restore(f"Service/{md.get('namespace')}/{md.get('name')}",
+                                     pool.name, ip, "")
+    if nb is None:
+        return
+    for lrp in nb_rows(nb, "Logical_Router_Port", ("name", "networks")):
+        ids, name = lrp["ids"], lrp["name"]
+        pool, nets = ids.get(naming.POOL), lrp["networks"]
+        if not pool or not nets or pool not in net.pools:
+            continue
+        address, _, _ = nets[0].partition("/")
+        if name == naming.eip_gateway_transit_port(pool):
+            ctx.internal.restore_block(pool, nets[0])
+        elif name == naming.eip_gateway_uplink(pool) and \
+                net.pools[pool].uplink_ip is None:
+            ctx.eips.restore(f"EipPool/{pool}", pool, _ips(address), "")
+    for lrp in nb_rows(nb, "Logical_Router_Port", ("name", "networks")):
+        ids, name, nets = lrp["ids"], lrp["name"], lrp["networks"]
+        pool, vpc = ids.get(naming.POOL), ids.get(naming.VPC)
+        if not pool or not vpc or not nets or pool not in net.pools:
+            continue
+        if name == naming.vpc_transit_port(vpc, pool):
+            ctx.internal.restore_transit(pool, f"Vpc/{vpc}", nets[0].partition("/")[0])
+        elif name == naming.svcgw_link_port(pool, vpc):
+            ctx.internal.restore_link(pool, vpc, nets[0])
+    for route in nb_rows(nb, "Logical_Router_Static_Route", ()):
+        ids = route["ids"]
+        eip, pool = ids.get(naming.EIP), ids.get(naming.POOL)
+        if eip and pool in net.pools and ids.get(naming.KIND) == "Service" and \
+                services.get(ids.get(naming.OWNER, "")) is not None:
+            ctx.eips.restore(f"Service/{ids[naming.OWNER]}", pool, _ips(eip), "")
+
+
+def restore_ipam(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
                  net: NetworkModel) -> None:
+    ipam: Ipam = ctx.ipam
+    restore_eips_and_internal(ctx, informers, nb, net)
     pods = informers["Pod"].store.list()
     restored = from_annotations(ipam, pods)
     from_nb = 0

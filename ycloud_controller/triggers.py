@@ -93,6 +93,9 @@ class Triggers:
             return
         self.enqueue((kind, key))
         if kind == "Service":
+            if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
+                for pool in self.model.pools:  # EIP usage, service gateway links
+                    self.enqueue(("EipPool", pool))
             if self.emulate:
                 self.enqueue(("Endpoints", key))
             ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)

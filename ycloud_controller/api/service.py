@@ -60,6 +60,7 @@ class ServiceView:
     eip_pool: str | None
     health: HealthCheck | None
     vpcs: tuple[str, ...]  # from the owning YusurService; empty: the namespace's VPC
+    lb_class: str | None = None
 
     @property
     def key(self) -> str:
@@ -138,4 +139,4 @@ def parse_service(obj: dict[str, Any]) -> ServiceView:
         load_balancer_ip=parse_ip(lb_ip, "loadBalancerIP") if lb_ip else None,
         eip_pool=ann.get(naming.ANN_EIP_POOL),
         health=parse_health(ann[HEALTH_ANNOTATION]) if ann.get(HEALTH_ANNOTATION) else None,
-        vpcs=vpcs)
+        vpcs=vpcs, lb_class=s.get("loadBalancerClass") or None)

@@ -33,6 +33,7 @@ class SubnetView:
     nat_outgoing: bool | None = None
     default: bool = False
     mtu: int | None = None
+    reserve_probe: bool = True  # False for address pools that are not subnets (EIP pools)
 
     @property
     def cidr_strs(self) -> tuple[str, ...]:
@@ -45,6 +46,8 @@ class SubnetView:
     def probe_sources(self) -> tuple[IPAddress, ...]:
         """Health-check source address per family: the highest usable address that is not
         the gateway nor excluded. IPAM never hands it out; OVN answers ARP for it."""
+        if not self.reserve_probe:
+            return ()
         out = []
         for net, gw in zip(self.cidrs, self.gateways, strict=True):
             last = net.broadcast_address - 1 if net.version == 4 else net.broadcast_address

@@ -19,11 +19,16 @@ from typing import Any, Protocol
 from topology.model import Owner, Row
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.config import Config
+from ycloud_controller.internal_ipam import InternalIpam
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.resources import Resource
 from ycloud_controller.network import NetworkModel
 
 READY = "Ready"
+
+
+class NotReady(Exception):
+    """Something this object needs is not there yet: retry the key with backoff."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,10 @@ class Context:
     network: Callable[[], NetworkModel]
     ipam: Ipam
     emulate_cluster: bool = False  # manifests mode: derive EndpointSlices, allocate ClusterIPs
+    eips: Ipam = field(default_factory=Ipam)  # one "subnet" per EIP pool
+    internal: InternalIpam = field(  # transit and link addresses
+        default_factory=lambda: InternalIpam("100.88.0.0/16"))
+    active_chassis: Callable[[str], str | None] = lambda lrp: None  # from the SB
 
     def store(self, kind: str) -> Lister:
         return self.stores[kind]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ycloud_controller.reconcilers.base import Context, Outcome
+from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import ServiceIpAllocator, reconcile_endpoints
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
@@ -36,6 +37,7 @@ def build(ctx: Context, emulate: bool,
         "Pod": lambda key: reconcile_pod(ctx, key),
         "Service": lambda key: reconcile_service(ctx, key),
         "Vnic": lambda key: reconcile_vnic(ctx, key),
+        "EipPool": lambda key: reconcile_eippool(ctx, key),
         "YusurService": lambda key: reconcile_yusur_service(ctx, key),
         "NetworkProbe": lambda key: reconcile_probe(ctx, key, monitors),
     }

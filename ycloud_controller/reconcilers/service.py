@@ -26,11 +26,13 @@ from ycloud_controller.network import NetworkModel
 from ycloud_controller.reconcilers import service_eip
 from ycloud_controller.reconcilers.base import (
     Context,
+    NotReady,
     Outcome,
     invalid_effects,
     ready_effects,
     refused_effects,
 )
+from ycloud_controller.reconcilers.probes import probe_mappings
 
 KIND = "Service"
 SLICE_INDEX = "service"
@@ -79,34 +81,16 @@ def service_vpc(net: NetworkModel, svc: ServiceView) -> str:
     return vpc
 
 
-def probe_mappings(ctx: Context, vpcs: Iterable[str],
-                   ips: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """backend ip -> 'port:source' for OVN health checks (backends we have a port for)."""
-    net = ctx.network()
-    out = {}
-    for ip_str in ips:
-        ip = ipaddress.ip_address(ip_str)
-        for sub in (s for v in vpcs for s in net.subnets_of(v)):
-            if not any(ip in c for c in sub.cidrs):
-                continue
-            holder = ctx.ipam.owner_of(sub.name, ip)
-            if holder is None:
-                continue
-            kind, _, key = holder.partition("/")
-            ns, _, name = key.partition("/")
-            port = naming.pod_port(ns, name) if kind == "Pod" else naming.vnic_port(ns, name)
-            src = next(s for s in sub.probe_sources() if s.version == ip.version)
-            out[ip_str] = f"{port}:{src}"
-            break
-    return tuple(sorted(out.items()))
 
 
-def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str,
-                slices: list[dict[str, Any]]) -> list[Row]:
+def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str, slices: list[dict[str, Any]],
+                extra_vips: tuple[str, ...] = ()) -> list[Row]:
+    """ClusterIP LBs; `extra_vips` (the service's EIP) let the VPC reach it from inside."""
     by_proto: dict[str, list[Vip]] = defaultdict(list)
     include_not_ready = svc.publish_not_ready or svc.health is not None
+    vips = [*svc.cluster_ips, *svc.external_ips, *(ipaddress.ip_address(v) for v in extra_vips)]
     for sp in svc.ports:
-        for vip in (*svc.cluster_ips, *svc.external_ips):
+        for vip in vips:
             bes = backends(slices, sp, vip.version, include_not_ready)
             by_proto[sp.protocol].append(Vip(str(vip), sp.port, tuple(bes)))
     health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
@@ -141,11 +125,18 @@ def reconcile_service(ctx: Context, key: str) -> Outcome:
         slices = ctx.store("EndpointSlice").by_index(SLICE_INDEX, key)
         multi = len(svc.vpcs) > 1
         vpc = None if multi else service_vpc(net, svc)
-        rows = [] if multi else cluster_lbs(ctx, svc, vpc, slices)
-        eip_rows, eip_status = service_eip.eip_lbs(ctx, svc, vpc, slices)
+        include = svc.publish_not_ready or svc.health is not None
+
+        def backends_of(sp: ServicePort, family: int) -> list[tuple[str, int]]:
+            return backends(slices, sp, family, include)
+
+        eip_rows, eip_status, eip = service_eip.eip_lbs(ctx, svc, vpc, owner(key), backends_of)
+        rows = [] if multi else cluster_lbs(ctx, svc, vpc, slices, (eip,) if eip else ())
     except Invalid as exc:
         return Outcome(rows={owner(key): None}, invalid=exc,
                        effects=invalid_effects(res.SERVICES, obj, exc))
+    except NotReady as exc:
+        return Outcome(rows={owner(key): None}, retry=str(exc))
     return Outcome(rows={owner(key): rows + eip_rows},
                    effects=ready_effects(res.SERVICES, obj, eip_status),
                    on_refused=refused_effects(res.SERVICES, obj))
