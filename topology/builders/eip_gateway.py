@@ -19,8 +19,18 @@ from dataclasses import dataclass
 from topology import naming
 from topology.builders.common import default_prefix, stable_mac, with_prefix
 from topology.model import (
-    HAChassis, HAChassisGroup, LogicalRouter, LogicalRouterPort, LogicalSwitch,
-    LogicalSwitchPort, Nat, Owner, Row, StaticRoute, fmap)
+    HAChassis,
+    HAChassisGroup,
+    LogicalRouter,
+    LogicalRouterPort,
+    LogicalSwitch,
+    LogicalSwitchPort,
+    Nat,
+    Owner,
+    Row,
+    StaticRoute,
+    fmap,
+)
 
 HA_TOP_PRIORITY = 100
 

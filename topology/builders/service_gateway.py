@@ -17,7 +17,14 @@ from topology import naming
 from topology.builders.common import default_prefix, stable_mac, with_prefix
 from topology.builders.eip_gateway import router_link, transit_gateway_ip
 from topology.model import (
-    LogicalRouter, LogicalRouterPort, LogicalSwitch, Owner, Row, StaticRoute, fmap)
+    LogicalRouter,
+    LogicalRouterPort,
+    LogicalSwitch,
+    Owner,
+    Row,
+    StaticRoute,
+    fmap,
+)
 
 
 @dataclass(frozen=True)
