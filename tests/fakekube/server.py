@@ -1,0 +1,262 @@
+"""FakeKube: an in-process Kubernetes API server on a MemoryStore, for tests.
+
+It speaks the real wire protocol (paths, list/watch with resourceVersion, chunked watch
+streams with bookmarks and 410 Gone, PATCH content types, /status, Status error
+bodies, discovery), so the official ``kubernetes`` client, ``kubectl`` and ApiBackend
+run against it unchanged. Fault injection: :meth:`FakeKube.inject`,
+:meth:`FakeKube.drop_watches`, :meth:`FakeKube.compact`; every request is logged in
+:attr:`FakeKube.requests`.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import structlog
+import yaml
+from kubernetes.client import ApiClient, Configuration
+
+from tests.fakekube.handler import Handler
+from ycloud_controller.kube.client import configure_transport
+from ycloud_controller.kube.errors import ApiError, Expired
+from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.kube.memwatch import Subscription
+from ycloud_controller.kube.resources import ALL, NAMESPACES, Resource
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class RequestRecord(NamedTuple):
+    time: float  # time.monotonic() when the response started
+    method: str
+    path: str  # path with query string, as sent
+    status: int
+
+
+@dataclass
+class _Fault:
+    method: str | None
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int
+    retry_after: float | None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], fake: FakeKube) -> None:
+        self.fake = fake
+        super().__init__(address, Handler)
+
+
+class FakeKube:
+    """In-process fake Kubernetes API server (see the module docstring).
+
+    ``bookmark_interval``: seconds between BOOKMARK events on watches that allow them.
+    ``history``: watch history size of the store. ``gone_as_http``: answer a too-old
+    watch with HTTP 410 instead of a 200 stream holding one ERROR event (what the
+    real server does). ``resources``: initially registered resources (CRDs created at
+    runtime are added).
+    """
+
+    def __init__(
+        self,
+        *,
+        bookmark_interval: float = 1.0,
+        history: int = 1000,
+        resources: tuple[Resource, ...] = ALL,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        gone_as_http: bool = False,
+        namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+    ) -> None:
+        self.bookmark_interval = bookmark_interval
+        self.gone_as_http = gone_as_http
+        self.store = MemoryStore(resources, history=history)
+        self.requests: list[RequestRecord] = []
+        self.stopping = False
+        self._host, self._port = host, port
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._watches: set[Subscription] = set()
+        self._snapshots: collections.OrderedDict[str, tuple[list[Any], str, int]] = (
+            collections.OrderedDict()
+        )
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for name in namespaces:
+            self.store.create(NAMESPACES, {"metadata": {"name": name}})
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> FakeKube:
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="fakekube", daemon=True,
+        )
+        self._thread.start()
+        log.info("fakekube_started", url=self.url)
+        return self
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.drop_watches()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self) -> FakeKube:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeKube is not started")
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def api_client(self) -> ApiClient:
+        """A kubernetes ApiClient for this server (private Configuration)."""
+        cfg = configure_transport(Configuration(host=self.url))
+        return ApiClient(configuration=cfg)
+
+    def kubeconfig(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
+            "users": [{"name": "fakekube", "user": {"token": "fakekube"}}],
+            "contexts": [{"name": "fakekube", "context": {
+                "cluster": "fakekube", "user": "fakekube", "namespace": "default"}}],
+            "current-context": "fakekube",
+        }
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.kubeconfig()))
+        return path
+
+    # ---------------------------------------------------------------- faults
+    def inject(
+        self,
+        method: str | None,
+        path_regex: str,
+        status: int,
+        count: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests whose method matches (None: any) and whose
+        path-with-query matches ``path_regex`` (re.search) with ``status`` (a Status body,
+        plus a Retry-After header when ``retry_after`` is given; real servers send whole
+        seconds, fractions keep tests fast)."""
+        with self._lock:
+            self._faults.append(_Fault(method.upper() if method else None,
+                                       re.compile(path_regex), status, count, retry_after))
+
+    def take_fault(self, method: str, path: str) -> tuple[int, float | None] | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining <= 0 or (fault.method and fault.method != method):
+                    continue
+                if fault.pattern.search(path):
+                    fault.remaining -= 1
+                    return fault.status, fault.retry_after
+        return None
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def drop_watches(self) -> int:
+        """Close every open watch stream abruptly (no end of the chunked body)."""
+        with self._lock:
+            watches = list(self._watches)
+        for sub in watches:
+            sub.close(dropped=True)
+        return len(watches)
+
+    def compact(self) -> None:
+        """Drop the store's history: watches from an older resourceVersion get 410."""
+        self.store.compact()
+        with self._lock:
+            self._snapshots.clear()
+
+    # ---------------------------------------------------------------- bookkeeping
+    def record(self, method: str, path: str, status: int) -> None:
+        self.requests.append(RequestRecord(time.monotonic(), method, path, status))
+
+    def requests_matching(self, method: str | None, path_regex: str) -> list[RequestRecord]:
+        pattern = re.compile(path_regex)
+        return [r for r in list(self.requests)
+                if (method is None or r.method == method) and pattern.search(r.path)]
+
+    def watch_opened(self, sub: Subscription) -> None:
+        with self._lock:
+            self._watches.add(sub)
+
+    def watch_closed(self, sub: Subscription) -> None:
+        with self._lock:
+            self._watches.discard(sub)
+
+    def open_watches(self) -> int:
+        with self._lock:
+            return len(self._watches)
+
+    def list_page(
+        self, res: Resource, namespace: str | None, query: dict[str, str]
+    ) -> dict[str, Any]:
+        """A list response, paginated with limit/continue over a consistent snapshot."""
+        limit = int(query.get("limit") or 0)
+        token = query.get("continue")
+        if token:
+            with self._lock:
+                snapshot = self._snapshots.pop(token, None)
+            if snapshot is None:
+                raise Expired("The provided continue parameter is too old to display a "
+                              "consistent list result. You can start a new list without "
+                              "the continue parameter.")
+            items, resource_version, start = snapshot
+        else:
+            items, resource_version = self.store.list(
+                res, namespace, query.get("labelSelector"), query.get("fieldSelector"),
+                copy=False,
+            )
+            start = 0
+        end = start + limit if limit > 0 else len(items)
+        meta: dict[str, Any] = {"resourceVersion": resource_version}
+        if end < len(items):
+            next_token = uuid.uuid4().hex
+            with self._lock:
+                self._snapshots[next_token] = (items, resource_version, end)
+                while len(self._snapshots) > 100:
+                    self._snapshots.popitem(last=False)
+            meta["continue"] = next_token
+            meta["remainingItemCount"] = len(items) - end
+        return {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta,
+                "items": items[start:end]}
+
+
+__all__ = ["ApiError", "FakeKube", "RequestRecord"]

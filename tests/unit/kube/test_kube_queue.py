@@ -1,0 +1,138 @@
+"""WorkQueue: coalescing, one worker per key, delays and per-key backoff."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from tests.fakekube.util import wait_for
+from ycloud_controller.kube.queue import WorkQueue
+
+SVC_A = ("Service", "default/a")
+SVC_B = ("Service", "default/b")
+
+
+def test_adds_coalesce_while_queued() -> None:
+    queue = WorkQueue()
+    for _ in range(5):
+        queue.add(SVC_A)
+    queue.add(SVC_B)
+    assert len(queue) == 2
+    assert queue.get_batch(10, timeout=0) == [SVC_A, SVC_B]
+    assert queue.get_batch(10, timeout=0) == []
+
+
+def test_batch_size_and_timeout() -> None:
+    queue = WorkQueue()
+    assert queue.get_batch(5, timeout=0.05) == []
+    for i in range(5):
+        queue.add(i)
+    assert queue.get_batch(2, timeout=1) == [0, 1]
+    assert queue.get_batch(10, timeout=1) == [2, 3, 4]
+
+
+def test_key_added_while_processing_is_requeued_on_done() -> None:
+    queue = WorkQueue()
+    queue.add(SVC_A)
+    assert queue.get_batch(1, timeout=1) == [SVC_A]
+    queue.add(SVC_A)
+    queue.add(SVC_A)
+    assert queue.get_batch(1, timeout=0.05) == []  # never handed out while processing
+    queue.done(SVC_A)
+    assert queue.get_batch(1, timeout=1) == [SVC_A]
+    queue.done(SVC_A)
+    assert queue.get_batch(1, timeout=0) == []
+
+
+def test_never_processed_by_two_workers_at_once() -> None:
+    queue = WorkQueue()
+    keys = [("Pod", f"ns/p{i}") for i in range(5)]
+    active: Counter = Counter()
+    lock = threading.Lock()
+    violations: list = []
+    processed: Counter = Counter()
+    producing = threading.Event()
+
+    def worker() -> None:
+        while True:
+            batch = queue.get_batch(3, timeout=0.05)
+            if not batch:
+                if queue.shutting_down:
+                    return
+                continue
+            for key in batch:
+                with lock:
+                    active[key] += 1
+                    if active[key] > 1:
+                        violations.append(key)
+                    processed[key] += 1
+            time.sleep(0.001)
+            for key in batch:
+                with lock:
+                    active[key] -= 1
+                queue.done(key)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(6)]
+    for thread in workers:
+        thread.start()
+    producing.set()
+    for i in range(3000):
+        queue.add(keys[i % len(keys)])
+    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
+    queue.shutdown()
+    for thread in workers:
+        thread.join(timeout=5)
+    assert not violations
+    assert set(processed) == set(keys)
+    assert sum(processed.values()) < 3000  # adds coalesced
+
+
+def test_add_after_and_earliest_delay_wins() -> None:
+    queue = WorkQueue()
+    queue.add_after(SVC_A, 0.3)
+    queue.add_after(SVC_A, 0.05)
+    assert queue.delayed() == 1 and len(queue) == 0
+    assert queue.get_batch(1, timeout=0.01) == []
+    assert queue.get_batch(1, timeout=5) == [SVC_A]
+    queue.done(SVC_A)
+    assert queue.delayed() == 0
+
+
+def test_retry_backs_off_exponentially_and_forget_resets() -> None:
+    queue = WorkQueue(base_delay=0.01, max_delay=0.08)
+    delays = []
+    for _ in range(6):
+        delays.append(queue.retry(SVC_A, reason="test"))
+        assert queue.get_batch(1, timeout=5) == [SVC_A]
+        queue.done(SVC_A)
+    assert queue.retries(SVC_A) == 6
+    # bounded exponential with up to base_delay of jitter
+    for attempt, delay in enumerate(delays, start=1):
+        expected = min(0.08, 0.01 * 2 ** (attempt - 1))
+        assert expected <= delay <= 0.08 + 1e-9
+    queue.forget(SVC_A)
+    assert queue.retries(SVC_A) == 0
+    assert queue.retry(SVC_A) <= 0.02
+
+
+def test_oldest_age_and_len() -> None:
+    queue = WorkQueue()
+    assert queue.oldest_age() == 0.0
+    queue.add(SVC_A)
+    wait_for(lambda: queue.oldest_age() > 0.02, what="age grows")
+    queue.add(SVC_B)
+    assert queue.oldest_age() > 0.02
+    assert len(queue) == 2
+
+
+def test_shutdown_wakes_waiters_and_hands_out_the_rest() -> None:
+    queue = WorkQueue()
+    result: list = []
+    waiter = threading.Thread(target=lambda: result.append(queue.get_batch(1, timeout=30)))
+    waiter.start()
+    queue.shutdown()
+    waiter.join(timeout=5)
+    assert result == [[]]
+    queue.add(SVC_A)  # ignored after shutdown
+    assert len(queue) == 0

@@ -1,0 +1,219 @@
+"""The one interface the product uses for every Kubernetes call.
+
+:class:`Backend` is implemented by :class:`ApiBackend` (a real API server through the
+official client's ApiClient, raw JSON) and :class:`MemoryBackend` (a
+:class:`~ycloud_controller.kube.memstore.MemoryStore`, for manifests mode and tests).
+Both return plain dicts, raise :class:`ApiError` (code, reason, message) for every
+failure, and raise :class:`Expired` when a watch's resourceVersion is too old (410).
+
+Watch iterators also have ``close()``, which may be called from another thread to make
+a blocked iteration end (the informer uses it on stop).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from ycloud_controller.kube.apibackend import ApiBackend
+from ycloud_controller.kube.errors import ApiError, Expired, NotFound
+from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.kube.memwatch import Subscription
+from ycloud_controller.kube.objects import clone
+from ycloud_controller.kube.patch import MERGE
+from ycloud_controller.kube.resources import Resource
+
+__all__ = ["ApiBackend", "ApiError", "Backend", "Expired", "MemoryBackend", "WatchIterator"]
+
+
+@runtime_checkable
+class WatchIterator(Protocol):
+    """Iterator of watch events ``{"type": ..., "object": {...}}`` that can be closed."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def __next__(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Kubernetes calls used by the product (see the module docstring)."""
+
+    def list(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All matching objects and the list's resourceVersion."""
+        ...
+
+    def watch(
+        self,
+        res: Resource,
+        resource_version: str | None,
+        timeout_seconds: float,
+        allow_bookmarks: bool = True,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> WatchIterator:
+        """Events after ``resource_version`` until ``timeout_seconds``; raises Expired."""
+        ...
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        ...
+
+    def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def update(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def patch(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+        *,
+        patch_type: str = MERGE,
+    ) -> dict[str, Any]:
+        """Merge patch (RFC 7386) by default, optionally of a subresource ("status")."""
+        ...
+
+    def update_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        missing_ok: bool = True,
+        propagation: str = "Background",
+    ) -> None:
+        """Delete; a missing object is fine unless ``missing_ok`` is False (NotFound)."""
+        ...
+
+
+class MemoryWatch:
+    """A MemoryStore subscription as a backend watch iterator (events are copies)."""
+
+    def __init__(
+        self,
+        sub: Subscription,
+        timeout_seconds: float,
+        allow_bookmarks: bool,
+        bookmark_interval: float,
+    ) -> None:
+        self._sub = sub
+        self._deadline = time.monotonic() + timeout_seconds
+        self._bookmarks = allow_bookmarks
+        self._interval = bookmark_interval
+        self._next_bookmark = time.monotonic() + bookmark_interval
+
+    def __iter__(self) -> MemoryWatch:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        while True:
+            now = time.monotonic()
+            if now >= self._deadline:
+                self._sub.stop()
+                raise StopIteration
+            wait = self._deadline - now
+            if self._bookmarks:
+                if now >= self._next_bookmark:
+                    self._sub.bookmark()
+                    self._next_bookmark = now + self._interval
+                wait = min(wait, max(0.0, self._next_bookmark - now))
+            event = self._sub.next_event(timeout=wait)
+            if event is not None:
+                return clone(event)
+            if self._sub.closed:
+                if self._sub.dropped:
+                    raise ApiError(0, "connection", "watch closed by the store")
+                raise StopIteration
+
+    def close(self) -> None:
+        self._sub.stop()
+
+
+class MemoryBackend:
+    """Backend over a MemoryStore (manifests mode and tests). Thread-safe."""
+
+    def __init__(self, store: MemoryStore, *, bookmark_interval: float = 60.0) -> None:
+        self.store = store
+        self.bookmark_interval = bookmark_interval
+
+    def list(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        return self.store.list(res, namespace, label_selector, field_selector)
+
+    def watch(
+        self,
+        res: Resource,
+        resource_version: str | None,
+        timeout_seconds: float,
+        allow_bookmarks: bool = True,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> MemoryWatch:
+        sub = self.store.watch(res, namespace, resource_version, label_selector, field_selector)
+        return MemoryWatch(sub, timeout_seconds, allow_bookmarks, self.bookmark_interval)
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self.store.get(res, name, namespace)
+        except NotFound:
+            return None
+
+    def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.store.create(res, obj)
+
+    def update(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.store.update(res, obj)
+
+    def patch(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+        *,
+        patch_type: str = MERGE,
+    ) -> dict[str, Any]:
+        return self.store.patch(res, name, namespace, patch, patch_type, subresource=subresource)
+
+    def update_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.store.update(res, obj, subresource="status")
+
+    def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        missing_ok: bool = True,
+        propagation: str = "Background",
+    ) -> None:
+        try:
+            self.store.delete(res, name, namespace, propagation=propagation)
+        except NotFound:
+            if not missing_ok:
+                raise

@@ -1,0 +1,78 @@
+"""Deletion cascades of the MemoryStore: ownerReference garbage collection, namespace
+deletion and CustomResourceDefinition deletion.
+
+Mixed into :class:`~ycloud_controller.kube.memstore.MemoryStore`; every method runs
+with the store lock held and writes through the store's ``_commit``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ycloud_controller.kube.registry import ResourceRegistry, resources_of_crd, storage_key
+from ycloud_controller.kube.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
+
+StoreKey = tuple[str, str]  # (group, plural)
+ObjKey = tuple[str, str]  # (namespace or "", name)
+
+
+def same_resource(res: Resource, other: Resource) -> bool:
+    return storage_key(res) == storage_key(other)
+
+
+class CascadeMixin:
+    """Background-style cascading deletion, done synchronously after the owner's delete."""
+
+    if TYPE_CHECKING:
+        registry: ResourceRegistry
+        _objects: dict[StoreKey, dict[ObjKey, dict[str, Any]]]
+        _uids: dict[str, tuple[Resource, ObjKey]]
+        _dependents: dict[str, set[tuple[StoreKey, ObjKey]]]
+
+        def _commit(
+            self, res: Resource, type_: str, new: dict[str, Any], old: dict[str, Any] | None
+        ) -> None: ...
+
+    def _cascade(self, res: Resource, old: dict[str, Any], propagation: str) -> None:
+        """Delete (or orphan) what depended on the deleted object ``old``."""
+        name = old["metadata"]["name"]
+        if same_resource(res, NAMESPACES):
+            for bucket in list(self._objects.values()):
+                for key in [k for k in bucket if k[0] == name]:
+                    obj = bucket.get(key)
+                    if obj is not None:
+                        self._delete_obj(obj)
+        if same_resource(res, CUSTOMRESOURCEDEFINITIONS):
+            for crd_res in resources_of_crd(old)[:1]:
+                for obj in list(self._objects[storage_key(crd_res)].values()):
+                    self._delete_obj(obj)
+                self.registry.unregister(crd_res.group, crd_res.plural)
+        owner_uid = old["metadata"].get("uid", "")
+        for skey, key in sorted(self._dependents.pop(owner_uid, set())):
+            obj = self._objects[skey].get(key)
+            if obj is None:
+                continue
+            refs = obj["metadata"].get("ownerReferences") or []
+            remaining = [r for r in refs if r.get("uid") != owner_uid]
+            alive = [r for r in remaining if r.get("uid") in self._uids]
+            if propagation == "Orphan" or alive:
+                self._set_owner_refs(obj, remaining)
+            else:
+                self._delete_obj(obj)
+
+    def _resource_of(self, obj: dict[str, Any]) -> Resource:
+        return self._uids[obj["metadata"].get("uid", "")][0]
+
+    def _delete_obj(self, obj: dict[str, Any]) -> None:
+        res = self._resource_of(obj)
+        self._commit(res, "DELETED", dict(obj, metadata=dict(obj["metadata"])), obj)
+        self._cascade(res, obj, "Background")
+
+    def _set_owner_refs(self, obj: dict[str, Any], refs: list[dict[str, Any]]) -> None:
+        res = self._resource_of(obj)
+        meta = dict(obj["metadata"])
+        if refs:
+            meta["ownerReferences"] = refs
+        else:
+            meta.pop("ownerReferences", None)
+        self._commit(res, "MODIFIED", dict(obj, metadata=meta), obj)

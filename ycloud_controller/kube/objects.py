@@ -1,0 +1,114 @@
+"""Small helpers over plain Kubernetes object dicts."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from typing import Any
+
+from ycloud_controller.kube.errors import ApiError
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_SKIP_FOR_GENERATION = frozenset({"metadata", "status", "apiVersion", "kind"})
+
+
+def clone(obj: Any) -> Any:
+    """Deep copy of a JSON-like value (faster than copy.deepcopy for plain dicts)."""
+    return json.loads(json.dumps(obj))
+
+
+def normalize(obj: Any) -> dict[str, Any]:
+    """A JSON-clean deep copy of an object body; raises ApiError 400 if it is not one."""
+    if not isinstance(obj, dict):
+        raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+    try:
+        return json.loads(json.dumps(obj))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "BadRequest", f"object is not JSON serializable: {exc}") from exc
+
+
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def name_of(obj: dict[str, Any]) -> str:
+    return meta(obj).get("name", "")
+
+
+def namespace_of(obj: dict[str, Any]) -> str | None:
+    return meta(obj).get("namespace")
+
+
+def rv_of(obj: dict[str, Any] | None) -> str:
+    return meta(obj).get("resourceVersion", "") if obj else ""
+
+
+def now_rfc3339() -> str:
+    """Kubernetes ``Time``: RFC 3339 UTC with second precision."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    """Kubernetes ``MicroTime``: RFC 3339 UTC with microseconds."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> datetime.datetime | None:
+    """Parse a Kubernetes Time or MicroTime; None if missing or malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def validate_name(name: str, what: str = "metadata.name") -> None:
+    """DNS-1123 subdomain check, as the API server does for most kinds (422 Invalid)."""
+    if len(name) > 253 or not _NAME_RE.match(name):
+        raise ApiError(
+            422,
+            "Invalid",
+            f"{what}: Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist "
+            "of lower case alphanumeric characters, '-' or '.', and must start and end "
+            "with an alphanumeric character",
+        )
+
+
+def validate_labels(obj: dict[str, Any]) -> None:
+    for field in ("labels", "annotations"):
+        values = meta(obj).get(field)
+        if values is None:
+            continue
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise ApiError(
+                422, "Invalid", f"metadata.{field}: Invalid value: must be a map of strings"
+            )
+
+
+def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when anything but metadata/status changed (what bumps metadata.generation)."""
+    keys = (set(old) | set(new)) - _SKIP_FOR_GENERATION
+    return any(old.get(k) != new.get(k) for k in keys)
+
+
+def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal apart from metadata.resourceVersion (a write that changes nothing)."""
+    if set(old) != set(new):
+        return False
+    for key, value in new.items():
+        if key == "metadata":
+            a = {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}
+            b = {k: v for k, v in value.items() if k != "resourceVersion"}
+            if a != b:
+                return False
+        elif old[key] != value:
+            return False
+    return True
+
+
+def owner_uids(obj: dict[str, Any]) -> set[str]:
+    return {ref.get("uid", "") for ref in meta(obj).get("ownerReferences") or [] if ref}

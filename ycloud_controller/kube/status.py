@@ -1,0 +1,118 @@
+"""Status writing through the status subresource, with Kubernetes-style conditions.
+
+:meth:`StatusWriter.set_status` merges fields and one condition into the object's
+``.status`` and writes only when something changed, as a JSON merge patch of the
+``status`` subresource. ``lastTransitionTime`` moves only when a condition's status
+flips; ``observedGeneration`` is the object's ``metadata.generation``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ycloud_controller.kube.backend import Backend
+from ycloud_controller.kube.errors import NotFound
+from ycloud_controller.kube.objects import now_rfc3339
+from ycloud_controller.kube.patch import create_merge_patch
+from ycloud_controller.kube.resources import Resource
+
+log = structlog.get_logger(__name__)
+
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``status.conditions`` entry (type is e.g. "Ready"; status "True"/"False"/"Unknown")."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in CONDITION_STATUSES:
+            raise ValueError(f"condition status must be one of {CONDITION_STATUSES}")
+
+
+def merge_condition(
+    conditions: list[dict[str, Any]], condition: Condition, generation: int | None
+) -> list[dict[str, Any]]:
+    """Conditions with ``condition`` set (replacing the entry of the same type)."""
+    result = [dict(c) for c in conditions]
+    entry: dict[str, Any] = {
+        "type": condition.type,
+        "status": condition.status,
+        "reason": condition.reason,
+        "message": condition.message,
+    }
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    for pos, current in enumerate(result):
+        if current.get("type") != condition.type:
+            continue
+        same_status = current.get("status") == condition.status
+        previous = current.get("lastTransitionTime") if same_status else None
+        entry["lastTransitionTime"] = previous or now_rfc3339()
+        result[pos] = entry
+        return result
+    entry["lastTransitionTime"] = now_rfc3339()
+    result.append(entry)
+    return result
+
+
+def desired_status(
+    obj: dict[str, Any], status_fields: dict[str, Any], condition: Condition | None
+) -> dict[str, Any]:
+    """The object's status with ``status_fields`` (None deletes a field) and ``condition``."""
+    status = copy.deepcopy(obj.get("status") or {})
+    for key, value in status_fields.items():
+        if value is None:
+            status.pop(key, None)
+        else:
+            status[key] = copy.deepcopy(value)
+    if condition is not None:
+        generation = (obj.get("metadata") or {}).get("generation")
+        status["conditions"] = merge_condition(
+            status.get("conditions") or [], condition, generation
+        )
+    return status
+
+
+class StatusWriter:
+    """Writes ``.status`` through the backend (see the module docstring). Thread-safe."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def set_status(
+        self,
+        res: Resource,
+        obj: dict[str, Any],
+        status_fields: dict[str, Any],
+        condition: Condition | None = None,
+    ) -> dict[str, Any] | None:
+        """Write the merged status if it differs from ``obj``'s.
+
+        Returns the updated object, ``obj`` itself when nothing changed, or None when the
+        object no longer exists. Other ApiErrors propagate (the caller retries).
+        """
+        current = obj.get("status") or {}
+        desired = desired_status(obj, status_fields, condition)
+        if desired == current:
+            return obj
+        patch = create_merge_patch(current, desired)
+        meta = obj.get("metadata") or {}
+        try:
+            return self.backend.patch(
+                res, meta["name"], meta.get("namespace"), {"status": patch},
+                "status" if res.has_status else None,
+            )
+        except NotFound:
+            log.info("status_target_gone", kind=res.kind, name=meta.get("name"),
+                     namespace=meta.get("namespace"))
+            return None
