@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--ovn-ssl-cert")
     inspect.add_argument("--ovn-ssl-ca")
     inspect.add_argument("--format", choices=("text", "json"), default="text")
+    inspect.add_argument("--log-format", choices=("json", "console"), help="log format")
+    inspect.add_argument("--log-level", default="warning", help="log level")
     return parser
 
 
@@ -168,6 +170,7 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         if not ctl.wait_synced(timeout=60):
             sys.stderr.write("ycloud-controller: the source did not sync within 60s\n")
             return 1
+        ctl.settle()
         ctl.full_sync()
         drained = ctl.drain(timeout=getattr(args, "timeout", 300.0))
         if render:

@@ -86,6 +86,10 @@ def load(path: str | None, **overrides: Any) -> Config:
         if not isinstance(raw, dict):
             raise ConfigError(f"config {path} must be a YAML mapping")
     base = Config()
+    try:
+        mtu = int(raw.get("mtu", base.mtu))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"mtu {raw.get('mtu')!r} is not an integer") from exc
     known = {"defaultVpc", "joinSubnet", "defaultSubnet", "serviceCidr", "internalCidr", "mtu"}
     cfg = replace(
         base,
@@ -94,7 +98,7 @@ def load(path: str | None, **overrides: Any) -> Config:
         default_subnet=_subnet(raw.get("defaultSubnet"), base.default_subnet, "defaultSubnet"),
         service_cidr=str(raw.get("serviceCidr", base.service_cidr)),
         internal_cidr=str(raw.get("internalCidr", base.internal_cidr)),
-        mtu=int(raw.get("mtu", base.mtu)),
+        mtu=mtu,
         extra={k: v for k, v in raw.items() if k not in known},
     )
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

@@ -106,7 +106,7 @@ class Controller:
                                           sb.monitors if sb is not None else registry.no_monitors)
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
-                                 StatusWriter(backend), enabled=write_kube and not plan_only)
+                                 StatusWriter(backend), enabled=write_kube)
         self.desired: dict[Owner, Sequence[Row] | None] = {}
         self._applied: dict[Owner, int] = {}
         self._synced_as_leader = False
@@ -199,6 +199,19 @@ class Controller:
                  changes=report.changes, invalid=len(report.invalid),
                  refused=len(report.refused), duration=round(report.seconds, 3))
         return report
+
+    def settle(self, timeout: float = 120.0) -> bool:
+        """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
+        derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
+        NB is written, so a restart computes the same state instead of a transient one."""
+        if not self.ctx.emulate_cluster:
+            return True
+        plan_only, self.plan_only = self.plan_only, True
+        try:
+            self.full_sync()
+            return self.drain(timeout=timeout)
+        finally:
+            self.plan_only = plan_only
 
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
@@ -301,6 +314,8 @@ class Controller:
 
     def _guarded_full_sync(self) -> None:
         try:
+            if not self._synced_as_leader:
+                self.settle()
             self.full_sync()
             self._synced_as_leader = True
         except (RuntimeError, OSError, TimeoutError) as exc:

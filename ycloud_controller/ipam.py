@@ -185,8 +185,11 @@ class Ipam:
                     got = r.take(owner)
                     taken.append((r, got))
                     extras.append(got)
-                chosen_mac = mac or (current.mac if current else None) or mac_for(
-                    next((ip for ip in primary if ip.version == 4), None))
+                chosen_mac = mac or (current.mac if current else None)
+                if chosen_mac is None:
+                    chosen_mac = mac_for(next((ip for ip in primary if ip.version == 4), None))
+                    while self._macs.get(chosen_mac, owner) != owner:
+                        chosen_mac = mac_for(None)  # same IP in another VPC: derived MAC taken
                 holder = self._macs.get(chosen_mac)
                 if holder is not None and holder != owner:
                     raise IpamError("MacInUse", f"MAC {chosen_mac} is already used by {holder}")

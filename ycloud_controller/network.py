@@ -129,6 +129,9 @@ def _check_subnet(model: NetworkModel, view: SubnetView) -> None:
                           f"({','.join(other.cidr_strs)}) in VPC {view.vpc}")
     if view.default and view.vpc != model.default_vpc:
         raise Invalid("InvalidDefault", "only a subnet of the default VPC can be default")
+    if view.default and model.default_subnet not in model.config_subnets:
+        raise Invalid("DefaultConflict", f"subnet {model.default_subnet} is already the "
+                                         "default subnet")
     bound = [ns for ns in view.namespaces if ns in model.namespace_subnet]
     if bound:
         raise Invalid("NamespaceConflict", f"namespace {bound[0]} is already bound to subnet "

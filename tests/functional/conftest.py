@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakekube.fixtures import api_client, backend, fake  # noqa: F401 - fixtures
 from topology.apply import Applier
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
