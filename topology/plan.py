@@ -112,6 +112,8 @@ class _Builder:
                     continue
                 self.want.update(seen)
         for owner in self.desired:
+            if owner in self.errors:
+                continue  # left out of the plan: its rows in NB stay as they are
             wanted = {rid for rid, row in self.want.items() if row.owner == owner}
             for rid in self.index.owned_by(owner):
                 if rid not in wanted and rid not in self.want:

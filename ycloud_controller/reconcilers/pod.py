@@ -34,7 +34,7 @@ def ipam_owner(kind: str, key: str) -> str:
 def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
                   sticky: str | None) -> SubnetView:
     if sticky and sticky in net.subnets and sticky != net.join_subnet:
-        return net.subnets[sticky]
+        requested = sticky  # keep the subnet the pod was given, under the same tenancy check
     vpc = net.vpc_of_namespace(namespace)
     if requested:
         sub = net.subnets.get(requested)
