@@ -72,7 +72,7 @@ class SbMonitor:
             self._conn = None
 
     def connected(self) -> bool:
-        return self._conn is not None and self._conn.idl.is_connected()
+        return self._conn is not None and self._conn.idl._session.is_connected()  # noqa: SLF001
 
     def _rows(self, table: str) -> list[ovs.db.idl.Row]:
         assert self._conn is not None

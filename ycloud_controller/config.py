@@ -60,6 +60,14 @@ class Config:
                     ipaddress.ip_network(part.strip(), strict=True)
                 except ValueError as exc:
                     raise ConfigError(f"{label}: {part!r} is not a CIDR ({exc})") from exc
+        named = {"joinSubnet": self.join_subnet.cidr, "defaultSubnet": self.default_subnet.cidr,
+                 "serviceCidr": self.service_cidr, "internalCidr": self.internal_cidr}
+        nets = [(k, ipaddress.ip_network(c.strip())) for k, v in named.items()
+                for c in v.split(",")]
+        for i, (ka, a) in enumerate(nets):
+            for kb, b in nets[i + 1:]:
+                if ka != kb and a.version == b.version and a.overlaps(b):
+                    raise ConfigError(f"{ka} {a} overlaps {kb} {b}")
         if not 576 <= self.mtu <= 9000:
             raise ConfigError(f"mtu {self.mtu} out of range 576..9000")
         if self.join_subnet.name == self.default_subnet.name:

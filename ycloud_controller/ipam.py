@@ -45,10 +45,16 @@ class _Range:
         self.cursor = self.first
 
     def size(self) -> int:
-        blocked = {r for r in self.reserved if self.first <= r <= self.last}
-        excluded = sum(max(0, min(b, self.last) - max(a, self.first) + 1)
-                       for a, b in self.excluded)
-        return max(0, self.last - self.first + 1 - len(blocked) - excluded)
+        spans = sorted((max(a, self.first), min(b, self.last)) for a, b in self.excluded
+                       if b >= self.first and a <= self.last)
+        spans += [(r, r) for r in self.reserved if self.first <= r <= self.last]
+        blocked, end = 0, self.first - 1
+        for a, b in sorted(spans):  # merge overlapping spans so nothing counts twice
+            a = max(a, end + 1)
+            if b >= a:
+                blocked += b - a + 1
+                end = b
+        return max(0, self.last - self.first + 1 - blocked)
 
     def blocked(self, value: int) -> bool:
         return value in self.reserved or any(a <= value <= b for a, b in self.excluded)

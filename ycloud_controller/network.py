@@ -109,6 +109,8 @@ def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable
             pool = parse_eippool(obj)
             clash = next((p for p in model.pools.values() if overlaps([p.cidr], [pool.cidr])),
                          None)
+            if pool.default and any(p.default for p in model.pools.values()):
+                raise Invalid("DefaultConflict", "another EipPool is already the default")
             if clash is not None:
                 raise Invalid("CIDRConflict", f"cidr {pool.cidr} overlaps EipPool {clash.name} "
                                               f"({clash.cidr})")

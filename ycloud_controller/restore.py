@@ -127,8 +127,6 @@ def restore_ipam(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
                  net: NetworkModel) -> None:
     ipam: Ipam = ctx.ipam
     restore_eips_and_internal(ctx, informers, nb, net)
-    pods = informers["Pod"].store.list()
-    restored = from_annotations(ipam, pods)
     from_nb = 0
     if nb is not None:
         for kind, owner, switch, addresses in nb_ports(nb):
@@ -139,4 +137,6 @@ def restore_ipam(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
             if switch in net.subnets and ipam.restore(f"{kind}/{owner}", switch,
                                                       _ips(" ".join(rest)), mac):
                 from_nb += 1
+    # annotations are user-writable: they only fill what NB did not already assign
+    restored = from_annotations(ipam, informers["Pod"].store.list())
     log.info("ipam restored", from_annotations=restored, from_nb=from_nb)

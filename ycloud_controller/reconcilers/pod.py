@@ -90,8 +90,14 @@ def reconcile_pod(ctx: Context, key: str) -> Outcome:
         ips, mac = requested_addresses(ann)
         ips = tuple(ip for ip in ips if any(ip in c for c in sub.cidrs))
         alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
-    except (Invalid, IpamError) as exc:
-        err = exc if isinstance(exc, Invalid) else Invalid(exc.reason, exc.message)
+    except IpamError as exc:
+        if exc.reason == "SubnetNotReady":
+            return Outcome(rows={owner(key): None}, retry=exc.message)
+        err = Invalid(exc.reason, exc.message)
+        return Outcome(rows={owner(key): None}, invalid=err,
+                       effects=[EventEffect(obj, "Warning", err.reason, err.message)])
+    except Invalid as exc:
+        err = exc
         return Outcome(rows={owner(key): None}, invalid=err,
                        effects=[EventEffect(obj, "Warning", err.reason, err.message)])
     rows = build_port(PortSpec(

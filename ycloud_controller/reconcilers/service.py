@@ -130,13 +130,22 @@ def reconcile_service(ctx: Context, key: str) -> Outcome:
         def backends_of(sp: ServicePort, family: int) -> list[tuple[str, int]]:
             return backends(slices, sp, family, include)
 
-        eip_rows, eip_status, eip = service_eip.eip_lbs(ctx, svc, vpc, owner(key), backends_of)
+        eip_problem: Invalid | NotReady | None = None
+        try:
+            eip_rows, eip_status, eip = service_eip.eip_lbs(ctx, svc, vpc, owner(key),
+                                                            backends_of)
+        except (Invalid, NotReady) as exc:  # the ClusterIP part still works without an EIP
+            eip_problem, eip_rows, eip_status, eip = exc, [], {}, None
         rows = [] if multi else cluster_lbs(ctx, svc, vpc, slices, (eip,) if eip else ())
     except Invalid as exc:
         return Outcome(rows={owner(key): None}, invalid=exc,
                        effects=invalid_effects(res.SERVICES, obj, exc))
-    except NotReady as exc:
-        return Outcome(rows={owner(key): None}, retry=str(exc))
+    if isinstance(eip_problem, NotReady):
+        return Outcome(rows={owner(key): rows}, retry=str(eip_problem))
+    if isinstance(eip_problem, Invalid):
+        return Outcome(rows={owner(key): rows}, invalid=eip_problem,
+                       effects=invalid_effects(res.SERVICES, obj, eip_problem),
+                       on_refused=refused_effects(res.SERVICES, obj))
     return Outcome(rows={owner(key): rows + eip_rows},
                    effects=ready_effects(res.SERVICES, obj, eip_status),
                    on_refused=refused_effects(res.SERVICES, obj))

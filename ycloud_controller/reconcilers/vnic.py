@@ -44,6 +44,8 @@ def reconcile_vnic(ctx: Context, key: str) -> Outcome:
                                   mac=view.mac, extra=view.extra_ips,
                                   extra_count=view.extra_count)
     except IpamError as exc:
+        if exc.reason == "SubnetNotReady":
+            return Outcome(rows={owner(key): None}, retry=exc.message)
         err = Invalid(exc.reason, exc.message)
         return Outcome(rows={owner(key): None}, invalid=err,
                        effects=invalid_effects(res.VNICS, obj, err))
