@@ -1,0 +1,147 @@
+"""CLI of the lab (scripts/lab). Run as root.
+
+  up                      build the lab (reports and exits 0 when it already runs)
+  down                    stop everything the lab started, delete its namespaces and files
+  status [--json]         chassis, processes, SB registration, bound ports
+  exec TARGET -- CMD...   run CMD in the namespace of a chassis, port, host or namespace
+  cni [--once|--watch]    plug the NB ports the controller wrote (default --once)
+  stop-chassis NAME       stop NAME's ovn-controller and ovs-vswitchd
+  start-chassis NAME      start them again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from ycloud_lab.lab import DEFAULT_DIR, DEFAULT_SHAPE, Lab
+from ycloud_lab.proc import LabError, in_ns
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", default=argparse.SUPPRESS,
+                        help="lab directory (default: $YCLOUD_LAB_DIR or <repo>/.lab)")
+    common.add_argument("--shape", default=argparse.SUPPRESS,
+                        help="shape file (default: tests/lab/shape.yaml)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="scripts/lab", description=__doc__, parents=[common],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("up", parents=[common], help="build the lab")
+    sub.add_parser("down", parents=[common], help="tear the lab down")
+    st = sub.add_parser("status", parents=[common], help="show the lab")
+    st.add_argument("--json", action="store_true")
+    ex = sub.add_parser("exec", parents=[common], help="run a command in a lab namespace")
+    ex.add_argument("target")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    cni = sub.add_parser("cni", parents=[common], help="plug NB ports into namespaces")
+    mode = cni.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true")
+    mode.add_argument("--watch", action="store_true")
+    cni.add_argument("--interval", type=float, default=0.5)
+    cni.add_argument("--json", action="store_true")
+    for name in ("stop-chassis", "start-chassis"):
+        p = sub.add_parser(name, parents=[common], help=f"{name.split('-')[0]} one chassis")
+        p.add_argument("name")
+    return parser
+
+
+def _print_status(status: dict) -> None:
+    w = sys.stdout.write
+    w(f"lab {status['lab_id']} in {status['dir']}: {status['phase']}"
+      f" (up in {status['up_seconds']}s)\n  NB {status['nb']}\n  SB {status['sb']}\n")
+    w("central: " + ", ".join(f"{n} {s}" for n, s in status["central"].items()) + "\n")
+    for name, ch in status["chassis"].items():
+        procs = " ".join(f"{d}={'up' if a else 'DOWN'}" for d, a in ch["processes"].items())
+        w(f"chassis {name:8} {ch['role']:8} {ch['tunnel_ip']:15} ns={ch['namespace']}"
+          f"{' STOPPED' if ch['stopped'] else ''}\n"
+          f"    {procs} sb={'registered' if ch['registered'] else 'MISSING'}\n"
+          f"    bound: {', '.join(ch['bound']) or '-'}\n")
+    for host, ns in status["hosts"].items():
+        w(f"host {host:8} ns={ns}\n")
+    for port, info in status["ports"].items():
+        w(f"port {port} ({info['role']}) on {info['chassis']} ns={info['namespace']} "
+          f"{' '.join(info['ips'])}\n")
+    others = {n: a for n, a in status["processes"].items()
+              if n.split("/")[0] not in status["chassis"]}
+    for name, alive in others.items():
+        w(f"process {name}: {'running' if alive else 'gone'}\n")
+
+
+def _healthy(status: dict) -> bool:
+    chassis_ok = all(ch["registered"] and (ch["stopped"] or all(ch["processes"].values()))
+                     for ch in status["chassis"].values())
+    central_ok = all(s.startswith("running") for s in status["central"].values())
+    return status["phase"] == "up" and chassis_ok and central_ok and bool(status["central"])
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = getattr(args, "dir", None) or os.environ.get("YCLOUD_LAB_DIR") or DEFAULT_DIR
+    lab = Lab(getattr(args, "shape", None) or DEFAULT_SHAPE, directory)
+    out = sys.stdout.write
+    if args.action == "up":
+        res = lab.up()
+        if res["already"]:
+            out(f"lab {res['lab_id']} already up in {lab.dir}\n")
+        else:
+            out(f"lab {res['lab_id']} up in {lab.dir} ({res['seconds']}s)\n")
+        out(f"export OVN_NB_DB={lab.nb_remote}\nexport OVN_SB_DB={lab.sb_remote}\n")
+    elif args.action == "down":
+        done = lab.down()
+        out(f"stopped {len(done['processes'])} processes, deleted "
+            f"{len(done['namespaces'])} namespaces, removed {len(done['files'])} entries "
+            f"of {lab.dir}\n")
+    elif args.action == "status":
+        status = lab.status()
+        if args.json:
+            out(json.dumps(status, indent=2) + "\n")
+        else:
+            _print_status(status)
+        return 0 if _healthy(status) else 1
+    elif args.action == "exec":
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not cmd:
+            cmd = [os.environ.get("SHELL", "/bin/bash")]
+        argv = in_ns(lab.namespace_of(args.target), cmd)
+        os.execvp(argv[0], argv)
+    elif args.action == "cni":
+        if args.watch:
+            lab.cni_watch(args.interval)
+            return 0
+        mapping = lab.cni_sync()
+        if args.json:
+            out(json.dumps(mapping, indent=2) + "\n")
+        else:
+            for port, ns in mapping.items():
+                out(f"{port} {ns}\n")
+    elif args.action == "stop-chassis":
+        lab.stop_chassis(args.name)
+        out(f"chassis {args.name} stopped (ovn-controller, ovs-vswitchd)\n")
+    elif args.action == "start-chassis":
+        lab.start_chassis(args.name)
+        out(f"chassis {args.name} started\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if os.geteuid() != 0:
+        sys.stderr.write("scripts/lab: needs root (network namespaces, veth, OVS)\n")
+        return 2
+    try:
+        return run(args)
+    except LabError as exc:
+        sys.stderr.write(f"scripts/lab {args.action}: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
