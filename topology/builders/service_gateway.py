@@ -27,6 +27,11 @@ from topology.model import (
 )
 
 
+def link_svcgw_ip(cidr: str) -> str:
+    """svcgw's address on a link network (the VPC router has the next one)."""
+    return str(ipaddress.ip_network(cidr).network_address + 1)
+
+
 @dataclass(frozen=True)
 class Link:
     vpc: str
@@ -35,7 +40,7 @@ class Link:
 
     @property
     def svcgw_ip(self) -> str:
-        return str(ipaddress.ip_network(self.cidr).network_address + 1)
+        return link_svcgw_ip(self.cidr)
 
     @property
     def vpc_ip(self) -> str:

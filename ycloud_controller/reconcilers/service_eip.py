@@ -7,6 +7,12 @@ service's ClusterIP LB, so pods of the VPC reach it without leaving the VPC (hai
 Scenario 4 (backends in several VPCs): the EIP load balancer sits on svcgw-<pool>, which
 SNATs to its link address toward the chosen backend's VPC; eipgw-<pool> routes EIP/32 to it.
 In both, a stateless NAT row lets eipgw answer ARP for an EIP inside the external subnet.
+
+Pods reaching a multi-VPC EIP: each backend VPC routes EIP/32 over its own link to svcgw, so
+the path is VPC router -> svcgw -> backend. Through the transit switch (client VPC gateway
+port SNAT, eipgw, svcgw, backend VPC, all on the gateway chassis) the userspace datapath drops
+the packet: "Max recirculation depth exceeded" (dpif-netdev allows 6 recirculations). Pods of
+VPCs that are not backends of the service therefore cannot reach it on a netdev datapath.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from topology import naming
 from topology.builders.common import host_prefix
 from topology.builders.eip_gateway import onlink_nat
 from topology.builders.service import Health, LbSpec, Vip, build_lb
-from topology.builders.service_gateway import svcgw_transit_ip
+from topology.builders.service_gateway import link_svcgw_ip, svcgw_transit_ip
 from topology.model import Owner, Row, StaticRoute, fmap
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.service import ServiceView
@@ -106,5 +112,11 @@ def eip_lbs(ctx: Context, svc: ServiceView, vpc: str | None, owner: Owner,
             extra_ids=ids))
     rows.append(StaticRoute(router=naming.eip_gateway(pool), ip_prefix=host_prefix(eip),
                             nexthop=hop, owner=owner, vpc=vpc, ids=fmap(dict(ids))))
+    if vpc is None:  # backend VPCs reach the EIP over their own link to svcgw
+        for link_vpc in svc.vpcs:
+            gw = link_svcgw_ip(str(ctx.internal.links[(pool, link_vpc)]))
+            rows.append(StaticRoute(router=naming.router(link_vpc), ip_prefix=host_prefix(eip),
+                                    nexthop=gw, owner=owner, vpc=link_vpc,
+                                    ids=fmap(dict(ids))))
     rows.append(onlink_nat(pool, eip, owner, vpc))
     return rows, {"loadBalancer": {"ingress": [{"ip": eip}]}}, eip
