@@ -50,6 +50,10 @@ WATCHED: dict[str, res.Resource] = {
 }
 
 
+class NbUnavailable(RuntimeError):
+    """NB cannot be reached: the batch is kept for later."""
+
+
 def _no_chassis(lrp: str) -> str | None:
     return None
 
@@ -238,6 +242,8 @@ class Controller:
         if self.plan_only:
             pass
         elif self.applier is not None and self.is_leader():
+            if self.nb is not None and not self.nb.connected():
+                raise NbUnavailable(f"NB {self.nb.remote} is unreachable")
             started = time.monotonic()
             result = self.applier.apply(rows, gc=full, keep=keep)
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
@@ -286,6 +292,13 @@ class Controller:
             return 0
         try:
             self.run_batch(keys)
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            # NB unreachable or a transaction timed out: nothing is lost, every key of the
+            # batch is retried with backoff
+            log.warning("batch not applied, keys kept for retry", keys=len(keys),
+                        error=str(exc))
+            for key in keys:
+                self.queue.retry(key, str(exc))
         finally:
             for key in keys:
                 self.queue.done(key)
@@ -306,11 +319,7 @@ class Controller:
                 self._guarded_full_sync()
                 last_resync = time.monotonic()
                 continue
-            try:
-                self.step()
-            except (RuntimeError, OSError, TimeoutError) as exc:
-                log.warning("batch failed, keys will be retried", error=str(exc))
-                self.stop_event.wait(1.0)
+            self.step()
 
     def _guarded_full_sync(self) -> None:
         try:

@@ -23,7 +23,6 @@ from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.status import Condition, StatusWriter
 from ycloud_controller.reconcilers.base import (
-    READY,
     DeleteEffect,
     Effect,
     EventEffect,
@@ -124,7 +123,8 @@ class KubeWriter:
         elif isinstance(effect, StatusEffect):
             cond = None
             if effect.ready is not None:
-                cond = Condition(type=READY, status="True" if effect.ready else "False",
+                cond = Condition(type=effect.condition,
+                                 status="True" if effect.ready else "False",
                                  reason=effect.reason, message=effect.message)
             self.status.set_status(effect.resource, effect.obj, effect.fields, cond)
         elif isinstance(effect, PatchEffect):

@@ -809,6 +809,7 @@ EXPECTED_CLUSTER_RULES = {
     ("", "pods"): READ | {"patch"},
     ("", "services"): OWN,
     ("", "services/status"): STATUS,
+    ("", "pods/status"): STATUS,
     ("discovery.k8s.io", "endpointslices"): OWN,
     ("", "events"): EVENTS,
     ("events.k8s.io", "events"): EVENTS,

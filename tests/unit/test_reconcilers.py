@@ -223,8 +223,9 @@ def test_pod_in_vpc_without_subnets():
     out = reconcile_pod(c.ctx, "t1/p")
     assert out.rows == {Owner("Pod", "t1/p"): None}
     assert out.invalid.reason == "NoSubnet"
-    (ev,) = out.effects
+    status, ev = out.effects
     assert isinstance(ev, EventEffect) and ev.type == "Warning" and ev.reason == "NoSubnet"
+    assert status.condition == "ycloud.io/NetworkReady" and status.ready is False
 
 
 def test_pod_may_not_use_another_vpcs_subnet():
@@ -293,7 +294,7 @@ def test_pod_requested_address_in_use():
     out = reconcile_pod(c.ctx, "default/b")
     assert out.rows == {Owner("Pod", "default/b"): None}
     assert out.invalid.reason == "AddressInUse"
-    (ev,) = out.effects
+    _, ev = out.effects
     assert ev.reason == "AddressInUse" and "default/a" in ev.message
 
 
@@ -343,7 +344,8 @@ def test_dual_stack_pod():
 def test_pod_port_refused_by_nb_reports_event():
     c = Cluster().add(f.pod("web-0")).sync_subnets()
     out = reconcile_pod(c.ctx, "default/web-0")
-    (ev,) = out.on_refused("constraint violation")
+    status, ev = out.on_refused("constraint violation")
+    assert status.ready is False and status.condition == "ycloud.io/NetworkReady"
     assert ev.type == "Warning" and ev.reason == "NBRefused"
     assert "constraint violation" in ev.message
 

@@ -25,6 +25,8 @@ from ycloud_controller.kube.resources import Resource
 from ycloud_controller.network import NetworkModel
 
 READY = "Ready"
+# on core objects (Pods, Services) whose Ready belongs to someone else
+NETWORK_READY = "ycloud.io/NetworkReady"
 
 
 class NotReady(Exception):
@@ -41,6 +43,7 @@ class StatusEffect:
     ready: bool | None = None  # None: leave the condition alone
     reason: str = ""
     message: str = ""
+    condition: str = READY  # the condition type written
 
 
 @dataclass(frozen=True)
@@ -115,18 +118,24 @@ class Context:
         return self.stores[kind]
 
 
+def _condition(resource: Resource) -> str:
+    return READY if resource.group == "iaas.yusur.io" else NETWORK_READY
+
+
 def ready_effects(resource: Resource, obj: dict[str, Any] | None, fields: dict[str, Any],
                   message: str = "reconciled") -> list[Effect]:
     if obj is None:
         return []
-    return [StatusEffect(resource, obj, fields, True, "Reconciled", message)]
+    return [StatusEffect(resource, obj, fields, True, "Reconciled", message,
+                         _condition(resource))]
 
 
 def invalid_effects(resource: Resource, obj: dict[str, Any] | None, exc: Invalid,
                     fields: dict[str, Any] | None = None) -> list[Effect]:
     if obj is None:
         return []
-    return [StatusEffect(resource, obj, fields or {}, False, exc.reason, exc.message),
+    return [StatusEffect(resource, obj, fields or {}, False, exc.reason, exc.message,
+                         _condition(resource)),
             EventEffect(obj, "Warning", exc.reason, exc.message)]
 
 

@@ -18,7 +18,14 @@ from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.ipam import Allocation, IpamError
 from ycloud_controller.kube import resources as res
 from ycloud_controller.network import NetworkModel
-from ycloud_controller.reconcilers.base import Context, EventEffect, Outcome, PatchEffect
+from ycloud_controller.reconcilers.base import (
+    Context,
+    Outcome,
+    PatchEffect,
+    invalid_effects,
+    ready_effects,
+    refused_effects,
+)
 
 KIND = "Pod"
 
@@ -95,23 +102,21 @@ def reconcile_pod(ctx: Context, key: str) -> Outcome:
             return Outcome(rows={owner(key): None}, retry=exc.message)
         err = Invalid(exc.reason, exc.message)
         return Outcome(rows={owner(key): None}, invalid=err,
-                       effects=[EventEffect(obj, "Warning", err.reason, err.message)])
+                       effects=invalid_effects(res.PODS, obj, err))
     except Invalid as exc:
-        err = exc
-        return Outcome(rows={owner(key): None}, invalid=err,
-                       effects=[EventEffect(obj, "Warning", err.reason, err.message)])
+        return Outcome(rows={owner(key): None}, invalid=exc,
+                       effects=invalid_effects(res.PODS, obj, exc))
     rows = build_port(PortSpec(
         name=naming.pod_port(namespace, name), switch=sub.name, owner=owner(key), vpc=sub.vpc,
         mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
         node=spec.get("nodeName"), gateways=sub.gateway_strs, cidrs=sub.cidr_strs,
         mtu=sub.mtu or ctx.config.mtu))
     wanted = cni_annotations(sub, alloc)
-    effects = []
+    effects = ready_effects(res.PODS, obj, {}, f"port {naming.pod_port(namespace, name)} on "
+                                               f"subnet {sub.name}")
     if any(ann.get(k) != v for k, v in wanted.items()):
         effects.append(PatchEffect(res.PODS, name, namespace,
                                    {"metadata": {"annotations": wanted}}))
 
-    def refused(message: str) -> list:
-        return [EventEffect(obj, "Warning", "NBRefused", f"OVN NB refused the port: {message}")]
-
-    return Outcome(rows={owner(key): rows}, effects=effects, on_refused=refused)
+    return Outcome(rows={owner(key): rows}, effects=effects,
+                   on_refused=refused_effects(res.PODS, obj))
