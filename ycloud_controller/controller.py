@@ -96,7 +96,8 @@ class Controller:
             stores[kind].add_index("namespace", _ns_index)
         stores["EndpointSlice"].add_index("service", registry.slice_service_key)
         stores["NetworkProbe"].add_index(registry.PROBE_INDEX, registry.probe_index)
-        self.triggers = Triggers(cfg, stores, self.queue.add, emulate)
+        self.triggers = Triggers(cfg, stores, self.queue.add, emulate,
+                                 pool_in_use=self._pool_in_use)
         for kind, inf in self.informers.items():
             inf.add_handler(self.triggers.handler(kind))
         self.ipam = Ipam()
@@ -142,6 +143,10 @@ class Controller:
         synced = all(inf.has_synced() for inf in self.informers.values())
         nb_ok = self.nb is None or self.nb.connected()
         return synced and nb_ok and (self._synced_as_leader or not self.is_leader())
+
+    def _pool_in_use(self, pool: str) -> bool:
+        return any(a.subnet == pool and owner.startswith("Service/")
+                   for owner, a in self.ctx.eips.owners().items())
 
     def _on_sb(self, topic: str, key: str) -> None:
         """SB changes (connection thread): health-check results, active gateway chassis."""

@@ -57,7 +57,9 @@ def _age(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable[dict],
-                  cfg: Config) -> NetworkModel:
+                  cfg: Config, retired: frozenset[str] = frozenset()) -> NetworkModel:
+    """`retired`: pools being deleted that nothing uses any more; they leave the model so
+    that VPCs detach from them before their own rows go."""
     model = NetworkModel(default_vpc=cfg.default_vpc, join_subnet=cfg.join_subnet.name,
                          default_subnet=cfg.default_subnet.name)
     model.vpcs[cfg.default_vpc] = VpcView(name=cfg.default_vpc)
@@ -105,6 +107,8 @@ def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable
                 model.namespace_vpc.setdefault(ns, view.vpc)
     for obj in sorted(pools, key=_age):
         name = name_of(obj)
+        if name in retired:
+            continue
         try:
             pool = parse_eippool(obj)
             clash = next((p for p in model.pools.values() if overlaps([p.cidr], [pool.cidr])),

@@ -21,8 +21,9 @@ NETWORK_KEY: Key = ("Network", "")
 
 class Triggers:
     def __init__(self, cfg: Config, stores: dict[str, Any], enqueue: Callable[[Key], None],
-                 emulate: bool):
+                 emulate: bool, pool_in_use: Callable[[str], bool] = lambda pool: False):
         self.cfg = cfg
+        self.pool_in_use = pool_in_use
         self.stores = stores
         self.enqueue = enqueue
         self.emulate = emulate
@@ -36,8 +37,12 @@ class Triggers:
     def rebuild_network(self) -> None:
         with self._lock:
             old = self.model
+            pools = self.stores["EipPool"].list()
+            retired = frozenset(meta(p)["name"] for p in pools
+                                if meta(p).get("deletionTimestamp")
+                                and not self.pool_in_use(meta(p)["name"]))
             new = build_network(self.stores["Vpc"].list(), self.stores["Subnet"].list(),
-                                self.stores["EipPool"].list(), self.cfg)
+                                pools, self.cfg, retired)
             self.model = new
         for name in set(old.vpcs) | set(new.vpcs) | {k for (kind, k) in new.errors
                                                       if kind == "Vpc"}:
@@ -96,6 +101,8 @@ class Triggers:
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
+                if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
+                    self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
             if self.emulate:
                 self.enqueue(("Endpoints", key))
             ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)

@@ -261,10 +261,22 @@ class MemoryStore(WatchMixin, CascadeMixin):
                 raise self._conflict(res, name)
             if dry_run:
                 return objects.clone(old)
-            final = dict(old, metadata=dict(old["metadata"]))
-            self._commit(res, "DELETED", final, old)
-            self._cascade(res, old, propagation)
-            return objects.clone(final)
+            if old["metadata"].get("finalizers"):
+                # graceful: the object stays, marked, until its finalizers are removed
+                if old["metadata"].get("deletionTimestamp"):
+                    return objects.clone(old)
+                marked = dict(old, metadata=dict(old["metadata"],
+                                                 deletionTimestamp=objects.now_rfc3339()))
+                self._commit(res, "MODIFIED", marked, old)
+                return objects.clone(marked)
+            return self._finish_delete(res, old, propagation)
+
+    def _finish_delete(self, res: Resource, old: dict[str, Any],
+                       propagation: str = "Background") -> dict[str, Any]:
+        final = dict(old, metadata=dict(old["metadata"]))
+        self._commit(res, "DELETED", final, old)
+        self._cascade(res, old, propagation)
+        return objects.clone(final)
 
     def delete_collection(
         self,
@@ -331,7 +343,8 @@ class MemoryStore(WatchMixin, CascadeMixin):
                 else:
                     new.pop("status", None)
         meta = dict(new.get("metadata") or {})
-        for field in ("uid", "creationTimestamp", "generation", "name", "namespace"):
+        for field in ("uid", "creationTimestamp", "generation", "name", "namespace",
+                      "deletionTimestamp"):
             if field in old["metadata"]:
                 meta[field] = old["metadata"][field]
             else:
@@ -345,6 +358,9 @@ class MemoryStore(WatchMixin, CascadeMixin):
             return objects.clone(old)
         if dry_run:
             return objects.clone(new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._finish_delete(res, dict(new, metadata=dict(
+                meta, resourceVersion=old["metadata"]["resourceVersion"])))
         self._commit(res, "MODIFIED", new, old)
         return objects.clone(new)
 

@@ -28,6 +28,7 @@ from ycloud_controller.reconcilers.base import (
     Context,
     EventEffect,
     Outcome,
+    PatchEffect,
     invalid_effects,
     ready_effects,
     refused_effects,
@@ -35,6 +36,7 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 KIND = "EipPool"
+FINALIZER = "ycloud.io/eippool-protection"
 
 
 def owner(name: str) -> Owner:
@@ -125,10 +127,23 @@ def reconcile_eippool(ctx: Context, key: str) -> Outcome:
         return Outcome(rows={owner(key): None}, invalid=err,
                        effects=invalid_effects(res.EIPPOOLS, obj, err))
     view = net.pools.get(key)
-    if view is None:
+    md = (obj or {}).get("metadata") or {}
+    finalizers = list(md.get("finalizers") or [])
+    if view is None:  # deleted, or being deleted and no longer used (retired)
         ctx.eips.remove_subnet(key)
         ctx.internal.release_pool(key)
-        return Outcome(rows={owner(key): []})
+        effects = []
+        if obj is not None and FINALIZER in finalizers:
+            effects.append(PatchEffect(res.EIPPOOLS, key, None, {"metadata": {
+                "finalizers": [f for f in finalizers if f != FINALIZER]}}))
+        return Outcome(rows={owner(key): []}, effects=effects)
+    if md.get("deletionTimestamp"):
+        users = sorted(o.removeprefix("Service/") for o, a in ctx.eips.owners().items()
+                       if a.subnet == key and o.startswith("Service/"))
+        blocked = Invalid("DeletionBlocked", f"{len(users)} service(s) still use EIPs of this "
+                                             f"pool: {', '.join(users[:10])}")
+        return Outcome(rows={owner(key): None}, invalid=blocked,
+                       effects=invalid_effects(res.EIPPOOLS, obj, blocked))
     try:
         uplink = ensure_pool(ctx, view)
     except IpamError as exc:
@@ -151,6 +166,9 @@ def reconcile_eippool(ctx: Context, key: str) -> Outcome:
     status = {"uplinkIP": uplink, "usedIPs": used, "availableIPs": available, "eips": eips}
     effects = ready_effects(res.EIPPOOLS, obj, status, f"{len(eips)} EIPs in use, service "
                                                        f"gateway on {chassis}")
+    if obj is not None and FINALIZER not in finalizers:
+        effects.append(PatchEffect(res.EIPPOOLS, key, None,
+                                   {"metadata": {"finalizers": [*finalizers, FINALIZER]}}))
     if obj is not None:
         effects += [EventEffect(obj, "Warning", "LinkRefused", msg) for msg in refused.values()]
     return Outcome(rows={owner(key): rows}, effects=effects,
