@@ -29,17 +29,18 @@ def monitor_key(ip: str, port: int, protocol: str) -> str:
 
 
 class _SbIdl(ovs_conn.OvsdbIdl):
-    callback: Callback | None = None
+    monitor: SbMonitor
 
     def notify(self, event: str, row: ovs.db.idl.Row, updates: ovs.db.idl.Row | None = None):
-        if self.callback is None:
+        callback = self.monitor.callback  # read each time: it may be set after start()
+        if callback is None:
             return
         table = row._table.name  # noqa: SLF001
         if table == "Service_Monitor":
             proto = row.protocol[0] if row.protocol else "tcp"
-            self.callback("monitor", monitor_key(row.ip, row.port, proto))
+            callback("monitor", monitor_key(row.ip, row.port, proto))
         elif table == "Port_Binding":
-            self.callback("gateway", row.logical_port.removeprefix("cr-"))
+            callback("gateway", row.logical_port.removeprefix("cr-"))
 
 
 class SbMonitor:
@@ -59,7 +60,7 @@ class SbMonitor:
         helper.register_columns("Port_Binding", ["logical_port", "type", "chassis"])
         helper.register_columns("Chassis", ["name"])
         idl = _SbIdl(self.remote, helper, leader_only=False)
-        idl.callback = self.callback
+        idl.monitor = self
         idl.cond_change("Port_Binding", [["type", "==", "chassisredirect"]])
         self._conn = ovs_conn.Connection(idl, timeout=self.timeout)
         self._conn.start()

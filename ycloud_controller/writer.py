@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from ycloud_controller.api.common import key_of
+from ycloud_controller.kube import resources
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
@@ -138,11 +139,30 @@ class KubeWriter:
                 if exc.code != 404:
                     raise
 
+    def _owner_gone(self, obj: dict[str, Any]) -> bool:
+        """True when the object's controller owner no longer exists (or is another object of
+        the same name): a write queued before the owner's deletion must not resurrect it."""
+        md = obj["metadata"]
+        ref = next((r for r in md.get("ownerReferences") or [] if r.get("controller")), None)
+        if ref is None:
+            return False
+        try:
+            res = resources.by_kind(ref.get("kind", ""), ref.get("apiVersion"))
+        except KeyError:
+            return False
+        owner = self.backend.get(res, ref["name"], md.get("namespace") if res.namespaced
+                                 else None)
+        return owner is None or (owner.get("metadata") or {}).get("uid") != ref.get("uid")
+
     def _upsert(self, effect: UpsertEffect) -> None:
         obj: dict[str, Any] = effect.obj
         md = obj["metadata"]
         current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
         if current is None:
+            if self._owner_gone(obj):
+                log.info("owner gone, not creating", kind=effect.resource.kind,
+                         object=key_of(obj))
+                return
             try:
                 self.backend.create(effect.resource, obj)
                 return

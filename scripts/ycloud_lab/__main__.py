@@ -4,6 +4,8 @@
   down                    stop everything the lab started, delete its namespaces and files
   status [--json]         chassis, processes, SB registration, bound ports
   exec TARGET -- CMD...   run CMD in the namespace of a chassis, port, host or namespace
+                          (on a chassis with its OVS_RUNDIR/OVN_RUNDIR exported: plain
+                          ovs-vsctl, ovs-appctl, ovs-ofctl, ovn-appctl -t ovn-controller work)
   cni [--once|--watch]    plug the NB ports the controller wrote (default --once)
   stop-chassis NAME       stop NAME's ovn-controller and ovs-vswitchd
   start-chassis NAME      start them again
@@ -107,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         if not cmd:
             cmd = [os.environ.get("SHELL", "/bin/bash")]
         argv = in_ns(lab.namespace_of(args.target), cmd)
-        os.execvp(argv[0], argv)
+        env = lab.exec_env(args.target)  # a chassis: its OVS_/OVN_ RUNDIR etc.
+        if env is None:
+            os.execvp(argv[0], argv)
+        os.execvpe(argv[0], argv, env)
     elif args.action == "cni":
         if args.watch:
             lab.cni_watch(args.interval)

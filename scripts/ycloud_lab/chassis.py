@@ -1,8 +1,10 @@
 """One chassis: ovsdb-server, ovs-vswitchd (netdev) and ovn-controller inside its namespace.
 
 Every daemon gets OVS_/OVN_ RUNDIR, LOGDIR and DBDIR pointing at DIR/chassis/<name>/, so
-nothing touches /var/run. The tunnel IP lives on br-phy (an OVS netdev bridge holding the
-underlay veth `eth0`): the userspace datapath routes Geneve through it. Gateways also get br-ex
+nothing touches /var/run; their unixctl sockets keep the default names (`<daemon>.<pid>.ctl`
+in that directory), so the stock tools find them with those variables exported. The tunnel
+IP lives on br-phy (an OVS netdev bridge holding the underlay veth `eth0`): the userspace
+datapath routes Geneve through it. Gateways also get br-ex
 holding `ext0`, a veth to the external L2 segment, mapped as <provider>:br-ex.
 """
 
@@ -71,17 +73,25 @@ class Chassis:
                   timeout=timeout + 5, logfile=self.logfile("ovs-vswitchd"))
         return res.stdout
 
+    def control_socket(self, daemon: str) -> Path:
+        """A daemon's unixctl socket: `<daemon>.<pid>.ctl` in its RUNDIR, the default name,
+        so that plain `ovs-appctl` / `ovn-appctl -t <daemon>` with the chassis' OVS_RUNDIR /
+        OVN_RUNDIR (`scripts/lab exec <chassis>` exports them) find it. Labs started before
+        this naming used `<daemon>.ctl`."""
+        current = self.dir / f"{daemon}.{read_pid(self.pidfile(daemon))}.ctl"
+        legacy = self.dir / f"{daemon}.ctl"
+        return legacy if not current.exists() and legacy.exists() else current
+
     def appctl(self, *args: str, check: bool = True) -> str:
-        res = run(["ovs-appctl", "-t", str(self.dir / "ovs-vswitchd.ctl"), *args],
+        res = run(["ovs-appctl", "-t", str(self.control_socket("ovs-vswitchd")), *args],
                   env=self.env, check=check, what=f"chassis {self.name}",
                   logfile=self.logfile("ovs-vswitchd"))
         return res.stdout + (res.stderr if not check else "")
 
     def controller_appctl(self, *args: str) -> str:
         """ovn-appctl to ovn-controller (23.03 names its socket ovn-controller.<pid>.ctl)."""
-        pid = read_pid(self.pidfile("ovn-controller"))
-        ctl = self.dir / f"ovn-controller.{pid}.ctl"
-        res = run(["ovn-appctl", "-t", str(ctl), *args], env=self.env,
+        res = run(["ovn-appctl", "-t", str(self.control_socket("ovn-controller")), *args],
+                  env=self.env,
                   what=f"chassis {self.name}", logfile=self.logfile("ovn-controller"))
         return res.stdout
 
@@ -103,8 +113,7 @@ class Chassis:
             what=f"chassis {self.name}: create conf.db")
         rec = self._daemon("ovsdb-server", [
             str(conf), f"--remote=punix:{self.dir / 'db.sock'}",
-            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-            f"--unixctl={self.dir / 'ovsdb-server.ctl'}"])
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options"])
         self.vsctl("init")
         return rec
 
@@ -133,8 +142,7 @@ class Chassis:
         self.vsctl(*args)
 
     def start_vswitchd(self) -> ProcRecord:
-        rec = self._daemon("ovs-vswitchd", [
-            self.db, f"--unixctl={self.dir / 'ovs-vswitchd.ctl'}"])
+        rec = self._daemon("ovs-vswitchd", [self.db])
         self.configure_tunnel_ip()
         return rec
 

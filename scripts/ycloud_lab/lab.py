@@ -186,9 +186,21 @@ class Lab:
 
     def exec(self, target: str, *cmd: str, check: bool = False, timeout: float = 60.0,
              ) -> subprocess.CompletedProcess[str]:
-        """Run cmd inside target's namespace; output captured as text."""
-        ns = self.namespace_of(target)
-        return run(list(cmd), ns=ns, check=check, timeout=timeout, what=f"exec in {target}")
+        """Run cmd inside target's namespace (on a chassis with its OVS_/OVN_ directories
+        exported, see exec_env); output captured as text."""
+        st = self.store.load()
+        ns = self.namespace_of(target, st)
+        return run(list(cmd), ns=ns, check=check, timeout=timeout, what=f"exec in {target}",
+                   env=self.exec_env(target, st))
+
+    def exec_env(self, target: str, st: LabState | None = None) -> dict[str, str] | None:
+        """For a chassis: the environment with its OVS_RUNDIR, OVN_RUNDIR, *_LOGDIR and
+        *_DBDIR, so ovs-vsctl, ovs-appctl, ovs-ofctl and ovn-appctl -t ovn-controller reach
+        that chassis' daemons without -t/--db. None (inherit) for other targets."""
+        st = st or self.store.load()
+        if target not in st.chassis:
+            return None
+        return self.chassis(st, target).env
 
     def exec_argv(self, target: str, *cmd: str) -> list[str]:
         return in_ns(self.namespace_of(target), cmd)

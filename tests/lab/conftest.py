@@ -1,4 +1,5 @@
-"""Lab tier fixtures: one lab (tests/lab/shape.yaml) per session, torn down at the end.
+"""Lab tier fixtures: one lab (tests/lab/shape.yaml) per session, torn down at the end, and
+the examples (manifests/examples) served on it by an in-process controller (`examples`).
 
 The lab lives in a pytest tmp dir, or in $YCLOUD_LAB_DIR; YCLOUD_LAB_KEEP=1 leaves it running
 after the session (for debugging with `scripts/lab status/exec --dir ...`). Tests are skipped
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,21 @@ SHAPE = Path(__file__).resolve().parent / "shape.yaml"
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
-from ycloud_lab import Lab  # noqa: E402
+from ycloud_lab import Lab, Server  # noqa: E402
+from ycloud_lab.ovsdb import rows  # noqa: E402
+from ycloud_lab.scenarios import (  # noqa: E402
+    CHECKS_BY_ID,
+    InProcessController,
+    Resolver,
+    Row,
+    ServerSpec,
+    prepare_examples,
+    run_check,
+    wait_until,
+)
 
 from topology import naming  # noqa: E402
+from ycloud_controller.kube.backend import MemoryBackend  # noqa: E402
 
 TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl",
          "ovn-controller", "ovn-northd", "ovn-nbctl", "ovn-sbctl", "ip", "ethtool", "ping")
@@ -40,6 +53,24 @@ def lab_skip_reason() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on hand-written NB rows (the lab self-tests: some reuse the examples' EIP
+    addresses) run before the tests that hand NB to the controller on the examples for the
+    rest of the session (the `examples` fixture). Stable: the order is otherwise kept."""
+    items[:] = sorted(items, key=lambda i: "examples" in getattr(i, "fixturenames", ()))
+
+
+WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balancer_Group",
+               "HA_Chassis_Group")
+
+
+def wipe_nb(lab: Lab) -> None:
+    """An empty NB (and nothing plugged): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
+    for table in WIPE_TABLES:
+        lab.nbctl("--all", "destroy", table)
+    lab.cni_sync()
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     reason = lab_skip_reason()
@@ -48,13 +79,66 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     directory = os.environ.get("YCLOUD_LAB_DIR") or tmp_path_factory.mktemp("lab") / "lab"
     the_lab = Lab(SHAPE, directory)
     try:
-        the_lab.up()
+        if the_lab.up()["already"]:
+            for name, ch in the_lab.status()["chassis"].items():
+                if ch["stopped"]:
+                    the_lab.start_chassis(name)
+            wipe_nb(the_lab)
     except BaseException:
         the_lab.down()
         raise
     yield the_lab
     if os.environ.get("YCLOUD_LAB_KEEP") != "1":
         the_lab.down()
+
+
+class Examples:
+    """manifests/examples served for real: the controller in-process (on a MemoryStore of the
+    examples, with SB), every port plugged by the lab CNI, the scenario servers running.
+
+    Tests that change something (objects, servers, chassis) put it back before they end, so
+    the next test finds the examples as they were."""
+
+    def __init__(self, lab: Lab, controller: InProcessController,
+                 servers: dict[ServerSpec, Server]):
+        self.lab = lab
+        self.controller = controller
+        self.servers = servers
+        self.resolver = Resolver(lab)
+
+    @property
+    def backend(self) -> MemoryBackend:
+        """create / patch / delete objects the controller watches."""
+        return self.controller.backend
+
+    def check(self, check_id: str, **kwargs: object) -> Row:
+        return run_check(self.lab, CHECKS_BY_ID[check_id], self.resolver, **kwargs)
+
+    def spec(self, name: str, port: int) -> ServerSpec:
+        return next(s for s in self.servers if s.name == name and s.port == port)
+
+    def stop_server(self, name: str, port: int) -> ServerSpec:
+        spec = self.spec(name, port)
+        assert self.lab.stop_server(self.servers[spec]), f"server {name}:{port} was not running"
+        return spec
+
+    def start_server(self, spec: ServerSpec) -> None:
+        self.servers[spec] = self.lab.start_server(spec.target, spec.name, spec.proto,
+                                                   spec.port)
+
+
+@pytest.fixture(scope="session")
+def examples(lab: Lab) -> Iterator[Examples]:
+    """The examples converged and served, once per session (see Examples)."""
+    controller = InProcessController(lab.nb_remote, lab.sb_remote).start()
+    try:
+        controller.wait_idle()
+        servers = prepare_examples(lab)
+    except BaseException:
+        controller.stop()
+        raise
+    yield Examples(lab, controller, servers)
+    controller.stop()
 
 
 class NbRows:
@@ -124,3 +208,46 @@ def nb(lab: Lab) -> Iterator[NbRows]:
     rows = NbRows(lab)
     yield rows
     rows.cleanup()
+
+
+# -- helpers for tests on the examples ----------------------------------------------------------
+def service(name: str, namespace: str, cluster_ip: str, selector: dict[str, str], *,
+            port: int = 80, target_port: int = 8080, proto: str = "TCP",
+            **spec: object) -> dict:
+    """A v1 Service with one port."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "selector": selector,
+                     "ports": [{"name": "p", "protocol": proto, "port": port,
+                                "targetPort": target_port}], **spec}}
+
+
+def lb_vips(lab: Lab) -> dict[str, list[str]]:
+    """Every NB Load_Balancer VIP 'ip:port' -> its backend IPs, sorted (several LBs may carry
+    one VIP, e.g. an EIP on the VPC's LB group and on its router: their backends merge)."""
+    out: dict[str, set[str]] = {}
+    for r in rows("ovn-nbctl", lab.nb_remote, "--columns=vips", "list", "Load_Balancer"):
+        for vip, backends in r["vips"].items():
+            out.setdefault(vip, set()).update(b.rsplit(":", 1)[0] for b in backends.split(",")
+                                              if b)
+    return {vip: sorted(ips) for vip, ips in out.items()}
+
+
+def wait_vip(lab: Lab, vip: str, predicate: Callable[[list[str] | None], bool], what: str,
+             timeout: float = 20.0) -> None:
+    """Until predicate(backend IPs of vip, or None when no LB has it) holds in NB, then until
+    every chassis installed it (--wait=hv)."""
+    wait_until(lambda: predicate(lb_vips(lab).get(vip)), timeout, what)
+    lab.wait_hv()
+
+
+def wait_deleted(examples: Examples, kind: str, name: str, namespace: str | None) -> None:
+    backend = examples.backend
+    resource = InProcessController.resource(kind)
+    backend.delete(resource, name, namespace)
+    wait_until(lambda: backend.get(resource, name, namespace) is None, 10,
+               f"{kind} {namespace}/{name} deleted")
+
+
+def chassis_of(lab: Lab, port: str) -> str:
+    return lab.store.load().ports[port].chassis

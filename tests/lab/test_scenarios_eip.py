@@ -1,0 +1,157 @@
+"""EIPs with real packets: scenario 3 (an external host reaches one VPC's backends through an
+on-link EIP, its address preserved), scenario 4 (one EIP over backends in two VPCs, SNATed to
+the service gateway's link addresses), an EIP that goes with its Service, pod egress, pods
+reaching EIPs, and failover of the gateway chassis.
+
+Runs on the examples served by the in-process controller (`examples` fixture)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ycloud_lab import Lab
+from ycloud_lab.ovsdb import as_list, rows
+from ycloud_lab.scenarios import (
+    CHECKS_BY_ID,
+    EXT_HOST,
+    MULTI,
+    POOL,
+    WEB,
+    Check,
+    Target,
+    run_check,
+    wait_check,
+    wait_until,
+)
+
+from topology import naming
+from ycloud_controller.kube import resources as res
+
+from .conftest import Examples, chassis_of, service, wait_deleted, wait_vip
+
+pytestmark = pytest.mark.lab
+
+
+def test_scenario3_onlink_eip_reaches_both_workers_with_client_address(
+        examples: Examples) -> None:
+    lab = examples.lab
+    routes = lab.exec(EXT_HOST, "ip", "-4", "route", "show", check=True).stdout
+    assert " via " not in routes and "default" not in routes, routes  # on-link, no route
+    row = examples.check("s3", batch=20, most=20)
+    assert row.ok, row  # every reply saw ext1's own address
+    assert set(row.answered) == set(WEB), row
+    assert {chassis_of(lab, examples.spec(n, 8080).target) for n in WEB} == {"node1", "node2"}
+
+
+def test_scenario4_eip_reaches_both_vpcs_from_svcgw_links(examples: Examples) -> None:
+    resolver = examples.resolver
+    row = examples.check("s4", batch=20, most=20)
+    assert row.ok, row
+    assert set(row.answered) == set(MULTI), row
+    vpcs = {n: resolver.port_vpc(examples.spec(n, 8080).target) for n in MULTI}
+    assert vpcs == {"multi-1": "vpc1", "multi-2": "vpc2"}
+    links = {n: resolver.router_port_ip(naming.svcgw_link_port(POOL, v)) for n, v in
+             vpcs.items()}
+    assert row.sources == {n: {ip} for n, ip in links.items()}, row.sources
+    assert len(set(links.values())) == 2
+
+
+def test_eip_of_a_deleted_service_stops_answering(examples: Examples) -> None:
+    lab, eip = examples.lab, "172.18.0.70"
+    svc = service("tmp-eip", "ns-vpc1", "10.96.10.14", {"app": "web"}, type="LoadBalancer",
+                  loadBalancerIP=eip, allocateLoadBalancerNodePorts=False)
+    svc["metadata"]["annotations"] = {naming.ANN_EIP_POOL: POOL}
+    check = Check("tmp-eip", "3 EIP, one VPC", EXT_HOST, Target(eip), "tcp", 80, WEB)
+    examples.backend.create(res.SERVICES, svc)
+    try:
+        wait_vip(lab, f"{eip}:80", lambda ips: ips is not None and len(ips) == 2,
+                 "the tmp-eip LB")
+        row = wait_check(lab, check, 20, resolver=examples.resolver, timeout=1)
+        assert row.ok, row
+    finally:
+        wait_deleted(examples, "Service", "tmp-eip", "ns-vpc1")
+    wait_vip(lab, f"{eip}:80", lambda ips: ips is None, "the tmp-eip LB removed")
+    nat = rows("ovn-nbctl", lab.nb_remote, "--columns=external_ip", "find", "NAT",
+               f"external_ip={eip}")
+    assert nat == [], nat
+    routes = lab.nbctl("lr-route-list", naming.eip_gateway(POOL))
+    assert eip not in routes, routes
+    wait_until(lambda: not lab.request(EXT_HOST, "tcp", eip, 80, timeout=1).ok, 15,
+               f"{eip} to stop answering")
+    assert not lab.request(EXT_HOST, "tcp", eip, 80, timeout=1).ok
+    row = examples.check("s3")  # the other EIP of the same backends is untouched
+    assert row.ok, row
+
+
+@pytest.mark.parametrize("check_id", ["egress-vpc1", "egress-vpc2", "egress-default"])
+def test_pod_egress_leaves_through_the_eip_gateway_uplink(examples: Examples,
+                                                           check_id: str) -> None:
+    row = examples.check(check_id)
+    assert row.ok, row  # ext1 saw 172.18.0.2, pool1's uplink address
+
+
+MULTI_LIMIT = CHECKS_BY_ID["multi-from-default"].limit
+
+
+@pytest.mark.parametrize("check_id", [
+    "eip-other-vpc", "eip-own-vpc", "multi-from-vpc1", "multi-from-vpc2",
+    pytest.param("multi-from-default", marks=pytest.mark.xfail(reason=MULTI_LIMIT,
+                                                               strict=False)),
+])
+def test_pod_reaches_eip(examples: Examples, check_id: str) -> None:
+    row = examples.check(check_id, timeout=1.5)
+    assert row.ok, row
+
+
+def _active_chassis(lab: Lab) -> dict[str, str]:
+    """Distributed gateway port (cr-...) -> chassis name where it is active."""
+    names = {r["_uuid"]: r["name"] for r in rows("ovn-sbctl", lab.sb_remote,
+                                                 "--columns=_uuid,name", "list", "Chassis")}
+    out = {}
+    for r in rows("ovn-sbctl", lab.sb_remote, "--columns=logical_port,chassis", "find",
+                  "Port_Binding", "type=chassisredirect"):
+        chassis = as_list(r["chassis"])
+        out[r["logical_port"]] = names.get(chassis[0], "?") if chassis else ""
+    return out
+
+
+def _svcgw_chassis(lab: Lab) -> str:
+    return lab.nbctl("--if-exists", "get", "Logical_Router", naming.service_gateway(POOL),
+                     "options:chassis").strip().strip('"')
+
+
+def _all_on(lab: Lab, chassis: str) -> bool:
+    active = _active_chassis(lab)
+    return bool(active) and set(active.values()) == {chassis} and \
+        _svcgw_chassis(lab) == chassis
+
+
+def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> None:
+    """gw1 stops: OVN moves the HA distributed gateway ports to gw2, the controller (reading
+    the active chassis from SB) moves the service gateway there; scenarios 3 and 4 answer
+    again. gw1 comes back: everything returns to it."""
+    s3, s4 = CHECKS_BY_ID["s3"], CHECKS_BY_ID["s4"]
+    assert _all_on(lab, "gw1"), (_active_chassis(lab), _svcgw_chassis(lab))
+    stopped = time.monotonic()
+    lab.stop_chassis("gw1")
+    try:
+        row = wait_check(lab, s3, 30, resolver=examples.resolver, timeout=1)
+        took_s3 = time.monotonic() - stopped
+        assert row.ok, row
+        row = wait_check(lab, s4, 30, resolver=examples.resolver, timeout=1)
+        took_s4 = time.monotonic() - stopped
+        assert row.ok, row
+        assert _all_on(lab, "gw2"), (_active_chassis(lab), _svcgw_chassis(lab))
+        print(f"failover: scenario 3 after {took_s3:.1f}s, scenario 4 after {took_s4:.1f}s")
+    finally:
+        started = time.monotonic()
+        lab.start_chassis("gw1")
+        wait_until(lambda: _all_on(lab, "gw1"), 30, "gateway ports and svcgw back on gw1")
+        lab.wait_hv()
+        for check in (s3, s4):
+            row = wait_check(lab, check, 30, resolver=examples.resolver, timeout=1)
+            assert row.ok, row
+        print(f"failback: scenarios 3 and 4 after {time.monotonic() - started:.1f}s")
+    row = run_check(lab, CHECKS_BY_ID["s4"], examples.resolver, batch=20, most=20)
+    assert row.ok and set(row.answered) == set(MULTI), row
