@@ -1,119 +1,50 @@
-"""Commit desired rows to NB: one custom ovsdbapp Command computes the plan and writes it.
+"""Commit desired rows to NB: compute the plan against the owned index and write it as one
+raw JSON-RPC transaction.
 
-`ApplyCommand.run_idl` runs in the ovsdbapp connection thread: it computes the Plan against
-the current IDL and writes every change into the one IDL transaction. When ovsdbapp retries
-a transaction (TRY_AGAIN after a reconnect or a RAFT leader change), run_idl is called again
-on the refreshed IDL and recomputes the plan, so a retried insert that had in fact landed is
-seen and not repeated; duplicates that slip through anyway are removed by the next diff.
+`Applier.apply` holds the session lock while it computes the Plan (topology.plan, the single
+source of truth for what changes; `render` uses the same plan) and builds its operations
+(topology.rpcwrite); the request is serialised outside the lock and queued to the session,
+which drops it if the monitor was re-synced meanwhile (a reconnect). When the server
+commits, the reply's write-through puts the changes into the index before `apply` returns:
+the next plan sees them.
 
-`Applier.apply` commits a batch of owners in one transaction. When the server refuses it
-(a constraint violation, a name taken by a row that is not ours), the batch is split in
-halves until every good owner has landed and each bad owner is reported on its own. A plan
-with nothing to change sends nothing: no transaction is committed at all.
+When the session drops before the reply (reconnect, RAFT leader change), the outcome is
+unknown: `apply` waits for the new monitor contents and plans again, so a transaction that
+had in fact landed is seen and not repeated; inserts carry client-chosen UUIDs (or `wait`
+guards on older servers), so one that lands late is refused instead of duplicated.
+
+A batch of owners is committed in one transaction. When the server refuses it (a constraint
+violation, a name taken by a row that is not ours), the batch is split in halves until every
+good owner has landed and each bad owner is reported on its own. A plan with nothing to change
+sends nothing: no transaction is committed at all.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import ovs.db.data
-import ovs.db.error
-import ovs.db.idl
 import structlog
-from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
-from topology import metrics, model
-from topology.model import Owner, Row, RowId
+from topology import metrics
+from topology.model import Owner, Row
 from topology.nb import NbClient
-from topology.plan import LinkOp, Plan, compute_plan
+from topology.ovsdb import Disconnected, OvsdbError, gc_paused
+from topology.plan import Plan, compute_plan
+from topology.rpcwrite import Codecs, Transaction, UuidSource, errors_of
 
 log = structlog.get_logger(__name__)
 
 
 class RowValueError(ValueError):
-    """A desired value the NB schema refuses (checked before anything is sent)."""
+    """A desired value the NB schema refuses (kept for callers; the server now reports it)."""
 
 
-def _check(row: ovs.db.idl.Row, column: str, value: Any) -> None:
-    col = row._table.columns[column]  # noqa: SLF001
-    try:
-        ovs.db.data.Datum.from_python(col.type, value, ovs.db.idl._row_to_uuid)  # noqa: SLF001
-    except ovs.db.error.Error as exc:
-        raise RowValueError(f"{row._table.name}.{column}={value!r}: {exc}") from exc  # noqa: SLF001
-
-
-def _write_columns(row: ovs.db.idl.Row, desired: Row) -> None:
-    values = desired.columns()
-    if desired.TABLE not in model.OWNED_BY_NAME:
-        values["external_ids"] = desired.external_ids()
-    for column, value in values.items():
-        _check(row, column, value)
-        setattr(row, column, value)
-
-
-class ApplyCommand(BaseCommand):
-    """Compute the plan for `desired` and write it into the transaction (or only compute it)."""
-
-    def __init__(self, api: Any, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
-                 dry_run: bool = False, keep: Iterable[Owner] = ()):
-        super().__init__(api)
-        self.desired = desired
-        self.gc = gc
-        self.keep = frozenset(keep)
-        self.dry_run = dry_run
-        self.READ_ONLY = dry_run  # ovsdbapp runs read-only commands without a transaction
-
-    def run_idl(self, txn: ovs.db.idl.Transaction | None) -> None:
-        index = self.api.idl.index
-        plan = compute_plan(index, self.desired, gc=self.gc, keep=self.keep)
-        self.result = plan
-        if self.dry_run or plan.empty():
-            return
-        assert txn is not None
-        tables = self.api.idl.tables
-        made: dict[RowId, ovs.db.idl.Row] = {}
-        for row in plan.inserts:
-            new = txn.insert(tables[row.TABLE])
-            _write_columns(new, row)
-            made[row.rid] = new
-        for row, row_uuid in plan.updates:
-            _write_columns(tables[row.TABLE].rows[row_uuid], row)
-
-        def resolve(rid: RowId, row_uuid: Any) -> ovs.db.idl.Row:
-            return made[rid] if row_uuid is None else tables[rid.table].rows[row_uuid]
-
-        for op in plan.link_removes:
-            _unlink(resolve(op.parent, op.parent_uuid), op, resolve(op.child, op.child_uuid))
-        for op in plan.link_adds:
-            _link(resolve(op.parent, op.parent_uuid), op, resolve(op.child, op.child_uuid))
-        for rid, row_uuid, _ in plan.deletes:
-            row = tables[rid.table].rows.get(row_uuid)
-            if row is not None:
-                row.delete()
-
-    def __str__(self) -> str:
-        return f"ApplyCommand(owners={len(self.desired)}, gc={self.gc}, dry_run={self.dry_run})"
-
-
-def _single(op: LinkOp) -> bool:
-    return model.REF_COLUMNS[(op.parent.table, op.column)][2] == 1
-
-
-def _link(parent: ovs.db.idl.Row, op: LinkOp, child: ovs.db.idl.Row) -> None:
-    if _single(op):
-        setattr(parent, op.column, [child])
-    else:
-        parent.addvalue(op.column, child)
-
-
-def _unlink(parent: ovs.db.idl.Row, op: LinkOp, child: ovs.db.idl.Row) -> None:
-    if _single(op):
-        setattr(parent, op.column, [])
-    else:
-        parent.delvalue(op.column, child)
+class Refused(RuntimeError):
+    """The server refused the transaction: the batch is split to find the bad owner."""
 
 
 @dataclass
@@ -139,21 +70,25 @@ class ApplyResult:
 class Applier:
     """Applies desired rows per owner to NB through one NbClient."""
 
+    RETRY_PAUSE = 0.2
+
     def __init__(self, nb: NbClient):
         self.nb = nb
+        self.uuids = UuidSource()
+        self.codecs = Codecs()
 
     def plan(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
              keep: Iterable[Owner] = ()) -> Plan:
         """The changes an apply would make, computed against NB; writes nothing."""
-        assert self.nb.api is not None
-        cmd = ApplyCommand(self.nb.api, desired, gc=gc, dry_run=True, keep=keep)
-        return cmd.execute(check_error=True, log_errors=False)
+        self.nb.wait_synced()
+        return self.nb.read(compute_plan, self.nb.index, desired, gc, keep)
 
     def apply(self, desired: Mapping[Owner, Sequence[Row]], gc: bool = False,
               keep: Iterable[Owner] = ()) -> ApplyResult:
         """Make NB equal to `desired` for these owners. With gc=True, also delete the rows of
         every owner found in NB that is neither in `desired` nor in `keep`."""
         if gc:
+            self.nb.wait_synced()
             extra = self.nb.read(self.nb.index.owners) - set(desired) - set(keep)
             desired = {**desired, **{o: () for o in extra}}
         return self._apply(dict(sorted(desired.items())))
@@ -162,14 +97,11 @@ class Applier:
         result = ApplyResult()
         if not desired:
             return result
-        assert self.nb.api is not None
-        cmd = ApplyCommand(self.nb.api, desired)
         start = time.monotonic()
         try:
-            cmd.execute(check_error=True, log_errors=False)
-        except (RuntimeError, RowValueError, ovs.db.error.Error) as exc:
+            plan = self._commit(desired)
+        except Refused as exc:
             return self._split(desired, exc)
-        plan: Plan = cmd.result
         elapsed = time.monotonic() - start
         result.errors.update(plan.errors)
         result.plans.append(plan)
@@ -183,6 +115,53 @@ class Applier:
             log.warning("owner not applied", owner=str(owner), error=err)
         return result
 
+    def _commit(self, desired: dict[Owner, Sequence[Row]]) -> Plan:
+        """Plan and commit once; on a lost session, wait for it and plan again."""
+        nb = self.nb
+        deadline = time.monotonic() + nb.timeout
+        duplicates = 0
+        while True:
+            session = nb.session
+            assert session is not None, "NbClient not started"
+            remaining = max(0.0, deadline - time.monotonic())
+            if not session.wait_synced(remaining):
+                raise TimeoutError(f"NB not connected within {nb.timeout}s")
+            done = _Reply()
+            with gc_paused():
+                with session.lock:
+                    if not session.synced.is_set():
+                        continue
+                    epoch = session.epoch
+                    plan = compute_plan(nb.index, desired)
+                    if plan.empty():
+                        return plan
+                    assert session.schema is not None
+                    txn = Transaction(plan, session.schema, session, self.uuids,
+                                      session.supports_insert_uuid, self.codecs)
+                rid, data = session.encode_request("transact", [session.database, *txn.ops])
+                txn.ops = []  # only the bytes are needed now (and the write-through)
+            try:
+                session.send_encoded(rid, data, done.callback(txn), epoch)
+            except Disconnected:
+                continue
+            del data
+            outcome = done.wait(max(1.0, deadline - time.monotonic()))
+            if outcome is None:
+                return plan
+            if isinstance(outcome, Disconnected):
+                log.info("nb session lost before the reply; planning again", error=str(outcome))
+                metrics.observe_transaction(0, 0.0, "retry")
+                continue
+            if isinstance(outcome, _Transient) and duplicates < 3:
+                duplicates += 1
+                if duplicates >= 2:
+                    self.uuids.rotate()
+                log.info("nb transaction raced a late insert; planning again",
+                         error=str(outcome))
+                time.sleep(self.RETRY_PAUSE)
+                continue
+            raise Refused(str(outcome))
+
     def _split(self, desired: dict[Owner, Sequence[Row]], exc: Exception) -> ApplyResult:
         metrics.observe_transaction(0, 0.0, "error")
         owners = list(desired)
@@ -195,6 +174,44 @@ class Applier:
         for part in (owners[:mid], owners[mid:]):
             result.merge(self._apply({o: desired[o] for o in part}))
         return result
+
+
+class _Transient(OvsdbError):
+    """A refusal that a fresh plan may not repeat (an insert that raced a late one)."""
+
+
+class _Reply:
+    """The outcome of one transact: None (committed), or the exception to handle."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.outcome: Exception | None = None
+
+    def callback(self, txn: Transaction):  # noqa: ANN201
+        def on_reply(result: Any, error: Any) -> None:
+            if error is not None:
+                self.outcome = error if isinstance(error, Exception) else OvsdbError(str(error))
+            else:
+                failure = errors_of(result)
+                if failure is None:
+                    try:
+                        txn.reflect(result)
+                    except Exception as exc:  # noqa: BLE001 - the monitor will catch up
+                        log.warning("write-through failed; waiting for the monitor",
+                                    error=str(exc))
+                elif "duplicate uuid" in failure or failure.startswith("timed out"):
+                    self.outcome = _Transient(failure)
+                elif "not leader" in failure or "not connected" in failure:
+                    self.outcome = Disconnected(failure)
+                else:
+                    self.outcome = OvsdbError(failure)
+            self._event.set()
+        return on_reply
+
+    def wait(self, timeout: float) -> Exception | None:
+        if not self._event.wait(timeout):
+            return Disconnected(f"no reply within {timeout:.0f}s")
+        return self.outcome
 
 
 def _reason(exc: Exception) -> str:

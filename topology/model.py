@@ -98,19 +98,31 @@ class Row:
     def key(self) -> str:
         return self.name
 
-    @property
+    @cached_property
     def rid(self) -> RowId:
         return RowId(self.TABLE, self.key)
 
     def columns(self) -> dict[str, Any]:
         """Plain (non-reference) columns in python-ovs form: str, int, bool, list, dict."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in self.NOT_COLUMNS or f.name in self._ref_fields():
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = dict(value) if f.type == "Map" else _to_ovs(value)
+        for name, is_map in _plain_fields(type(self)):
+            value = getattr(self, name)
+            out[name] = dict(value) if is_map else _to_ovs(value)
         return out
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # rows are immutable: compute each row's links once (the diff asks several times)
+        super().__init_subclass__(**kwargs)
+        make = cls.__dict__.get("links")
+        if make is not None and not getattr(make, "_cached", False):
+            def links(self: Row, _make: Any = make) -> tuple[Link, ...]:
+                cached = self.__dict__.get("_links")
+                if cached is None:
+                    cached = self.__dict__["_links"] = _make(self)
+                return cached
+            links._cached = True  # type: ignore[attr-defined]
+            links.__doc__ = make.__doc__
+            cls.links = links  # type: ignore[method-assign]
 
     @classmethod
     def _ref_fields(cls) -> frozenset[str]:
@@ -132,6 +144,20 @@ class Row:
         ids.update(self.ids)
         payload = json.dumps([self.TABLE, self.key, self.columns(), ids], sort_keys=True)
         return naming.content_hash(payload)
+
+
+_PLAIN_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _plain_fields(cls: type[Row]) -> tuple[tuple[str, bool], ...]:
+    """(name, is a Map) of the plain columns of a row class, computed once per class."""
+    found = _PLAIN_FIELDS.get(cls)
+    if found is None:
+        refs = cls._ref_fields()
+        found = _PLAIN_FIELDS[cls] = tuple(
+            (f.name, f.type == "Map") for f in fields(cls)
+            if f.name not in cls.NOT_COLUMNS and f.name not in refs)
+    return found
 
 
 def _to_ovs(value: Any) -> Any:

@@ -87,49 +87,60 @@ class _Builder:
         self.desired = desired
         self.errors: dict[Owner, str] = {}
         self.want: dict[RowId, Row] = {}
+        self.want_by: dict[Owner, list[RowId]] = {}
         self.deleting: dict[RowId, list[tuple[UUID, Owner | None]]] = defaultdict(list)
+        self.deleting_by: dict[Owner, list[RowId]] = defaultdict(list)
 
     def existing(self, rid: RowId) -> UUID | None:
         uuids = self.index.lookup(rid)
         return uuids[0] if uuids else None
 
     def collect(self) -> None:
+        want = self.want
         for owner in sorted(self.desired):
             seen: dict[RowId, Row] = {}
             for row in self.desired[owner]:
+                rid = row.rid
                 if row.owner != owner:
-                    self.errors[owner] = f"row {row.rid} claims owner {row.owner}"
+                    self.errors[owner] = f"row {rid} claims owner {row.owner}"
                     break
-                if row.rid in seen and seen[row.rid] != row:
-                    self.errors[owner] = f"two different desired rows {row.rid}"
+                if rid in seen and seen[rid] != row:
+                    self.errors[owner] = f"two different desired rows {rid}"
                     break
-                seen[row.rid] = row
+                seen[rid] = row
             else:
-                clash = next((rid for rid in seen if rid in self.want), None)
+                clash = next((rid for rid in seen if rid in want), None)
                 if clash is not None:
                     self.errors[owner] = (f"row {clash} is already wanted by "
-                                          f"{self.want[clash].owner}")
+                                          f"{want[clash].owner}")
                     continue
-                self.want.update(seen)
+                want.update(seen)
+                self.want_by[owner] = list(seen)
         for owner in self.desired:
             if owner in self.errors:
                 continue  # left out of the plan: its rows in NB stay as they are
-            wanted = {rid for rid, row in self.want.items() if row.owner == owner}
             for rid in self.index.owned_by(owner):
-                if rid not in wanted and rid not in self.want:
+                if rid not in want:
                     for row_uuid in self.index.lookup(rid):
                         self.deleting[rid].append((row_uuid, owner))
+                    self.deleting_by[owner].append(rid)
 
-    def drop_owner(self, owner: Owner, reason: str) -> None:
+    def drop_owner(self, owner: Owner, reason: str) -> set[RowId]:
+        """Leave `owner` out of the plan; returns the rows no longer wanted."""
         self.errors.setdefault(owner, reason)
-        for rid in [rid for rid, row in self.want.items() if row.owner == owner]:
-            del self.want[rid]
-        for rid in list(self.deleting):
-            kept = [(u, o) for u, o in self.deleting[rid] if o != owner]
+        gone = set()
+        for rid in self.want_by.pop(owner, ()):
+            row = self.want.get(rid)
+            if row is not None and row.owner == owner:
+                del self.want[rid]
+                gone.add(rid)
+        for rid in self.deleting_by.pop(owner, ()):
+            kept = [(u, o) for u, o in self.deleting.get(rid, ()) if o != owner]
             if kept:
                 self.deleting[rid] = kept
             else:
-                del self.deleting[rid]
+                self.deleting.pop(rid, None)
+        return gone
 
     def resolvable(self, rid: RowId) -> bool:
         if rid in self.want:
@@ -137,20 +148,25 @@ class _Builder:
         return self.existing(rid) is not None and rid not in self.deleting
 
     def check_links(self) -> None:
-        """Drop owners with dangling references until nothing changes (fixpoint)."""
-        while True:
-            dropped = False
-            for row in list(self.want.values()):
+        """Drop owners with dangling references until nothing changes (fixpoint). After the
+        first pass only rows that reference a row dropped meanwhile are checked again."""
+        pending: list[Row] = list(self.want.values())
+        while pending:
+            gone: set[RowId] = set()
+            for row in pending:
                 if row.rid not in self.want:
                     continue
                 for link in row.links():
                     other = link.parent if link.child == row.rid else link.child
                     if not self.resolvable(other):
-                        self.drop_owner(row.owner, f"{row.rid} references missing {other}")
-                        dropped = True
+                        gone |= self.drop_owner(row.owner,
+                                                f"{row.rid} references missing {other}")
                         break
-            if not dropped:
+            if not gone:
                 return
+            pending = [row for row in self.want.values()
+                       if any((link.parent if link.child == row.rid else link.child) in gone
+                              for link in row.links())]
 
 
 def _desired_links(rows: Sequence[Row]) -> dict[tuple[RowId, str], set[RowId]]:

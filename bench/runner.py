@@ -1,0 +1,573 @@
+"""`python -m bench`: measure the controller against the raw OVSDB limit, in one run.
+
+For each N in --services (default 1000,10000), on a private sandbox started here:
+
+1. raw limit: the LB rows the controller will write for N services (built with the product's
+   own builder, so names, vips, options and external_ids are identical) plus their
+   Load_Balancer_Group memberships, inserted in ONE `transact` over a plain unix socket. Timed
+   from the first byte sent to the reply parsed (request pre-encoded); median of 3, NB wiped
+   before each.
+2. cold sync: `ycloud-controller sync --once` (bench.worker sync: the CLI's own code with an
+   in-memory source) from an empty NB. Reported two ways, each with its ratio to (1):
+   - e2e: the whole `sync --once` (cli.main: informers list the store, full sync, drain of
+     Kubernetes writes, and the verifying second full sync that must find nothing to do);
+   - NB phase: the first full sync that writes (reconcile everything, plan, commit), i.e.
+     empty NB to converged NB. (Manifests mode first settles its own Kubernetes-side state
+     with a plan-only full sync; that is in e2e, not in the NB phase.)
+   Object generation and filling the store (the stand-in for reading YAML) are not timed.
+   Afterwards one `select` checks every LB row: expected backends, and the same content hash
+   as the raw rows (so (1) wrote the very same rows). No observer is connected during (1)
+   and (2): ovsdb-server does the same work for its clients (a paused ovn-northd) in both.
+3. restart, nothing changed: `sync --once` again in a new process on the converged NB: wall
+   time of cli.main, and NB transactions written, counted on the server side (NB file size
+   unchanged, and update notifications seen by the observer), with the controller's own
+   ycloud_nb_transactions_total as a cross-check.
+4. churn (largest N only): `bench.worker run` starts the controller loop (its startup full sync
+   is a second restart measurement), then writes EndpointSlice updates at each offered rate
+   for --churn-seconds. Event-to-commit latency: store write -> the observer (its own socket,
+   another process) sees the LB row with the new backends. Also achieved write rate, commit
+   rate and queue depth over time (backlog growth).
+5. peak RSS (VmHWM) of each controller process; the RSS of the process right after filling
+   the in-memory store is shown too (interpreter, imports and the store itself).
+
+Results: a table on stdout and a block in bench/RESULTS.md (the rest of that file is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import ovsdb, workload
+from topology import model
+from topology.sandbox import Sandbox
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+PY = sys.executable
+
+
+# -- raw limit ------------------------------------------------------------------------------
+def _atom(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ovsdb.ovs_map({str(k): str(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return ovsdb.ovs_set(value)
+    return value
+
+
+def raw_ops(shape: workload.Shape) -> list[dict[str, Any]]:
+    """One transaction: N LB rows + the VPC groups holding them (named-uuid memberships)."""
+    ops: list[dict[str, Any]] = []
+    members: dict[str, list[Any]] = defaultdict(list)
+    for i in range(shape.services):
+        row = workload.lb_row(shape, i)
+        # empty sets and maps are left to their default, as the controller does: the raw
+        # transaction must be the cheapest form of the same rows
+        cols = {k: _atom(v) for k, v in row.columns().items()
+                if not (not v and isinstance(v, (list, tuple, dict)))}
+        cols["external_ids"] = _atom(row.external_ids())
+        uuid_name = f"lb{i}"
+        ops.append({"op": "insert", "table": "Load_Balancer", "row": cols,
+                    "uuid-name": uuid_name})
+        members[row.groups[0]].append(["named-uuid", uuid_name])
+    for group, lbs in sorted(members.items()):
+        ops.append({"op": "insert", "table": "Load_Balancer_Group",
+                    "row": {"name": group, "load_balancer": ["set", lbs]}})
+    return ops
+
+
+def wipe(client: ovsdb.Client) -> None:
+    client.transact(ovsdb.wipe_ops())
+
+
+def raw_limit(client: ovsdb.Client, shape: workload.Shape, repeat: int = 3) -> list[float]:
+    data = client.encode("transact", [ovsdb.DB, *raw_ops(shape)])
+    times = []
+    for _ in range(repeat):
+        wipe(client)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        result = client.call_raw(data)
+        t1 = time.monotonic()
+        ovsdb.check(result)
+        times.append(t1 - t0)
+        data = client.encode("transact", [ovsdb.DB, *raw_ops(shape)])
+    wipe(client)
+    return times
+
+
+# -- child processes --------------------------------------------------------------------------
+def run_worker(mode: str, remote: str, services: int, workdir: Path, extra: list[str],
+               profile: Path | None, tag: str) -> tuple[dict[str, Any], float]:
+    out = workdir / f"{tag}.json"
+    cmd = [PY, "-m", "bench.worker", mode, "--remote", remote, "--services", str(services),
+           "--out", str(out), *extra]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+        gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []  # only GIL holders
+        cmd = [spy, "record", "--threads", "--nonblocking", *gil, "--rate", "200",
+               "--format", "raw", "-o", str(profile / f"{tag}.txt"), "--", *cmd]
+    log = open(workdir / f"{tag}.log", "w")  # noqa: SIM115
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent,
+                          env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    wall = time.monotonic() - t0
+    log.close()
+    if proc.returncode != 0 or not out.exists():
+        tail = (workdir / f"{tag}.log").read_text()[-3000:]
+        raise RuntimeError(f"bench.worker {mode} failed ({proc.returncode}):\n{tail}")
+    return json.loads(out.read_text()), wall
+
+
+# -- NB-side facts ----------------------------------------------------------------------------
+@dataclass
+class LbLog:
+    """Every Load_Balancer vips change the observer saw: owner -> [(time, vips)]."""
+
+    on: bool = False
+    changes: dict[str, list[tuple[float, str | None]]] = field(
+        default_factory=lambda: defaultdict(list))
+
+    def __call__(self, now: float, owner: str, value: str | None) -> None:
+        if self.on:
+            self.changes[owner].append((now, value))
+
+
+def observer_tables() -> dict[str, list[str] | None]:
+    tables: dict[str, list[str] | None] = {t: None for t in model.TABLES}
+    tables["Load_Balancer"] = ["name", "vips", "external_ids"]
+    return tables
+
+
+def nb_file(state) -> Path:  # noqa: ANN001
+    return Path(state.directory) / "nb.db"
+
+
+def select_lbs(client: ovsdb.Client) -> tuple[dict[str, str | None], dict[str, str]]:
+    """owner -> vips value, owner -> content hash, of every Load_Balancer we own."""
+    (res,) = client.transact([{"op": "select", "table": "Load_Balancer", "where": [],
+                               "columns": ["vips", "external_ids"]}])
+    vips, hashes = {}, {}
+    for row in res["rows"]:
+        ids = dict(row["external_ids"][1])
+        owner = ids.get("ycloud.io/owner")
+        if owner is None:
+            continue
+        pairs = row["vips"][1]
+        vips[owner] = pairs[0][1] if len(pairs) == 1 else None
+        hashes[owner] = ids.get("ycloud.io/hash", "")
+    return vips, hashes
+
+
+def check_lbs(client: ovsdb.Client, shape: workload.Shape) -> dict[str, Any]:
+    """Does NB hold exactly the expected LB of every service (and the raw rows' hash)?"""
+    vips, hashes = select_lbs(client)
+    wrong, hash_diff = 0, 0
+    for i in range(shape.services):
+        key = workload.service_key(shape, i)
+        if vips.get(key) != workload.vips_value(shape, i):
+            wrong += 1
+        elif hashes.get(key) != workload.lb_row(shape, i).content_hash:
+            hash_diff += 1
+    return {"lbs": len(vips), "wrong_vips": wrong, "hash_differs_from_raw": hash_diff}
+
+
+def wait_updates_settle(observer: ovsdb.Observer, quiet: float = 0.3,
+                        timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last, since = observer.snapshot_updates(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now_count = observer.snapshot_updates()
+        if now_count != last:
+            last, since = now_count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
+def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+# -- churn analysis ---------------------------------------------------------------------------
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
+    """Event-to-commit latency: for each write, the first time the observer saw its LB with
+    this write's backends or a later write's (a coalesced update commits both)."""
+    by_owner: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for t_write, owner, expected in phase["events"]:
+        by_owner[owner].append((t_write, expected))
+    latencies: list[float] = []
+    spans: list[tuple[float, float]] = []  # (write, commit) of each event
+    commit_times: list[float] = []
+    lost = 0
+    for owner, events in by_owner.items():
+        seen = [(t, v) for t, v in lb_log.changes.get(owner, []) if t >= events[0][0]]
+        pos = 0  # first pending event
+        for t_seen, value in seen:
+            match = None
+            for j in range(pos, len(events)):
+                if events[j][0] > t_seen:
+                    break
+                if events[j][1] == value:
+                    match = j
+            if match is None:
+                continue
+            for j in range(pos, match + 1):
+                latencies.append(t_seen - events[j][0])
+                spans.append((events[j][0], t_seen))
+            commit_times.append(t_seen)
+            pos = match + 1
+        lost += len(events) - pos
+    writes = [e[0] for e in phase["events"]]
+    span = (max(writes) - min(writes)) if len(writes) > 1 else 0.0
+    commits_in_window = [t for t in commit_times if t <= max(writes)] if writes else []
+    third = span / 3 if span else 0
+    queue = phase["queue"]
+    depth = [q for _, q, _ in queue]
+    thirds = [[q for t, q, _ in queue if min(writes) + k * third <= t < min(writes)
+               + (k + 1) * third] for k in range(3)] if writes and third else [[], [], []]
+    pauses = [(t, t + d) for t, d, _ in phase.get("gc_pauses", []) if d >= 0.02]
+    slow = [(a, b) for a, b in spans if b - a > 0.05]
+    slow_in_gc = sum(1 for a, b in slow if any(p0 < b and p1 > a for p0, p1 in pauses))
+    return {
+        "gc_pauses_over_20ms": len(pauses),
+        "gc_pause_max_ms": max((d for _, d, _ in phase.get("gc_pauses", [])), default=0) * 1000,
+        "slow_events": len(slow), "slow_events_during_gc": slow_in_gc,
+        "rate": phase["rate"], "offered": phase["offered"], "seconds": phase["seconds"],
+        "achieved_rate": (len(writes) - 1) / span if span else 0.0,
+        "late_writes": phase["late_writes"],
+        "commit_rate": len(commits_in_window) / span if span else 0.0,
+        "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
+        "max_ms": (max(latencies) * 1000) if latencies else float("nan"),
+        "committed": len(latencies), "lost": lost,
+        "queue_max": max(depth) if depth else 0,
+        "queue_mean_by_third": [round(statistics.fmean(x), 1) if x else 0.0 for x in thirds],
+        "drain_after_last_write_s": phase["drained_at"] - phase["end"],
+        "timers": phase.get("timers", {}),
+        "stages": {name: {"p50_ms": pct(v, 50) * 1000, "p99_ms": pct(v, 99) * 1000}
+                   for name, v in phase.get("stages", {}).items()},
+    }
+
+
+# -- one N ------------------------------------------------------------------------------------
+def measure(n: int, box: Sandbox, args: argparse.Namespace, workdir: Path,
+            churn: bool) -> dict[str, Any]:
+    state = box.state
+    assert state is not None
+    remote = state.nb_remote
+    shape = workload.Shape(n)
+    client = ovsdb.Client(state.nb_sockets[0])
+    out: dict[str, Any] = {"services": n, "pods": shape.pods}
+    prof = Path(args.profile) if args.profile else None
+    extra = ["--log-level", args.log_level]
+
+    log(f"[{n}] raw limit: {n} LB rows + group memberships in one transaction")
+    raw = raw_limit(client, shape)
+    out["raw_all"] = raw
+    out["raw"] = statistics.median(raw)
+    if select_lbs(client)[0]:
+        raise RuntimeError("NB not empty after wipe")
+
+    log(f"[{n}] cold sync: sync --once from an empty NB")
+    size0 = nb_file(state).stat().st_size
+    cold, wall = run_worker("sync", remote, n, workdir, extra, prof, f"cold-{n}")
+    # the first full sync that may write NB (manifests mode first settles in plan-only mode)
+    first = next(s for s in cold["syncs"] if not s.get("plan_only"))
+    settle = [s for s in cold["syncs"] if s.get("plan_only")]
+    out["cold"] = {
+        "rc": cold["rc"], "e2e": cold["seconds"], "process_wall": wall,
+        "nb_phase": first["end"] - first["start"],
+        "nb_phase_changes": first["changes"], "nb_phase_transactions": first["transactions"],
+        "timers": first.get("timers", {}),
+        "verify_sync": cold["syncs"][-1]["end"] - cold["syncs"][-1]["start"],
+        "settle_sync": sum(s["end"] - s["start"] for s in settle),
+        "fill": cold["fill_seconds"], "rss_after_fill_mb": cold["rss_after_fill_kb"] / 1024,
+        "peak_rss_mb": cold["peak_rss_kb"] / 1024,
+        "nb_bytes_written": nb_file(state).stat().st_size - size0,
+        "controller_transactions": cold["controller_transactions"],
+        "check": check_lbs(client, shape),
+    }
+    out["command"] = cold["command"]
+    log(f"[{n}] cold e2e {cold['seconds']:.2f}s, NB phase {out['cold']['nb_phase']:.2f}s, "
+        f"raw {out['raw']:.3f}s")
+
+    # from here on an independent observer watches NB (its own socket, this process);
+    # it is not attached during (1) and (2), which are compared with each other
+    lb_log = LbLog()
+    observer = ovsdb.Observer(state.nb_sockets[0], observer_tables(), on_lb=lb_log)
+    observer.start_monitor()
+    log(f"[{n}] restart with nothing changed: sync --once again")
+    time.sleep(0.5)
+    size1, upd1 = nb_file(state).stat().st_size, observer.snapshot_updates()
+    again, wall = run_worker("sync", remote, n, workdir, extra, prof, f"restart-{n}")
+    time.sleep(0.5)
+    wait_updates_settle(observer)
+    out["restart"] = {
+        "rc": again["rc"], "e2e": again["seconds"], "process_wall": wall,
+        "first_sync": next(s["end"] - s["start"] for s in again["syncs"]
+                           if not s.get("plan_only")),
+        "nb_bytes_written": nb_file(state).stat().st_size - size1,
+        "observed_updates": observer.snapshot_updates() - upd1,
+        "controller_transactions": again["controller_transactions"],
+        "peak_rss_mb": again["peak_rss_kb"] / 1024,
+    }
+    log(f"[{n}] restart {again['seconds']:.2f}s, NB bytes written "
+        f"{out['restart']['nb_bytes_written']}, updates {out['restart']['observed_updates']}")
+
+    if churn:
+        log(f"[{n}] churn: rates {args.rates} for {args.churn_seconds}s each")
+        upd2 = observer.snapshot_updates()
+        lb_log.changes.clear()
+        lb_log.on = True
+        run, wall = run_worker("run", remote, n, workdir,
+                               [*extra, "--rates", ",".join(map(str, args.rates)),
+                                "--seconds", str(args.churn_seconds)], prof, f"churn-{n}")
+        wait_updates_settle(observer)
+        lb_log.on = False
+        st = run["startup"]
+        out["run_startup"] = {
+            "seconds": st["seconds"], "transactions": st["controller_transactions"],
+            "observed_updates_before_churn": sum(
+                1 for t in observer.update_times if t < run["churn"][0]["start"]) - upd2
+            if run["churn"] else None,
+        }
+        out["churn"] = [analyse_churn(p, lb_log) for p in run["churn"]]
+        out["run_peak_rss_mb"] = run["peak_rss_kb"] / 1024
+        for c in out["churn"]:
+            log(f"[{n}] churn {c['rate']}/s: achieved {c['achieved_rate']:.0f}/s, p50 "
+                f"{c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, max {c['max_ms']:.1f} ms, "
+                f"lost {c['lost']}, queue max {c['queue_max']}")
+    observer.stop()
+    client.close()
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+
+    def version(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    try:
+        import ovs._json  # noqa: F401
+        cjson = "yes"
+    except ImportError:
+        cjson = "no"
+    return {"cpu": f"{cpu} x{os.cpu_count()}", "memory": mem,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "ovn": version(["ovn-nbctl", "--version"]),
+            "ovsdb": version(["ovsdb-server", "--version"]), "ovs_c_json": cjson}
+
+
+def ratio(x: float | None, raw: float) -> str:
+    return f"{x / raw:.1f}x" if x is not None and raw else "-"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| services | raw limit | cold sync e2e | cold sync NB phase | restart (nothing changed)"
+        " | NB txns on restart | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        raw, c, s = r["raw"], r["cold"], r["restart"]
+        txns = "0" if s["nb_bytes_written"] == 0 and s["observed_updates"] == 0 else \
+            f">0 ({s['observed_updates']} updates, {s['nb_bytes_written']} bytes)"
+        rss = max(c["peak_rss_mb"], s["peak_rss_mb"], r.get("run_peak_rss_mb", 0))
+        lines.append(
+            f"| {r['services']} | {raw:.3f} s | {c['e2e']:.2f} s ({ratio(c['e2e'], raw)}) | "
+            f"{c['nb_phase']:.2f} s ({ratio(c['nb_phase'], raw)}) | {s['e2e']:.2f} s "
+            f"({ratio(s['e2e'], raw)}) | {txns} (controller: "
+            f"{int(s['controller_transactions'])}) | {rss:.0f} MB |")
+    churn = [(r["services"], c) for r in results for c in r.get("churn", [])]
+    if churn:
+        lines += ["", "| churn vs services | offered | achieved | commits/s | p50 | p99 | max"
+                      " | queue max | queue mean by third | lost |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+        for n, c in churn:
+            lines.append(
+                f"| {n} | {c['rate']}/s x {c['seconds']:.0f} s | {c['achieved_rate']:.0f}/s | "
+                f"{c['commit_rate']:.0f} | {c['p50_ms']:.1f} ms | {c['p99_ms']:.1f} ms | "
+                f"{c['max_ms']:.1f} ms | {c['queue_max']} | "
+                f"{' / '.join(str(x) for x in c['queue_mean_by_third'])} | {c['lost']} |")
+    return "\n".join(lines)
+
+
+def details(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        c, s = r["cold"], r["restart"]
+        if c.get("timers"):
+            parts = ", ".join(f"{k} {v:.2f} s" for k, v in
+                              sorted(c["timers"].items(), key=lambda kv: -kv[1]))
+            lines.append(f"- {r['services']} services, NB phase ({c['nb_phase']:.2f} s) time "
+                         f"in the main thread: {parts}.")
+        lines.append(
+            f"- {r['services']} services ({r['pods']} pods): raw runs "
+            f"{', '.join(f'{x:.3f}' for x in r['raw_all'])} s; cold: process wall "
+            f"{c['process_wall']:.2f} s, settling (plan-only) full sync "
+            f"{c['settle_sync']:.2f} s, verifying full sync {c['verify_sync']:.2f} s, "
+            f"NB phase wrote {c['nb_phase_changes']} row ops in "
+            f"{c['nb_phase_transactions']} transaction(s), check "
+            f"{c['check']}; RSS after filling the store {c['rss_after_fill_mb']:.0f} MB, "
+            f"peak {c['peak_rss_mb']:.0f} MB; restart first full sync {s['first_sync']:.2f} s, "
+            f"restart peak RSS {s['peak_rss_mb']:.0f} MB.")
+        if "run_startup" in r:
+            u = r["run_startup"]
+            lines.append(f"- {r['services']} services, `run` startup (a restart) before churn: "
+                         f"{u['seconds']:.2f} s to ready, {int(u['transactions'])} controller "
+                         f"transactions, {u['observed_updates_before_churn']} NB updates seen; "
+                         f"peak RSS of the run process {r['run_peak_rss_mb']:.0f} MB.")
+            for ch in r["churn"]:
+                gc_s = sum(v for k, v in ch.get("timers", {}).items()
+                           if k.startswith("garbage"))
+                top = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(
+                    ch.get("timers", {}).items(), key=lambda kv: -kv[1])[:6])
+                lines.append(f"  - churn {ch['rate']}/s: {ch['committed']} events committed, "
+                             f"{ch['late_writes']} writes behind schedule, drained "
+                             f"{ch['drain_after_last_write_s']:.2f} s after the last write; "
+                             f"garbage collection {gc_s:.2f} s ({ch.get('gc_pauses_over_20ms', 0)}"
+                             f" pauses over 20 ms, longest {ch.get('gc_pause_max_ms', 0):.0f} ms;"
+                             f" {ch.get('slow_events_during_gc', 0)} of "
+                             f"{ch.get('slow_events', 0)} events slower than 50 ms overlapped "
+                             f"one); time in: {top}.")
+                st = ch.get("stages") or {}
+                if st:
+                    lines.append("    stages p50/p99 (ms): " + ", ".join(
+                        f"{k} {v['p50_ms']:.1f}/{v['p99_ms']:.1f}" for k, v in st.items()))
+    return "\n".join(lines)
+
+
+def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
+           label: str, northd: str, elapsed: float) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    ctl_cmd = results[0].get("command", "") if results else ""
+    return "\n".join([
+        f"### {label} ({when})",
+        "",
+        f"- machine: {info['cpu']}, {info['memory']}, Linux {info['kernel']}",
+        f"- {info['ovn']}; {info['ovsdb']}; Python {info['python']}; python-ovs C JSON "
+        f"parser: {info['ovs_c_json']}; ovn-northd {northd} during the run",
+        f"- command: `{command}` ({elapsed:.0f} s); controller under test: `{ctl_cmd}`",
+        "",
+        table(results),
+        "",
+        details(results),
+        "",
+    ])
+
+
+def write_results(path: Path, label: str, block: str) -> None:
+    begin, end = f"<!-- bench:{label}:begin -->", f"<!-- bench:{label}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{block}{end}{tail}"
+    else:
+        text = text.rstrip("\n") + f"\n\n{begin}\n{block}{end}\n"
+    path.write_text(text)
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"bench: {msg}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--services", default="1000,10000",
+                   help="comma-separated service counts (default 1000,10000)")
+    p.add_argument("--churn-seconds", type=float, default=30.0,
+                   help="seconds per churn rate, at the largest count (0: no churn)")
+    p.add_argument("--rates", default="100,1000", help="churn offered rates per second")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 300 services, 5 s of churn; nothing written to RESULTS.md")
+    p.add_argument("--northd", choices=("pause", "run"), default="pause",
+                   help="ovn-northd paused (default: the controller and OVSDB are measured, "
+                        "not northd) or running")
+    p.add_argument("--label", default="latest", help="RESULTS.md block to (re)write")
+    p.add_argument("--results", default=str(RESULTS), help="results file (default "
+                   "bench/RESULTS.md); '-' to not write it")
+    p.add_argument("--profile", metavar="DIR",
+                   help="record every controller process with py-spy (raw stacks) into DIR")
+    p.add_argument("--log-level", default="info", help="controller log level (default info)")
+    p.add_argument("--dir", help="sandbox/work directory (default: a temporary one)")
+    p.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.services, args.churn_seconds = "300", min(args.churn_seconds, 5.0)
+        if args.results == str(RESULTS):
+            args.results = "-"
+    counts = [int(x) for x in args.services.split(",") if x]
+    args.rates = [int(x) for x in args.rates.split(",") if x]
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    started = time.monotonic()
+    workdir = Path(args.dir or tempfile.mkdtemp(prefix="ycloud-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    box = Sandbox(workdir / "central")
+    box.start()
+    results: list[dict[str, Any]] = []
+    try:
+        if args.northd == "pause":
+            box.appctl(box.dir / "northd.ctl", "pause")
+        info = machine()
+        for n in counts:
+            churn = args.churn_seconds > 0 and n == max(counts)
+            results.append(measure(n, box, args, workdir, churn))
+    finally:
+        box.stop()
+    elapsed = time.monotonic() - started
+    block = render(results, info, command, args.label, args.northd, elapsed)
+    sys.stdout.write(block)
+    if args.results != "-":
+        write_results(Path(args.results), args.label, block)
+        log(f"wrote {args.results} (block '{args.label}')")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    log(f"work directory {workdir}")
+    return 0

@@ -1,0 +1,436 @@
+"""The controller side of the benchmark, run as a child process (one per measurement).
+
+    python -m bench.worker sync --remote unix:nb.sock --services N --out result.json
+    python -m bench.worker run  --remote unix:nb.sock --services N --out result.json \
+        --rates 100,1000 --seconds 30
+
+Both fill a MemoryStore with the generated objects (the in-memory path of manifests mode,
+without YAML) and then run the product's own code:
+
+- `sync` runs `ycloud-controller sync --once` through `ycloud_controller.cli.main`, with the
+  source replaced by that store (`open_source` patched; everything else is the CLI's code).
+- `run` builds the Controller as `ycloud-controller run` does (no HTTP server, no leader
+  election), runs its loop in a thread, waits for the startup full sync (a restart against
+  the converged NB), then writes EndpointSlice updates into the store at fixed offered rates
+  (the churn) and records when each write happened (time.monotonic, CLOCK_MONOTONIC: the
+  parent's NB observer uses the same clock).
+
+Results go to --out as JSON; peak RSS is this process's VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import workload
+
+
+def proc_status(field: str) -> int:  # noqa: D103 - see below
+    """A /proc/self/status value in kB (VmHWM: peak RSS, VmRSS: current RSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+RSS_AT_START = 0
+
+
+def fill_store(shape: workload.Shape):  # noqa: ANN201 - MemoryStore
+    from ycloud_controller.kube.memstore import MemoryStore
+    store = MemoryStore()
+    for obj in workload.all_objects(shape):
+        res = store.resource_by_kind(obj["kind"], obj["apiVersion"])
+        assert res is not None, obj["kind"]
+        status = obj.get("status")
+        created = store.create(res, obj)
+        if status is not None and res.has_status:
+            created["status"] = status
+            store.update(res, created, subresource="status")
+    return store
+
+
+class Timers:
+    """Wall time spent inside some functions (main thread only), to say where a full sync's
+    time goes. Nested timed calls are counted in each of them."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.gc_events: list[tuple[float, float, int]] = []  # (start, seconds, generation)
+        self.main = threading.main_thread()
+
+    def wrap(self, owner: Any, attr: str, label: str) -> None:
+        fn = getattr(owner, attr)
+        totals = self.totals
+        timers = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not timers.main:
+                return fn(*args, **kwargs)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.perf_counter() - t0
+
+        setattr(owner, attr, timed)
+
+    def install(self) -> None:
+        """Wrap what exists (the same worker also measures older trees of the project)."""
+        import importlib
+        targets = [
+            ("ycloud_controller.controller", "Controller", "reconcile", "reconcile (all kinds)"),
+            ("ycloud_controller.controller", None, "restore_ipam", "restore IPAM from NB"),
+            ("ycloud_controller.controller", "Controller", "_commit",
+             "commit (apply + bookkeeping)"),
+            ("topology.apply", "Applier", "apply", "Applier.apply"),
+            ("topology.apply", None, "compute_plan", "plan (compute_plan)"),
+            ("topology.apply", None, "Transaction", "build JSON-RPC ops"),
+            ("topology.apply", "_Reply", "wait", "wait for the NB reply"),
+            ("ycloud_controller.controller", None, "_signature", "controller._signature"),
+            ("ycloud_controller.writer", "KubeWriter", "submit", "KubeWriter.submit"),
+            ("ycloud_controller.kube.queue", "WorkQueue", "forget", "WorkQueue.forget"),
+            ("topology.nb", "NbClient", "read", "NbClient.read"),
+        ]
+        for module, cls, attr, label in targets:
+            try:
+                owner: Any = importlib.import_module(module)
+                if cls is not None:
+                    owner = getattr(owner, cls)
+                getattr(owner, attr)
+            except (ImportError, AttributeError):
+                continue
+            self.wrap(owner, attr, label)
+        import gc
+        state: dict[str, float] = {}
+
+        events = self.gc_events
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                state["t"] = time.perf_counter()
+                state["m"] = time.monotonic()
+            elif "t" in state:
+                gen = info.get("generation")
+                label = f"garbage collection (gen{gen}, all threads)"
+                took = time.perf_counter() - state.pop("t")
+                totals[label] = totals.get(label, 0.0) + took
+                if took > 0.005:
+                    events.append((state.pop("m"), round(took, 4), gen))
+
+        totals = self.totals
+        gc.callbacks.append(on_gc)
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.totals)
+
+
+TIMERS = Timers()
+
+
+class Stages:
+    """When each Service key passed the stages of the pipeline (churn only): its EndpointSlice
+    event reached the work queue, its reconcile began, its batch's NB apply returned."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[float, str]] = []
+        self.batch: list[tuple[float, float, float, list[str]]] = []  # got, reconciled, applied
+        self.on = False
+
+    def install(self, ctl) -> None:  # noqa: ANN001
+        stages = self
+        triggers = ctl.triggers
+        original_on_event = triggers.on_event
+
+        def on_event(kind: str, event: str, obj: dict, old: dict | None) -> None:
+            original_on_event(kind, event, obj, old)
+            if stages.on and kind == "EndpointSlice":
+                md = obj.get("metadata") or {}
+                svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+                stages.enqueued.append((time.monotonic(), f"{md.get('namespace')}/{svc}"))
+
+        triggers.on_event = on_event
+        original_run_batch = ctl.run_batch
+        original_commit = ctl._commit  # noqa: SLF001
+
+        def run_batch(keys):  # noqa: ANN001, ANN202
+            stages._got = time.monotonic()  # noqa: SLF001
+            return original_run_batch(keys)
+
+        def commit(outcomes, full):  # noqa: ANN001, ANN202
+            reconciled = time.monotonic()
+            report = original_commit(outcomes, full)
+            if stages.on and not full:
+                stages.batch.append((stages._got, reconciled, time.monotonic(),  # noqa: SLF001
+                                     [k[1] for k in outcomes if k[0] == "Service"]))
+            return report
+
+        ctl.run_batch = run_batch
+        ctl._commit = commit  # noqa: SLF001
+
+
+STAGES = Stages()
+
+
+class SyncTimes:
+    """Wraps Controller.full_sync to record when each full sync ran and what it wrote."""
+
+    def __init__(self) -> None:
+        self.syncs: list[dict[str, Any]] = []
+        self.informers_synced: dict[str, Any] = {}
+
+    def install(self) -> None:
+        from ycloud_controller.controller import Controller
+        original = Controller.full_sync
+        recorder = self
+
+        def full_sync(ctl):  # noqa: ANN001, ANN202
+            start = time.monotonic()
+            rss_start = proc_status("VmRSS") // 1024
+            plan_only = ctl.plan_only
+            before = TIMERS.snapshot()
+            report = original(ctl)
+            after = TIMERS.snapshot()
+            timers = {k: round(v - before.get(k, 0.0), 4) for k, v in after.items()
+                      if v - before.get(k, 0.0) > 0}
+            recorder.syncs.append({"start": start, "end": time.monotonic(),
+                                   "rss_start_mb": rss_start,
+                                   "rss_mb": proc_status("VmRSS") // 1024,
+                                   "hwm_mb": proc_status("VmHWM") // 1024,
+                                   "transactions": report.transactions,
+                                   "changes": report.changes, "objects": report.objects,
+                                   "refused": len(report.refused), "plan_only": plan_only,
+                                   "timers": timers,
+                                   "invalid": len(report.invalid)})
+            return report
+
+        Controller.full_sync = full_sync  # type: ignore[method-assign]
+        original_wait = Controller.wait_synced
+
+        def wait_synced(ctl, timeout: float = 60.0) -> bool:  # noqa: ANN001
+            ok = original_wait(ctl, timeout)
+            recorder.informers_synced = {"at": time.monotonic(),
+                                         "rss_mb": proc_status("VmRSS") // 1024}
+            return ok
+
+        Controller.wait_synced = wait_synced  # type: ignore[method-assign]
+
+
+def nb_txn_counter() -> float:
+    from topology import metrics
+    return metrics.NB_TRANSACTIONS.labels(result="ok")._value.get()  # noqa: SLF001
+
+
+def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
+    from ycloud_controller import cli
+    from ycloud_controller.kube.backend import MemoryBackend
+    from ycloud_controller.source import Source
+
+    t = time.monotonic()
+    store = fill_store(shape)
+    out["fill_seconds"] = time.monotonic() - t
+    out["rss_after_fill_kb"] = proc_status("VmRSS")
+    out["objects_in_store"] = sum(len(b) for b in store._objects.values())  # noqa: SLF001
+    cli.open_source = lambda _args: Source(MemoryBackend(store), emulate=True)
+    times = SyncTimes()
+    times.install()
+    TIMERS.install()
+    argv = ["sync", "--once", "--ovn-nb-db", args.remote, "--manifests", "<in-memory>",
+            "--log-format", "json", "--log-level", args.log_level]
+    out["command"] = "ycloud-controller " + " ".join(argv)
+    before = nb_txn_counter()
+    t0 = time.monotonic()
+    rc = cli.main(argv)
+    t1 = time.monotonic()
+    out.update(rc=rc, start=t0, end=t1, seconds=t1 - t0, syncs=times.syncs,
+               informers_synced=times.informers_synced,
+               rss_imports_kb=RSS_AT_START,
+               controller_transactions=nb_txn_counter() - before,
+               peak_rss_kb=proc_status("VmHWM"))
+    return rc
+
+
+def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
+    from topology.nb import NbClient
+    from ycloud_controller import config as config_mod
+    from ycloud_controller import logs
+    from ycloud_controller.controller import Controller
+    from ycloud_controller.kube import resources as res
+    from ycloud_controller.kube.backend import MemoryBackend
+
+    logs.configure("json", args.log_level)
+    t = time.monotonic()
+    store = fill_store(shape)
+    out["fill_seconds"] = time.monotonic() - t
+    out["rss_after_fill_kb"] = proc_status("VmRSS")
+    times = SyncTimes()
+    times.install()
+    TIMERS.install()
+    cfg = config_mod.load(None, nb_remote=args.remote, batch_size=500, resync_seconds=3600.0)
+    before = nb_txn_counter()
+    t0 = time.monotonic()
+    nb = NbClient(args.remote).start()
+    ctl = Controller(cfg, MemoryBackend(store), nb, emulate=True)
+    ctl.start()
+    if not ctl.wait_synced(timeout=300):
+        raise RuntimeError("informers did not sync")
+    STAGES.install(ctl)
+    loop = threading.Thread(target=ctl.run, name="controller", daemon=True)
+    TIMERS.main = loop  # time the controller loop's thread from here on
+    loop.start()
+    while not ctl.ready():
+        time.sleep(0.005)
+    t_ready = time.monotonic()
+    quiet = wait_quiet(ctl, 120.0)
+    out["startup"] = {"start": t0, "ready": t_ready, "seconds": t_ready - t0,
+                      "quiet_seconds": quiet - t0, "syncs": list(times.syncs),
+                      "controller_transactions": nb_txn_counter() - before}
+    out["churn"] = []
+    versions = [0] * shape.services
+    cursor = 0
+    for rate in args.rates:
+        phase, cursor = churn(ctl, store, res.ENDPOINTSLICES, shape, versions, rate,
+                              args.seconds, cursor)
+        out["churn"].append(phase)
+    ctl.shutdown()
+    nb.stop()
+    out["peak_rss_kb"] = proc_status("VmHWM")
+    out["controller_transactions"] = nb_txn_counter() - before
+    return 0
+
+
+def wait_quiet(ctl, timeout: float) -> float:  # noqa: ANN001
+    """Wait until the queue is empty and the Kubernetes writer idle for 0.5 s; returns when."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        busy = len(ctl.queue) or ctl.queue.processing() or not ctl.writer.idle()
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 0.5:
+            return quiet_since
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def churn(ctl, store, slices_res, shape: workload.Shape, versions: list[int],  # noqa: ANN001
+          rate: int, seconds: float, cursor: int) -> tuple[dict[str, Any], int]:
+    """Write `rate` EndpointSlice updates per second for `seconds`, on schedule (no dropping:
+    a late write goes out at once and the achieved rate shows it)."""
+    total = int(rate * seconds)
+    events: list[tuple[float, str, str]] = []
+    samples: list[tuple[float, int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            samples.append((time.monotonic(), len(ctl.queue), ctl.queue.processing()))
+
+    sampler = threading.Thread(target=sample, name="queue-sampler", daemon=True)
+    sampler.start()
+    before = TIMERS.snapshot()
+    import gc
+    gc_before = [g["collected"] for g in gc.get_stats()]
+    start = time.monotonic() + 0.05
+    late = 0
+    STAGES.enqueued.clear()
+    STAGES.batch.clear()
+    STAGES.on = True
+    for k in range(total):
+        i = (cursor + k) % shape.services
+        versions[i] += 1
+        obj = workload.endpoint_slice(shape, i, versions[i])
+        expected = workload.vips_value(shape, i, versions[i])
+        due = start + k / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 0.001:
+            late += 1
+        t_write = time.monotonic()
+        store.update(slices_res, obj)
+        events.append((t_write, workload.service_key(shape, i), expected))
+    t_end = time.monotonic()
+    quiet = wait_quiet(ctl, 120.0)
+    STAGES.on = False
+    stop.set()
+    sampler.join()
+    after = TIMERS.snapshot()
+    timers = {k: round(v - before.get(k, 0.0), 4) for k, v in after.items()
+              if v - before.get(k, 0.0) > 0}
+    gc_garbage = [g["collected"] - b for g, b in zip(gc.get_stats(), gc_before, strict=True)]
+    phase = {"rate": rate, "seconds": seconds, "offered": total, "start": start, "end": t_end,
+             "gc_collected": gc_garbage, "stages": stage_latencies(events),
+             "batches": [(a, b, c, len(k)) for a, b, c, k in STAGES.batch],
+             "timers": timers, "gc_pauses": [e for e in TIMERS.gc_events if e[0] >= start],
+             "late_writes": late, "drained_at": quiet, "events": events, "queue": samples}
+    return phase, cursor + total
+
+
+def stage_latencies(events: list[tuple[float, str, str]]) -> dict[str, list[float]]:
+    """Per event: write -> queued -> batch picked up -> reconciled -> NB apply returned."""
+    import bisect
+    from collections import defaultdict
+    enq: dict[str, list[float]] = defaultdict(list)
+    for t, key in STAGES.enqueued:
+        enq[key].append(t)
+    got: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for t_got, t_rec, t_app, keys in STAGES.batch:
+        for key in keys:
+            got[key].append((t_got, t_rec, t_app))
+    out: dict[str, list[float]] = {"queued": [], "picked": [], "reconciled": [], "applied": []}
+    for t_write, key, _ in events:
+        qs = enq.get(key, [])
+        i = bisect.bisect_left(qs, t_write)
+        if i == len(qs):
+            continue
+        t_q = qs[i]
+        bs = got.get(key, [])
+        j = bisect.bisect_left(bs, (t_q, 0.0, 0.0))
+        if j == len(bs):
+            continue
+        t_got, t_rec, t_app = bs[j]
+        out["queued"].append(t_q - t_write)
+        out["picked"].append(t_got - t_q)
+        out["reconciled"].append(t_rec - t_got)
+        out["applied"].append(t_app - t_rec)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.worker")
+    p.add_argument("mode", choices=("sync", "run"))
+    p.add_argument("--remote", required=True)
+    p.add_argument("--services", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--rates", default="100,1000")
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    args.rates = [int(r) for r in args.rates.split(",") if r]
+    shape = workload.Shape(args.services)
+    import topology.apply  # noqa: F401 - what the controller imports, before measuring
+    import ycloud_controller.cli  # noqa: F401
+    global RSS_AT_START
+    RSS_AT_START = proc_status("VmRSS")
+    out: dict[str, Any] = {"mode": args.mode, "services": args.services, "pid": os.getpid(),
+                           "python": sys.version.split()[0]}
+    try:
+        rc = do_sync(args, shape, out) if args.mode == "sync" else do_run(args, shape, out)
+    finally:
+        Path(args.out).write_text(json.dumps(out))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

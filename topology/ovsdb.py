@@ -1,0 +1,394 @@
+"""A lean OVSDB client for the controller's hot path: monitor little, write raw JSON-RPC.
+
+Why not python-ovs' IDL (through ovsdbapp) for this: the IDL replicates every column it may
+write, so each row the controller writes comes straight back as a full row, parsed into
+Datum/Atom objects (at 10k Load_Balancers that replication alone cost more than the server's
+whole insert). This client instead
+
+- monitors with `monitor_cond` (update2: diffs of sets and maps) only the columns the
+  controller reads back (identity and ownership in external_ids, reference columns for
+  memberships, and a few columns `restore` needs), and only our own rows (condition on
+  external_ids:ycloud.io/managed-by; Load_Balancer_Group, which has no external_ids, whole);
+- decodes JSON into plain Python values (C JSON parser of python-ovs when present);
+- sends `transact` requests built as plain JSON (see topology/rpcwrite.py), and reflects a
+  committed transaction into its row store at once when the reply arrives (write-through),
+  so the next plan sees it without waiting for the server's echo of our own change; the
+  monitor update that follows carries the same values.
+
+Connection handling is python-ovs' `jsonrpc.Session`: unix/tcp/ssl, several remotes, reconnect
+with backoff, inactivity probes. For a RAFT cluster with `leader_only`, the `_Server` database
+is checked (and monitored) and a member that is not the connected leader is left for the next
+remote. After every (re)connection the monitor's initial reply replaces the whole row store:
+nothing from before a reconnect is trusted.
+
+Threading: one thread owns the session: all socket I/O and JSON decoding happen there, without
+holding `lock`. Everything that reads or changes the row store holds `lock` (the session
+thread only while it applies decoded messages). Other threads queue requests (`send`,
+serialised in their own thread) and the session thread writes them in order. Callbacks of
+replies run in the session thread, holding `lock`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import errno
+import itertools
+import json
+import os
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import ovs.json
+import ovs.jsonrpc
+import ovs.poller
+import ovs.timeval
+import structlog
+
+from topology.ovsdb_monitor import MonitorMixin
+from topology.ovsdb_types import (  # noqa: F401 - re-exported for the users of this module
+    ColumnType,
+    Disconnected,
+    OvsdbError,
+    Schema,
+    _new_parser,
+    apply_diff,
+    decode,
+    empty,
+    encode,
+    encode_atom,
+    gc_paused,
+)
+
+log = structlog.get_logger(__name__)
+
+UUID = uuidlib.UUID
+_uuid = uuidlib.UUID
+
+
+
+# -- the session ------------------------------------------------------------------------------
+@dataclass
+class TableMonitor:
+    columns: tuple[str, ...]
+    where: list[Any] | None = None  # monitor_cond condition; None: every row
+
+
+RowListener = Callable[[str, UUID, "dict[str, Any] | None", "dict[str, Any] | None",
+                        "frozenset[str] | None"], None]
+
+
+class Session(MonitorMixin):
+    """One OVSDB session with a lean conditional monitor (see the module docstring)."""
+
+    MONITOR_ID = "ycloud"
+    SERVER_MONITOR_ID = "ycloud-server"
+
+    def __init__(self, remote: str, database: str, monitors: dict[str, TableMonitor], *,
+                 leader_only: bool = True, probe_interval: int | None = None,
+                 on_row: RowListener | None = None,
+                 on_reset: Callable[[], None] | None = None,
+                 probe_table: str = "Load_Balancer_Group"):
+        self.remotes = [r.strip() for r in remote.split(",") if r.strip()]
+        self.database = database
+        self.monitors = monitors
+        self.leader_only = leader_only
+        self.on_row = on_row
+        self.on_reset = on_reset
+        self.probe_table = probe_table
+        self.lock = threading.RLock()
+        self.rows: dict[str, dict[UUID, dict[str, Any]]] = {t: {} for t in monitors}
+        self.overlay: dict[str, dict[UUID, dict[str, Any] | None]] = {}
+        self._default_rows: dict[str, dict[str, Any]] = {}
+        self.schema: Schema | None = None
+        self.synced = threading.Event()  # monitor's initial contents are in `rows`
+        self.supports_insert_uuid = False
+        self._session = ovs.jsonrpc.Session.open_multiple(self.remotes, probe_interval=0)
+        stream_remote = any(r.startswith(("tcp:", "ssl:")) for r in self.remotes)
+        self._probe_interval = ((probe_interval if probe_interval is not None else 5000)
+                                / 1000.0 if stream_remote else 0.0)
+        self._last_rx = time.monotonic()
+        self._probe_sent = 0.0
+        self._out: collections.deque[bytes] = collections.deque()
+        self._out_offset = 0
+        self._seqno = -1
+        self._inbuf = bytearray()
+        self._scanned = 0  # bytes of the message at the head of _inbuf fed to _parser
+        self._parser = _new_parser()
+        self._pending: dict[Any, Callable[[Any, Any], None]] = {}
+        self._ids = itertools.count(1)
+        self._out_lock = threading.Lock()
+        self._outbox: list[tuple[int, bytes, Callable[[Any, Any], None] | None,
+                                 int | None]] = []
+        self.epoch = 0  # bumped each time the monitor's initial contents replace the store
+        self._stop = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._thread = threading.Thread(target=self._run, name="nb-session", daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self, timeout: float) -> Session:
+        self._thread.start()
+        if not self.synced.wait(timeout):
+            raise TimeoutError(f"no NB connection within {timeout}s ({','.join(self.remotes)})")
+        return self
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake()
+        self._thread.join(timeout=5)
+        with self.lock:
+            self._session.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def is_connected(self) -> bool:
+        return self._session.is_connected() and self.synced.is_set()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    # -- requests ------------------------------------------------------------------------------
+    def encode_request(self, method: str, params: list[Any]) -> tuple[int, bytes]:
+        """A request as bytes with a fresh id (callable from any thread)."""
+        rid = next(self._ids)
+        data = json.dumps({"id": rid, "method": method, "params": params},
+                          separators=(",", ":")).encode()
+        return rid, data
+
+    def send(self, method: str, params: list[Any],
+             callback: Callable[[Any, Any], None] | None, epoch: int | None = None) -> None:
+        """Queue a request for the session thread; `callback(result, error)` runs there, under
+        `lock`, with the reply, or with error Disconnected when the session drops first.
+        Callable from any thread; the JSON is serialised in the caller's thread."""
+        rid, data = self.encode_request(method, params)
+        self.send_encoded(rid, data, callback, epoch)
+
+    def send_encoded(self, rid: int, data: bytes,
+                     callback: Callable[[Any, Any], None] | None,
+                     epoch: int | None = None) -> None:
+        """Queue a request made by `encode_request`. With `epoch` (the `epoch` seen while it
+        was planned) it is dropped, as Disconnected, if the monitor was re-synced since: it
+        was planned against contents that are no longer current."""
+        if not self._session.is_connected():
+            raise Disconnected("NB session not connected")
+        with self._out_lock:
+            self._outbox.append((rid, data, callback, epoch))
+        self._wake()
+
+    def _write(self, rid: Any, data: bytes,
+               callback: Callable[[Any, Any], None] | None) -> None:
+        """Session thread: register the callback and queue the bytes. Output goes through our
+        own buffer, sent without copies (python-ovs' Connection re-encodes and re-slices its
+        whole pending output string on every partial send, which for a multi-megabyte
+        transaction costs many copies of it); python-ovs' output stays unused (its probes are
+        off: `_probe` does that job)."""
+        if self._session.rpc is None or self._session.rpc.get_status():
+            if callback is not None:
+                callback(None, Disconnected("NB session not connected"))
+            return
+        if callback is not None:
+            self._pending[rid] = callback
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        rpc = self._session.rpc
+        if rpc is None or rpc.get_status():
+            self._out.clear()
+            self._out_offset = 0
+            return
+        while self._out:
+            head = self._out[0]
+            sent = rpc.stream.send(memoryview(head)[self._out_offset:])
+            if sent < 0:
+                if -sent != errno.EAGAIN:
+                    rpc.error(-sent)
+                return
+            self._out_offset += sent
+            if self._out_offset >= len(head):
+                self._out.popleft()
+                self._out_offset = 0
+            else:
+                return  # the socket is full: wait for POLLOUT
+
+    def _request(self, method: str, params: list[Any],
+                 callback: Callable[[Any, Any], None] | None) -> None:
+        """Session thread: send a request now (handshake)."""
+        rid, data = self.encode_request(method, params)
+        self._write(rid, data, callback)
+
+    def _probe(self, now: float) -> None:
+        """Inactivity probe on stream remotes (tcp, ssl): an echo after `probe_interval` of
+        silence, a reconnect after as long again without anything received."""
+        if not self._probe_interval or not self.synced.is_set():
+            return
+        idle = now - self._last_rx
+        if idle < self._probe_interval:
+            self._probe_sent = 0.0
+            return
+        if not self._probe_sent:
+            self._probe_sent = now
+            self._write("probe", json.dumps({"id": "probe", "method": "echo",
+                                             "params": []}).encode(), None)
+        elif now - self._probe_sent >= self._probe_interval:
+            log.warning("nb connection inactive; reconnecting", idle=round(idle, 1))
+            self._session.force_reconnect()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self.synced.wait(timeout)
+
+    # -- the session thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - the session thread must survive
+                log.exception("nb session error; reconnecting")
+                self._session.force_reconnect()
+            poller = ovs.poller.Poller()
+            self._session.wait(poller)
+            rpc = self._session.rpc
+            if rpc is not None and rpc.get_status():
+                poller.immediate_wake()  # the connection failed: let Session.run() notice
+            elif rpc is not None:
+                rpc.stream.recv_wait(poller)
+                if self._out:
+                    rpc.stream.send_wait(poller)
+                if self._probe_interval and self.synced.is_set():
+                    poller.timer_wait(int(self._probe_interval * 1000))
+            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+            poller.block()
+            try:
+                os.read(self._wake_r, 4096)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EBADF):
+                    raise
+
+    def _step(self) -> None:
+        """One turn: flush requests, read, then apply messages holding `lock` (the store is
+        locked only while it changes, never during I/O or JSON parsing)."""
+        self._session.run()
+        if not self._session.is_connected():
+            if self.synced.is_set() or self._pending or self._outbox:
+                with self.lock:
+                    self._reset()
+            return
+        seqno = self._session.get_seqno()
+        if seqno != self._seqno:  # a new connection
+            self._seqno = seqno
+            self._inbuf.clear()
+            self._scanned = 0
+            self._parser = _new_parser()
+            with self.lock:
+                self._reset()
+                self._handshake()
+        if self._outbox:
+            with self._out_lock:
+                queued, self._outbox = self._outbox, []
+            for rid, data, callback, epoch in queued:
+                if epoch is not None and (epoch != self.epoch or not self.synced.is_set()):
+                    if callback is not None:
+                        with self.lock:
+                            callback(None, Disconnected("NB re-synced since this was planned"))
+                    continue
+                self._write(rid, data, callback)
+        self._flush()
+        messages = self._receive()
+        if messages:
+            with self.lock, gc_paused():
+                for msg in messages:
+                    self._dispatch(msg)
+        self._probe(time.monotonic())
+        self._flush()  # replies/requests queued while handling
+
+    def _receive(self, limit: int = 16 << 20) -> list[dict[str, Any]]:
+        """Read what the socket has (1 MiB at a time, up to `limit`) and decode every complete
+        message. python-ovs' own reader goes 4 KiB at a time and converts through its C
+        parser's tree; here that parser only finds where a message ends, and the message is
+        decoded by the standard library, with the collector paused."""
+        rpc = self._session.rpc
+        got = 0
+        while got < limit:
+            err, data = rpc.stream.recv(1 << 20)
+            if err:
+                if err != errno.EAGAIN:
+                    rpc.error(err)
+                break
+            if not data:
+                rpc.error(ovs.jsonrpc.EOF)
+                break
+            self._inbuf += data
+            got += len(data)
+        now = ovs.timeval.msec()
+        self._session.reconnect.receive_attempted(now)
+        if not got:
+            return []
+        self._last_rx = time.monotonic()
+        self._session.reconnect.activity(now)
+        with gc_paused():
+            return list(self._frames())
+
+    def _frames(self) -> Iterable[dict[str, Any]]:
+        buf = self._inbuf
+        while len(buf) > self._scanned:
+            text, nbytes = codecs.utf_8_decode(bytes(buf[self._scanned:]), "strict", False)
+            if not text:
+                return
+            used = self._parser.feed(text)  # bytes consumed
+            if not self._parser.is_done():
+                self._scanned += nbytes
+                return
+            end = self._scanned + used
+            raw = bytes(buf[:end])
+            del buf[:end]
+            self._scanned = 0
+            self._parser = _new_parser()
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                log.warning("nb sent invalid JSON; reconnecting")
+                self._session.rpc.error(errno.EPROTO)
+                return
+            if isinstance(msg, dict):
+                yield msg
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if method is not None:
+            params = msg.get("params") or []
+            if msg.get("id") is not None:  # a request: only echo is expected
+                if method == "echo":
+                    self._write(None, json.dumps({"id": msg["id"], "result": params,
+                                                  "error": None}).encode(), None)
+                return
+            if method == "update2" and params and params[0] == self.MONITOR_ID:
+                self._update2(params[1], initial=False)
+            elif method == "update" and params and params[0] == self.SERVER_MONITOR_ID:
+                self._server_update(params[1])
+            return
+        callback = self._pending.pop(msg.get("id"), None)
+        if callback is not None:
+            callback(msg.get("result"), msg.get("error"))
+
+    def _reset(self) -> None:
+        # the store keeps the last known contents (reads still work) until the next
+        # monitor reply replaces it; nothing may be written meanwhile (`synced` is clear)
+        self.synced.clear()
+        pending, self._pending = self._pending, {}
+        with self._out_lock:
+            queued, self._outbox = self._outbox, []
+        lost = Disconnected("NB session dropped before the reply")
+        self._out.clear()
+        self._out_offset = 0
+        for callback in [*pending.values(), *(cb for _, _, cb, _ in queued)]:
+            if callback is not None:
+                callback(None, lost)
+
+    # -- handshake: _Server check, schema, insert-uuid probe, monitor --------------------------

@@ -1,0 +1,321 @@
+"""A Plan as one OVSDB `transact`: plain JSON-RPC operations, and what they change in the
+monitored row store once committed (write-through, see topology.ovsdb).
+
+Operations, in this order inside the one transaction:
+- insert every new row with all its columns, its external_ids and the members it holds as
+  parent when those are new too (no separate mutate for them);
+- update changed rows (plain columns and external_ids only; references are never replaced);
+- mutate reference columns of existing parents: one op per parent column with all members
+  removed, then one with all members added (columns of at most one element: update);
+- delete rows that go.
+
+Row identity of inserts: when the server takes client-chosen UUIDs (OVS >= 3.1), each new row
+gets a UUID derived from (table, key) and a per-process salt, so an insert that is sent again
+after a lost reply or a RAFT leader change cannot create a second row: the server refuses a
+duplicate UUID and the caller plans again against the refreshed index. Older servers get
+named-uuid inserts guarded by `wait` operations ("no row of ours has this key yet"), which
+cost the server a scan of the table per insert.
+
+Values come from `Row.columns()` (python-ovs forms: atoms, lists, dicts); each table's
+columns are encoded by a function chosen once from the server's schema.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from topology import model, naming
+from topology.model import Row, RowId
+from topology.ovsdb import ColumnType, Schema, Session
+from topology.plan import Plan
+
+UUID = uuidlib.UUID
+_NS = uuidlib.UUID("6d1f3f0e-6a59-4f5b-9b8e-0c7f2a9b5e11")
+
+
+class UuidSource:
+    """Deterministic UUIDs for new rows; `rotate()` after a refused duplicate."""
+
+    def __init__(self) -> None:
+        self.salt = uuidlib.uuid4().hex
+
+    def rotate(self) -> None:
+        self.salt = uuidlib.uuid4().hex
+
+    def __call__(self, rid: RowId) -> str:
+        return str(uuidlib.uuid5(_NS, f"{self.salt}\0{rid.table}\0{rid.key}"))
+
+
+# -- encoding ---------------------------------------------------------------------------------
+Encoder = Callable[[Any], Any]
+
+
+def _enc_uuid(v: Any) -> Any:
+    return ["uuid", str(v)]
+
+
+def _encoder(ct: ColumnType) -> Encoder:
+    """python-ovs form -> OVSDB JSON, for one column type (no sorting: OVSDB does not care)."""
+    if ct.is_map:
+        if ct.key == "uuid" or ct.value == "uuid":
+            ek = _enc_uuid if ct.key == "uuid" else (lambda x: x)
+            ev = _enc_uuid if ct.value == "uuid" else (lambda x: x)
+            return lambda v: ["map", [[ek(k), ev(x)] for k, x in (v or {}).items()]]
+        return lambda v: ["map", [[k, x] for k, x in (v or {}).items()]]
+    if ct.is_scalar:
+        return _enc_uuid if ct.key == "uuid" else (lambda v: v)
+    if ct.key == "uuid":
+        return lambda v: ["set", [_enc_uuid(x) for x in _as_list(v)]]
+    return lambda v: ["set", _as_list(v)]
+
+
+def _as_list(v: Any) -> list[Any]:
+    if isinstance(v, list):
+        return v
+    if v is None:
+        return []
+    if isinstance(v, (tuple, set, frozenset)):
+        return list(v)
+    return [v]
+
+
+def _stored(ct: ColumnType, v: Any) -> Any:
+    """python-ovs form -> the form the monitor store keeps (sets for sets, dicts for maps)."""
+    if ct.is_map:
+        return dict(v or {})
+    if ct.is_scalar:
+        return v
+    return set(_as_list(v))
+
+
+class _TableCodec:
+    def __init__(self, schema: Schema, session: Session, table: str):
+        types = schema.tables[table]
+        self.types = types
+        self.encoders: dict[str, Encoder] = {c: _encoder(t) for c, t in types.items()}
+        mon = session.monitors.get(table)
+        self.monitored = frozenset(mon.columns) & frozenset(types) if mon else frozenset()
+
+    def encode(self, values: dict[str, Any]) -> dict[str, Any]:
+        enc = self.encoders
+        return {c: enc[c](v) for c, v in values.items()}
+
+    def encode_new(self, values: dict[str, Any]) -> dict[str, Any]:
+        """For an insert: empty sets and maps (the default of such columns) are not sent; the
+        server fills them in (less to encode, send and parse)."""
+        enc = self.encoders
+        out = {}
+        for c, v in values.items():
+            if not v and isinstance(v, (list, tuple, dict)):
+                continue
+            out[c] = enc[c](v)
+        return out
+
+    def stored(self, values: dict[str, Any]) -> dict[str, Any]:
+        types = self.types
+        return {c: _stored(types[c], v) for c, v in values.items() if c in self.monitored}
+
+
+class Codecs:
+    """Per-table encoders for one schema (rebuilt when the session's schema changes)."""
+
+    def __init__(self) -> None:
+        self._schema: Schema | None = None
+        self._tables: dict[str, _TableCodec] = {}
+
+    def get(self, schema: Schema, session: Session, table: str) -> _TableCodec:
+        if schema is not self._schema:
+            self._schema, self._tables = schema, {}
+        codec = self._tables.get(table)
+        if codec is None:
+            codec = self._tables[table] = _TableCodec(schema, session, table)
+        return codec
+
+
+def _row_values(row: Row) -> dict[str, Any]:
+    values = row.columns()
+    if row.TABLE not in model.OWNED_BY_NAME:
+        values["external_ids"] = row.external_ids()
+    return values
+
+
+def _single(table: str, column: str) -> bool:
+    return model.REF_COLUMNS[(table, column)][2] == 1
+
+
+# -- the transaction ----------------------------------------------------------------------------
+class Transaction:
+    """The operations of one plan, and the write-through to apply once they committed."""
+
+    def __init__(self, plan: Plan, schema: Schema, session: Session, uuids: UuidSource,
+                 client_uuids: bool, codecs: Codecs | None = None):
+        self.plan = plan
+        self.ops: list[dict[str, Any]] = []
+        self._schema = schema
+        self._session = session
+        self._codecs = codecs or Codecs()
+        self._client_uuids = client_uuids
+        self._ident: dict[RowId, str] = {}  # new row -> its uuid (or uuid-name)
+        self._insert_at: dict[RowId, int] = {}  # new row -> index of its insert op
+        # write-through, applied in order once committed
+        self._rows: list[tuple[str, RowId, dict[str, Any]]] = []  # inserted rows
+        self._values: list[tuple[str, UUID, dict[str, Any]]] = []  # updated rows
+        self._members: list[tuple[str, UUID, str, list[UUID], list[Any], bool]] = []
+        self._gone: list[tuple[str, UUID]] = []
+        self._build(uuids)
+
+    def codec(self, table: str) -> _TableCodec:
+        return self._codecs.get(self._schema, self._session, table)
+
+    # -- building -------------------------------------------------------------------------
+    def _ref(self, rid: RowId, existing: UUID | None) -> list[str]:
+        if existing is not None:
+            return ["uuid", str(existing)]
+        return ["uuid" if self._client_uuids else "named-uuid", self._ident[rid]]
+
+    def _build(self, uuids: UuidSource) -> None:
+        plan = self.plan
+        for i, row in enumerate(plan.inserts):
+            self._ident[row.rid] = uuids(row.rid) if self._client_uuids else f"row{i}"
+        born: dict[tuple[RowId, str], list[list[str]]] = defaultdict(list)
+        adds: dict[tuple[UUID, str, str], list[list[str]]] = defaultdict(list)
+        for op in plan.link_adds:
+            ref = self._ref(op.child, op.child_uuid)
+            if op.parent_uuid is None:
+                born[(op.parent, op.column)].append(ref)
+            else:
+                adds[(op.parent_uuid, op.parent.table, op.column)].append(ref)
+        removes: dict[tuple[UUID, str, str], list[UUID]] = defaultdict(list)
+        for op in plan.link_removes:
+            assert op.parent_uuid is not None and op.child_uuid is not None
+            removes[(op.parent_uuid, op.parent.table, op.column)].append(op.child_uuid)
+        self._inserts(born)
+        self._updates()
+        self._mutations(removes, adds)
+        self._deletes()
+
+    def _inserts(self, born: dict[tuple[RowId, str], list[list[str]]]) -> None:
+        ops = self.ops
+        client = self._client_uuids
+        for row in self.plan.inserts:
+            table = row.TABLE
+            codec = self.codec(table)
+            values = _row_values(row)
+            encoded = codec.encode_new(values)
+            stored = codec.stored(values)
+            for column in model.ref_columns(table):
+                refs = born.get((row.rid, column))
+                if refs:
+                    encoded[column] = ["set", refs]
+                    stored[column] = refs  # resolved to UUIDs in reflect()
+            ident = self._ident[row.rid]
+            if client:
+                op = {"op": "insert", "table": table, "uuid": ident, "row": encoded}
+            else:
+                ops.append(_guard(row))
+                op = {"op": "insert", "table": table, "uuid-name": ident, "row": encoded}
+            self._insert_at[row.rid] = len(ops)
+            ops.append(op)
+            self._rows.append((table, row.rid, stored))
+
+    def _updates(self) -> None:
+        for row, row_uuid in self.plan.updates:
+            codec = self.codec(row.TABLE)
+            values = _row_values(row)
+            self.ops.append({"op": "update", "table": row.TABLE,
+                             "where": [["_uuid", "==", ["uuid", str(row_uuid)]]],
+                             "row": codec.encode(values)})
+            self._values.append((row.TABLE, row_uuid, codec.stored(values)))
+
+    def _mutations(self, removes: dict[tuple[UUID, str, str], list[UUID]],
+                   adds: dict[tuple[UUID, str, str], list[list[str]]]) -> None:
+        for (parent_uuid, table, column), children in removes.items():
+            where = [["_uuid", "==", ["uuid", str(parent_uuid)]]]
+            single = _single(table, column)
+            if single:
+                self.ops.append({"op": "update", "table": table, "where": where,
+                                 "row": {column: ["set", []]}})
+            else:
+                self.ops.append({"op": "mutate", "table": table, "where": where,
+                                 "mutations": [[column, "delete", ["set", [
+                                     ["uuid", str(c)] for c in children]]]]})
+            self._members.append((table, parent_uuid, column, children, [], single))
+        for (parent_uuid, table, column), refs in adds.items():
+            where = [["_uuid", "==", ["uuid", str(parent_uuid)]]]
+            single = _single(table, column)
+            if single:
+                refs = refs[-1:]
+                self.ops.append({"op": "update", "table": table, "where": where,
+                                 "row": {column: ["set", refs]}})
+            else:
+                self.ops.append({"op": "mutate", "table": table, "where": where,
+                                 "mutations": [[column, "insert", ["set", refs]]]})
+            self._members.append((table, parent_uuid, column, [], refs, single))
+
+    def _deletes(self) -> None:
+        for rid, row_uuid, _owner in self.plan.deletes:
+            self.ops.append({"op": "delete", "table": rid.table,
+                             "where": [["_uuid", "==", ["uuid", str(row_uuid)]]]})
+            self._gone.append((rid.table, row_uuid))
+
+    # -- after the reply ----------------------------------------------------------------------
+    def real_uuid(self, rid: RowId, result: list[Any]) -> UUID:
+        if self._client_uuids:
+            return UUID(self._ident[rid])
+        return UUID(result[self._insert_at[rid]]["uuid"][1])
+
+    def reflect(self, result: list[Any]) -> None:
+        """Apply the committed changes to the row store (session thread, lock held)."""
+        session = self._session
+        if self._client_uuids:
+            def resolve(ref: list[str]) -> UUID:
+                return UUID(ref[1])
+        else:
+            by_name = {ident: rid for rid, ident in self._ident.items()}
+
+            def resolve(ref: list[str]) -> UUID:
+                if ref[0] == "uuid":
+                    return UUID(ref[1])
+                return self.real_uuid(by_name[ref[1]], result)
+        for table, rid, stored in self._rows:
+            for column in model.ref_columns(table):
+                refs = stored.get(column)
+                if refs is not None:
+                    stored[column] = {resolve(r) for r in refs}
+            session.local_change(table, self.real_uuid(rid, result), stored, replace=True)
+        for table, row_uuid, stored in self._values:
+            session.local_change(table, row_uuid, stored)
+        for table, parent_uuid, column, removed, added, single in self._members:
+            current = session.effective(table, parent_uuid)
+            if current is None:
+                continue
+            members = set() if single and added else set(current.get(column) or ())
+            members.difference_update(removed)
+            members.update(resolve(r) for r in added)
+            session.local_change(table, parent_uuid, {column: members})
+        for table, row_uuid in self._gone:
+            session.local_change(table, row_uuid, None)
+
+
+def _guard(row: Row) -> dict[str, Any]:
+    """Without client UUIDs: fail the transaction if a row of ours with this key exists."""
+    if row.TABLE in model.OWNED_BY_NAME:
+        where = [["name", "==", row.key]]
+    else:
+        where = [["external_ids", "includes", ["map", [[naming.KEY, row.key],
+                                                       [naming.MANAGED_BY,
+                                                        naming.MANAGED_BY_VALUE]]]]]
+    return {"op": "wait", "timeout": 0, "table": row.TABLE, "where": where,
+            "columns": ["_uuid"], "until": "==", "rows": []}
+
+
+def errors_of(result: list[Any]) -> str | None:
+    """The first error of a transact result (ops results, then the commit's), or None."""
+    for r in result:
+        if isinstance(r, dict) and r.get("error"):
+            details = r.get("details")
+            return f"{r['error']}: {details}" if details else str(r["error"])
+    return None
