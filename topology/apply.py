@@ -10,8 +10,13 @@ the next plan sees them.
 
 When the session drops before the reply (reconnect, RAFT leader change), the outcome is
 unknown: `apply` waits for the new monitor contents and plans again, so a transaction that
-had in fact landed is seen and not repeated; inserts carry client-chosen UUIDs (or `wait`
-guards on older servers), so one that lands late is refused instead of duplicated.
+had in fact landed is seen and not repeated; inserts carry client-chosen UUIDs derived from
+their keys (or `wait` guards on older servers), so one that lands late is refused instead of
+duplicated. A refused UUID is looked up on the server: when it is our row with that key (the
+earlier insert landed after all, e.g. committed by a new RAFT leader after our monitor's
+resync), `apply` waits until the monitor shows it and plans again; when a row that is not
+ours holds it, that new row gets another UUID. Nothing is given up on, and nothing is
+inserted twice.
 
 A batch of owners is committed in one transaction. When the server refuses it (a constraint
 violation, a name taken by a row that is not ours), the batch is split in halves until every
@@ -26,15 +31,24 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import structlog
 
 from topology import metrics
-from topology.model import Owner, Row
+from topology.model import Owner, Row, RowId
 from topology.nb import NbClient
 from topology.ovsdb import Disconnected, OvsdbError, gc_paused
 from topology.plan import Plan, compute_plan
-from topology.rpcwrite import Codecs, Transaction, UuidSource, errors_of
+from topology.rpcwrite import (
+    NOT_OURS,
+    OURS,
+    Codecs,
+    Transaction,
+    UuidSource,
+    first_error,
+    holder,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +85,7 @@ class Applier:
     """Applies desired rows per owner to NB through one NbClient."""
 
     RETRY_PAUSE = 0.2
+    MAX_REFUSED = 8  # refused UUIDs / failed guards settled in one apply before giving up
 
     def __init__(self, nb: NbClient):
         self.nb = nb
@@ -91,7 +106,7 @@ class Applier:
             self.nb.wait_synced()
             extra = self.nb.read(self.nb.index.owners) - set(desired) - set(keep)
             desired = {**desired, **{o: () for o in extra}}
-        return self._apply(dict(sorted(desired.items())))
+        return self._apply(dict(desired))  # in the caller's order: the first listed wins a row
 
     def _apply(self, desired: dict[Owner, Sequence[Row]]) -> ApplyResult:
         result = ApplyResult()
@@ -119,7 +134,7 @@ class Applier:
         """Plan and commit once; on a lost session, wait for it and plan again."""
         nb = self.nb
         deadline = time.monotonic() + nb.timeout
-        duplicates = 0
+        refused = 0
         while True:
             session = nb.session
             assert session is not None, "NbClient not started"
@@ -152,15 +167,40 @@ class Applier:
                 log.info("nb session lost before the reply; planning again", error=str(outcome))
                 metrics.observe_transaction(0, 0.0, "retry")
                 continue
-            if isinstance(outcome, _Transient) and duplicates < 3:
-                duplicates += 1
-                if duplicates >= 2:
-                    self.uuids.rotate()
-                log.info("nb transaction raced a late insert; planning again",
-                         error=str(outcome))
-                time.sleep(self.RETRY_PAUSE)
+            if isinstance(outcome, _Transient) and refused < self.MAX_REFUSED:
+                refused += 1
+                if outcome.insert is not None:
+                    self._settle_refused_uuid(*outcome.insert)
+                else:
+                    log.info("nb transaction raced a late insert; planning again",
+                             error=str(outcome))
+                    time.sleep(self.RETRY_PAUSE)
                 continue
             raise Refused(str(outcome))
+
+    def _settle_refused_uuid(self, rid: RowId, row_uuid: str, wait: float = 10.0) -> None:
+        """An insert was refused for its UUID: find out who holds it (see the module doc)."""
+        session = self.nb.session
+        assert session is not None
+        try:
+            who = holder(session, rid, row_uuid)
+        except (Disconnected, OvsdbError) as exc:
+            log.info("nb uuid holder unknown; planning again", table=rid.table, key=rid.key,
+                     error=str(exc))
+            return
+        if who == NOT_OURS:
+            log.warning("nb row that is not ours holds a new row's uuid; using another",
+                        table=rid.table, key=rid.key, uuid=row_uuid)
+            self.uuids.replace(rid)
+            return
+        log.info("nb insert had landed already; planning again once it is seen",
+                 table=rid.table, key=rid.key, uuid=row_uuid, holder=who)
+        if who == OURS:
+            target = UUID(row_uuid)
+            deadline = time.monotonic() + wait
+            while (target not in self.nb.read(self.nb.index.lookup, rid)
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
 
     def _split(self, desired: dict[Owner, Sequence[Row]], exc: Exception) -> ApplyResult:
         metrics.observe_transaction(0, 0.0, "error")
@@ -177,7 +217,12 @@ class Applier:
 
 
 class _Transient(OvsdbError):
-    """A refusal that a fresh plan may not repeat (an insert that raced a late one)."""
+    """A refusal that a fresh plan may not repeat (an insert that raced a late one).
+    `insert`: the new row and UUID the server refused as a duplicate, when known."""
+
+    def __init__(self, text: str, insert: tuple[RowId, str] | None = None):
+        super().__init__(text)
+        self.insert = insert
 
 
 class _Reply:
@@ -192,14 +237,17 @@ class _Reply:
             if error is not None:
                 self.outcome = error if isinstance(error, Exception) else OvsdbError(str(error))
             else:
-                failure = errors_of(result)
-                if failure is None:
+                found = first_error(result)
+                failure = None if found is None else found[1]
+                if found is None:
                     try:
                         txn.reflect(result)
                     except Exception as exc:  # noqa: BLE001 - the monitor will catch up
                         log.warning("write-through failed; waiting for the monitor",
                                     error=str(exc))
-                elif "duplicate uuid" in failure or failure.startswith("timed out"):
+                elif "duplicate uuid" in failure:
+                    self.outcome = _Transient(failure, txn.insert_of(found[0]))
+                elif failure.startswith("timed out"):
                     self.outcome = _Transient(failure)
                 elif "not leader" in failure or "not connected" in failure:
                     self.outcome = Disconnected(failure)

@@ -96,8 +96,13 @@ class _Builder:
         return uuids[0] if uuids else None
 
     def collect(self) -> None:
-        want = self.want
-        for owner in sorted(self.desired):
+        """Which owner gets each wanted row. A row that two owners want, or that another
+        owner holds in NB, goes to its holder in NB; when nobody holds it, to the owner
+        listed first in `desired` (callers list older objects first). A row held by an owner
+        that is not part of this plan (still alive, just unchanged) is never taken over.
+        The losers are left out of the plan with an error that names the winner."""
+        claims: dict[Owner, dict[RowId, Row]] = {}
+        for owner in self.desired:
             seen: dict[RowId, Row] = {}
             for row in self.desired[owner]:
                 rid = row.rid
@@ -109,21 +114,40 @@ class _Builder:
                     break
                 seen[rid] = row
             else:
-                clash = next((rid for rid in seen if rid in want), None)
-                if clash is not None:
-                    self.errors[owner] = (f"row {clash} is already wanted by "
-                                          f"{want[clash].owner}")
-                    continue
-                want.update(seen)
-                self.want_by[owner] = list(seen)
+                claims[owner] = seen
+        claimants: dict[RowId, list[Owner]] = defaultdict(list)
+        for owner, seen in claims.items():
+            for rid in seen:
+                claimants[rid].append(owner)
+        for owner, seen in claims.items():
+            conflict = next((c for c in (self._conflict(owner, rid, claimants[rid])
+                                         for rid in seen) if c), None)
+            if conflict is not None:
+                self.errors[owner] = conflict
+                continue
+            self.want.update(seen)
+            self.want_by[owner] = list(seen)
         for owner in self.desired:
             if owner in self.errors:
                 continue  # left out of the plan: its rows in NB stay as they are
             for rid in self.index.owned_by(owner):
-                if rid not in want:
+                if rid not in self.want:
                     for row_uuid in self.index.lookup(rid):
                         self.deleting[rid].append((row_uuid, owner))
                     self.deleting_by[owner].append(rid)
+
+    def _holder(self, rid: RowId) -> Owner | None:
+        uuids = self.index.lookup(rid)
+        return self.index.meta[uuids[0]].owner if uuids else None
+
+    def _conflict(self, owner: Owner, rid: RowId, claimants: list[Owner]) -> str | None:
+        holder = self._holder(rid)
+        if holder is not None and holder != owner and holder not in self.desired:
+            return f"NB row {rid} belongs to {holder}"
+        winner = holder if holder in claimants else claimants[0]
+        if winner != owner:
+            return f"NB row {rid} is wanted by {winner} as well, which keeps it"
+        return None
 
     def drop_owner(self, owner: Owner, reason: str) -> set[RowId]:
         """Leave `owner` out of the plan; returns the rows no longer wanted."""

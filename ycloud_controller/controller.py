@@ -9,11 +9,10 @@ garbage collection of rows whose owner is gone), then drains the queue.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -27,6 +26,7 @@ from topology.sb import SbMonitor
 from ycloud_controller import metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.config import Config
+from ycloud_controller.contention import Waiters
 from ycloud_controller.internal_ipam import InternalIpam
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube import resources as res
@@ -36,8 +36,9 @@ from ycloud_controller.kube.informer import Informer
 from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.reconcilers import registry
-from ycloud_controller.reconcilers.base import Context, Outcome
+from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
 from ycloud_controller.restore import restore_ipam
+from ycloud_controller.sync_support import Progress, freeze_heap, signature
 from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
 from ycloud_controller.writer import KubeWriter
 
@@ -105,6 +106,7 @@ class Controller:
         self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate,
                            internal=InternalIpam(cfg.internal_cidr),
                            active_chassis=sb.active_chassis if sb is not None else _no_chassis)
+        self.waiters = Waiters((self.ipam, self.ctx.eips))
         self.sb = sb
         if sb is not None:
             sb.callback = self._on_sb
@@ -140,8 +142,11 @@ class Controller:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def informers_synced(self) -> bool:
+        return all(inf.has_synced() for inf in self.informers.values())
+
     def ready(self) -> bool:
-        synced = all(inf.has_synced() for inf in self.informers.values())
+        synced = self.informers_synced()
         nb_ok = self.nb is None or self.nb.connected()
         return synced and nb_ok and (self._synced_as_leader or not self.is_leader())
 
@@ -193,14 +198,11 @@ class Controller:
         for sub in net.subnets.values():
             self.ipam.set_subnet(sub)
         restore_ipam(self.ctx, self.informers, self.nb, net)
-        keys = [(kind, k) for kind in registry.ORDER if kind in self.reconcilers
-                for k in self._keys_of(kind)]
-        outcomes: dict[Key, Outcome] = {}
-        progress = _Progress(len(keys))
-        for key in keys:
-            outcomes[key] = self.reconcile(key)
-            progress.tick()
-        report = self._commit(outcomes, full=True)
+        keys = registry.order_keys([(kind, k) for kind in registry.ORDER
+                                    if kind in self.reconcilers for k in self._keys_of(kind)],
+                                   self.ctx.stores)
+        progress = Progress(len(keys))
+        report = self._reconcile_and_commit(keys, full=True, tick=progress.tick)
         report.objects = len(keys)
         report.seconds = time.monotonic() - start
         self.last_sync = report
@@ -228,10 +230,23 @@ class Controller:
         if NETWORK_KEY in keys:
             self.triggers.rebuild_network()
             keys = [k for k in keys if k != NETWORK_KEY]
-        order = {kind: i for i, kind in enumerate(registry.ORDER)}
-        keys.sort(key=lambda k: (order.get(k[0], 99), k[1]))
-        outcomes = {key: self.reconcile(key) for key in keys if key[0] in self.reconcilers}
-        return self._commit(outcomes, full=False)
+        return self._reconcile_and_commit(
+            registry.order_keys([k for k in keys if k[0] in self.reconcilers], self.ctx.stores),
+            full=False)
+
+    def _reconcile_and_commit(self, keys: list[Key], full: bool,
+                              tick: Callable[[], None] = lambda: None) -> SyncReport:
+        outcomes: dict[Key, Outcome] = {}
+        freed = False
+        for key in keys:
+            outcomes[key], released = self.waiters.reconcile(key, self.reconcile)
+            freed |= released
+            tick()
+        report = self._commit(outcomes, full=full)
+        if freed:  # addresses came back: objects refused them get another go
+            for key in self.waiters.keys:
+                self.queue.add(key)
+        return report
 
     def _commit(self, outcomes: dict[Key, Outcome], full: bool) -> SyncReport:
         report = SyncReport()
@@ -242,7 +257,7 @@ class Controller:
                 self.desired[owner] = owner_rows
                 if owner_rows is None:
                     keep.add(owner)
-                elif full or self._applied.get(owner) != _signature(owner_rows):
+                elif full or self._applied.get(owner) != signature(owner_rows):
                     rows[owner] = owner_rows
         result = ApplyResult()
         if self.plan_only:
@@ -257,7 +272,7 @@ class Controller:
                 if owner in result.errors:
                     self._applied.pop(owner, None)
                 else:
-                    self._applied[owner] = _signature(owner_rows)
+                    self._applied[owner] = signature(owner_rows)
             nb_metrics.set_owned_rows(self.nb.read(self.nb.index.count_by_table))
         report.transactions, report.changes = result.transactions, result.changes
         submitted: list = []  # handed to the writer at once: one wake-up, not one per key
@@ -282,8 +297,11 @@ class Controller:
                 metrics.RECONCILES.labels(
                     kind=kind, result="invalid" if outcome.invalid else "ok").inc()
             submitted.extend(effects)
+        if self.plan_only:  # nothing is in NB yet: no condition may say it is ready
+            submitted = [replace(e, ready=None) if isinstance(e, StatusEffect) and e.ready
+                         else e for e in submitted]
         self.writer.submit(submitted)
-        _freeze_heap(full)
+        freeze_heap(full)
         return report
 
     def plan_all(self) -> Plan:
@@ -323,6 +341,10 @@ class Controller:
                 self._synced_as_leader = False
                 self.stop_event.wait(0.5)
                 continue
+            if not self._synced_as_leader and not self.informers_synced():
+                # a full sync deletes what no object wants: never on a half-listed cache
+                self.stop_event.wait(0.05)
+                continue
             if not self._synced_as_leader or \
                     time.monotonic() - last_resync > self.cfg.resync_seconds:
                 self._guarded_full_sync()
@@ -355,49 +377,3 @@ class Controller:
             if time.monotonic() - quiet_since >= idle:
                 return True
         return False
-
-
-_SWEEP_SECONDS = 600.0
-_last_sweep = time.monotonic()
-
-
-def _freeze_heap(full: bool) -> None:
-    """Keep the cyclic garbage collector off the controller's long-lived state.
-
-    What survives a batch (informer caches, desired rows, the NB index) lives on, and the
-    controller makes no garbage cycles in steady state (measured: the collector found nothing
-    to free over 20k endpoint updates), yet each full collection scans the whole heap: about
-    0.5 s at 10k services, a latency spike for every event in flight. So what survives each
-    batch is frozen (gc.freeze, O(1)); reference counting still frees it. After a full sync,
-    at most every ten minutes, a sweep (unfreeze, collect, freeze) frees any cycles frozen
-    meanwhile."""
-    global _last_sweep
-    if full and time.monotonic() - _last_sweep >= _SWEEP_SECONDS:
-        gc.unfreeze()
-        gc.collect()
-        _last_sweep = time.monotonic()
-    gc.freeze()
-
-
-def _signature(rows: Sequence[Row]) -> int:
-    # rows are frozen dataclasses: their hash covers every field (columns, references,
-    # ownership) without computing the content hash (a JSON dump) of rows that did not change
-    return hash(tuple(rows))
-
-
-class _Progress:
-    """A progress line every few seconds while a large sync runs."""
-
-    def __init__(self, total: int, every: float = 2.0):
-        self.total = total
-        self.done = 0
-        self.every = every
-        self.start = self.last = time.monotonic()
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-6)
-            log.info("sync progress", done=self.done, total=self.total, rate=round(rate, 1))

@@ -102,6 +102,9 @@ class Ipam:
         self._ranges: dict[str, list[_Range]] = {}
         self._owners: dict[str, Allocation] = {}
         self._macs: dict[str, str] = {}  # mac -> owner
+        # how many times an owner gave addresses back: objects refused an address another
+        # object held are retried when this moves (see ycloud_controller.contention)
+        self.releases = 0
 
     # -- subnets ------------------------------------------------------------------------------
     def set_subnet(self, view: SubnetView) -> None:
@@ -221,6 +224,7 @@ class Ipam:
         return len(cur.ips) == families + len(extra) + extra_count
 
     def _release_unused(self, owner: str, current: Allocation, keep: set[IPAddress]) -> None:
+        self.releases += 1
         for ip in current.ips:
             if ip not in keep and current.subnet in self._ranges:
                 self._range_for(current.subnet, ip).free(ip, owner)
@@ -253,6 +257,7 @@ class Ipam:
         alloc = self._owners.pop(owner, None)
         if alloc is None:
             return
+        self.releases += 1
         for ip in alloc.ips:
             for r in self._ranges.get(alloc.subnet, []):
                 if r.net.version == ip.version:

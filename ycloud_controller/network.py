@@ -101,7 +101,7 @@ def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable
         model.subnets[name] = view
         if view.default:
             model.default_subnet = name
-        for ns in view.namespaces:
+        for ns in _binds(model, view):
             model.namespace_subnet[ns] = name
             if view.vpc != cfg.default_vpc:
                 model.namespace_vpc.setdefault(ns, view.vpc)
@@ -138,13 +138,14 @@ def _check_subnet(model: NetworkModel, view: SubnetView) -> None:
     if view.default and model.default_subnet not in model.config_subnets:
         raise Invalid("DefaultConflict", f"subnet {model.default_subnet} is already the "
                                          "default subnet")
-    bound = [ns for ns in view.namespaces if ns in model.namespace_subnet]
+    bound = [ns for ns in _binds(model, view) if ns in model.namespace_subnet]
     if bound:
         raise Invalid("NamespaceConflict", f"namespace {bound[0]} is already bound to subnet "
                                            f"{model.namespace_subnet[bound[0]]}")
-    owner_vpc = [ns for ns in view.namespaces
-                 if model.namespace_vpc.get(ns, view.vpc) != view.vpc]
-    if owner_vpc:
-        ns = owner_vpc[0]
-        raise Invalid("NamespaceConflict", f"namespace {ns} belongs to VPC "
-                                           f"{model.namespace_vpc[ns]}, not {view.vpc}")
+
+
+def _binds(model: NetworkModel, view: SubnetView) -> list[str]:
+    """The namespaces a subnet binds (their pods' default subnet). A namespace of another
+    VPC that the subnet lists is not bound, only allowed in: its pods may ask for the subnet
+    with the ycloud.io/subnet annotation (tenancy check in reconcilers/pod.py)."""
+    return [ns for ns in view.namespaces if model.namespace_vpc.get(ns, view.vpc) == view.vpc]

@@ -116,6 +116,8 @@ class Triggers:
                 self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{owner}"))
 
     def _backend_changed(self, kind: str, obj: dict, old: dict | None) -> None:
+        if old is not None and _as_backend(obj) == _as_backend(old):
+            return  # e.g. our own status condition on the pod: no service cares
         labels = [meta(o).get("labels") or {} for o in (obj, old) if o is not None]
         ns = meta(obj).get("namespace")
         if kind == "Pod" and self.emulate:
@@ -127,3 +129,10 @@ class Triggers:
             selector = (ysvc.get("spec") or {}).get("selector")
             if selector and any(selector_matches(selector, lb) for lb in labels):
                 self.enqueue(("YusurService", key_of(ysvc)))
+
+
+def _as_backend(obj: dict) -> tuple:
+    """What services read of a pod or Vnic (selection, addresses, placement, liveness)."""
+    md = meta(obj)
+    return (md.get("labels"), md.get("annotations"), md.get("deletionTimestamp"),
+            obj.get("spec"), (obj.get("status") or {}).get("phase"))

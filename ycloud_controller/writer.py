@@ -38,7 +38,8 @@ MAX_ATTEMPTS = 5
 
 def _target(effect: Effect) -> tuple:
     if isinstance(effect, EventEffect):
-        return ("event", key_of(effect.obj), effect.reason, effect.message)
+        return ("event", effect.obj.get("kind"), key_of(effect.obj), effect.reason,
+                effect.message)
     if isinstance(effect, StatusEffect):
         return ("status", effect.resource.kind, key_of(effect.obj))
     if isinstance(effect, PatchEffect):

@@ -30,18 +30,24 @@ def cfg(sandbox: Sandbox) -> Config:
 
 @contextmanager
 def running(fake: FakeKube, sandbox: Sandbox, elector: LeaderElector | None = None,
-            ) -> Iterator[Controller]:
+            emulate: bool = False, wait_synced: bool = False) -> Iterator[Controller]:
+    """A Controller on FakeKube and the session NB, its loop on a thread. `emulate`: also
+    play Kubernetes' own parts (ClusterIP allocation, EndpointSlices of selector Services),
+    which FakeKube does not; `wait_synced`: start the loop only once every informer has
+    listed, as `ycloud-controller run` does."""
     client = fake.api_client()
     kube = ApiBackend(client, retry_initial=0.05, retry_max=0.5)
     nb = NbClient(cfg(sandbox).nb_remote, timeout=30).start()
-    ctl = Controller(cfg(sandbox), kube, nb,
+    ctl = Controller(cfg(sandbox), kube, nb, emulate=emulate,
                      is_leader=(lambda: elector.is_leader) if elector else None)
     threads = []
     if elector is not None:
         threads.append(threading.Thread(target=elector.run, args=(ctl.stop_event,),
                                         daemon=True))
     ctl.start()
-    threads.append(threading.Thread(target=ctl.run, daemon=True))
+    if wait_synced:
+        assert ctl.wait_synced(timeout=30), "informers did not sync"
+    threads.append(threading.Thread(target=ctl.run, name="controller-loop", daemon=True))
     for t in threads:
         t.start()
     try:
@@ -144,7 +150,8 @@ def test_only_the_leader_writes_and_a_follower_takes_over(fake: FakeKube, sandbo
             fake.store.create(res.PODS, pod("p3"))
             wait_for(lambda: second.is_leader, timeout=6, what="follower takes the lease")
             wait_for(lambda: "p3.default" in port_names(sandbox), timeout=15)
-            assert two.last_sync is not None
+            # the rows land in NB a moment before full_sync() records its report
+            wait_for(lambda: two.last_sync is not None, timeout=5, what="two's full sync")
 
 
 def test_ipam_never_duplicates_under_concurrent_creations(fake: FakeKube, sandbox: Sandbox,

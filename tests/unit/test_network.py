@@ -166,13 +166,15 @@ def test_namespace_bound_to_two_subnets_newer_loses():
     assert "s2" not in m.subnets
 
 
-def test_subnet_namespace_of_another_vpc():
+def test_subnet_listing_a_namespace_of_another_vpc_only_lets_it_in():
+    """The namespace stays in its VPC; the subnet is a grant (pods may ask for it)."""
     m = net([f.vpc("v1", namespaces=["a"]), f.vpc("v2")],
             [f.subnet("s2", "10.2.0.0/24", vpc="v2", namespaces=["a"]),
              f.subnet("s0", "10.3.0.0/24", namespaces=["a"])])
-    assert reason(m, "Subnet", "s2") == "NamespaceConflict"
-    assert reason(m, "Subnet", "s0") == "NamespaceConflict"  # default VPC, ns is in v1
+    assert not m.errors
+    assert {"s2", "s0"} <= set(m.subnets) and "a" in m.subnets["s2"].namespaces
     assert m.vpc_of_namespace("a") == "v1"
+    assert "a" not in m.namespace_subnet
 
 
 def test_subnet_namespace_of_its_own_vpc():

@@ -141,14 +141,37 @@ def test_update_when_hash_differs():
     assert plan.inserts == [] and plan.deletes == [] and plan.link_adds == []
 
 
-def test_update_when_owner_differs_even_with_equal_hash():
+def test_row_of_a_gone_owner_moves_even_with_equal_hash():
     nb = FakeNb()
     p = port()
     nb.has(switch("s1"))
-    u = nb.has(p, owner=Owner("Pod", "ns/old"))
-    plan = nb.plan({POD: [p]})
+    old = Owner("Pod", "ns/old")
+    u = nb.has(p, owner=old)
+    plan = nb.plan({POD: [p], old: []})
     assert plan.updates == [(p, u)]
     assert plan.deletes == []  # the row is wanted: owned by someone else does not delete it
+
+
+def test_row_of_an_owner_outside_the_plan_is_never_taken():
+    """An owner that is not in the plan still exists (unchanged): its row stays its own."""
+    nb = FakeNb()
+    p = port()
+    nb.has(switch("s1"))
+    nb.has(p, owner=Owner("Pod", "ns/old"))
+    plan = nb.plan({POD: [p]})
+    assert plan.errors == {POD: "NB row Logical_Switch_Port:p.ns belongs to Pod/ns/old"}
+    assert plan.empty()
+
+
+def test_holder_in_nb_keeps_a_row_two_owners_want():
+    nb = FakeNb()
+    holder, newcomer = Owner("Pod", "ns/b"), Owner("Pod", "ns/a")
+    nb.has(switch("s1"))
+    nb.has(port("same", owner=holder), owner=holder)
+    plan = nb.plan({newcomer: [port("same", owner=newcomer)],
+                    holder: [port("same", owner=holder)]})
+    assert set(plan.errors) == {newcomer}
+    assert plan.empty()
 
 
 def test_lb_group_is_never_updated():
@@ -401,14 +424,15 @@ def test_dropped_owner_keeps_its_existing_rows():
     assert pu in nb.index.meta
 
 
-def test_two_owners_wanting_the_same_row_later_errors():
+def test_two_owners_wanting_a_new_row_the_first_listed_gets_it():
+    """Callers list older objects first: the older wins, whatever the names."""
     nb = FakeNb()
-    first, second = Owner("Pod", "ns/a"), Owner("Pod", "ns/b")
+    first, second = Owner("Pod", "ns/b"), Owner("Pod", "ns/a")
     nb.has(switch("s1"))
-    plan = nb.plan({second: [port("same", owner=second)],
-                    first: [port("same", owner=first)]})
-    assert plan.errors == {second: "row Logical_Switch_Port:same is already wanted by "
-                                   "Pod/ns/a"}
+    plan = nb.plan({first: [port("same", owner=first)],
+                    second: [port("same", owner=second)]})
+    assert plan.errors == {second: "NB row Logical_Switch_Port:same is wanted by Pod/ns/b "
+                                   "as well, which keeps it"}
     assert [r.owner for r in plan.inserts] == [first]
 
 

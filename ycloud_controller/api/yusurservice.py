@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ from ycloud_controller.api.service import HealthCheck, ServicePort, parse_health
 
 TYPES = ("ClusterIP", "LoadBalancer")
 SCOPES = ("vpc", "cluster", "multi-vpc")
+# the owned Service takes the YusurService's name, which must therefore be a DNS-1035 label;
+# it is also the value of the ycloud.io/yusurservice label (at most 63 characters)
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class YusurServiceView:
 
 
 def parse_yusurservice(obj: dict[str, Any], default_vpc: str) -> YusurServiceView:
+    name = name_of(obj)
+    if not DNS1035_LABEL.match(name):
+        raise Invalid("InvalidName", f"name {name!r} cannot name the Service this YusurService "
+                                     "owns: at most 63 lowercase letters, digits or '-', "
+                                     "starting with a letter and ending with a letter or digit")
     s = spec(obj)
     stype = s.get("type")
     if stype not in TYPES:
@@ -83,7 +92,7 @@ def parse_yusurservice(obj: dict[str, Any], default_vpc: str) -> YusurServiceVie
     if eip is not None and stype != "LoadBalancer":
         raise Invalid("InvalidEIP", "eip is only valid with type LoadBalancer")
     return YusurServiceView(
-        namespace=namespace_of(obj) or "default", name=name_of(obj), type=stype, scope=scope,
+        namespace=namespace_of(obj) or "default", name=name, type=stype, scope=scope,
         vpcs=chosen, ports=parse_ports(s.get("ports")),
         selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())),
         cluster_ip=cluster_ip, eip=eip, eip_pool=s.get("eipPool") or None,

@@ -25,6 +25,7 @@ from ycloud_controller.kube.objects import now_rfc3339
 from ycloud_controller.kube.resources import EVENTS
 
 log = structlog.get_logger(__name__)
+MAX_NAME = 253  # a DNS-1123 subdomain, the longest object name
 
 MAX_MESSAGE = 1024
 EventKey = tuple[str, str, str, str, str]
@@ -179,7 +180,10 @@ class EventRecorder:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{involved['name']}.{uuid.uuid4().hex[:16]}",
+                # <object>.<16 hex> like client-go, the object part cut so that the name
+                # stays within the 253 characters the API server accepts
+                "name": f"{involved['name'][:MAX_NAME - 17].rstrip('.-')}."
+                        f"{uuid.uuid4().hex[:16]}",
                 "namespace": involved.get("namespace") or "default",
             },
             "involvedObject": involved,

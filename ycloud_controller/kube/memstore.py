@@ -191,7 +191,13 @@ class MemoryStore(WatchMixin, CascadeMixin):
             self._commit(res, "ADDED", new, None)
             for crd_res in crd_resources:
                 self.registry.register(crd_res)
-            return objects.clone(new)
+            created = objects.clone(new)
+            owners = objects.owner_uids(new)
+            if owners and not owners & self._uids.keys():
+                # what the garbage collector does to an object whose owners are all absent
+                # (e.g. created by a writer that raced the owner's deletion)
+                self._delete_obj(new)
+            return created
 
     def update(
         self,

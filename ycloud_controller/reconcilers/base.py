@@ -113,6 +113,10 @@ class Context:
     internal: InternalIpam = field(  # transit and link addresses
         default_factory=lambda: InternalIpam("100.88.0.0/16"))
     active_chassis: Callable[[str], str | None] = lambda lrp: None  # from the SB
+    # (pool, vpc) -> (reason, message): VPCs a pool's service gateway refused to link (their
+    # subnets overlap those of a VPC linked for an older service); set by the EipPool
+    # reconciler, read by the services that want the link
+    refused_links: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def store(self, kind: str) -> Lister:
         return self.stores[kind]

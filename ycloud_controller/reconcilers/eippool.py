@@ -17,7 +17,7 @@ from topology.builders.service_gateway import (
     svcgw_transit_ip,
 )
 from topology.model import Owner
-from ycloud_controller.api.common import Invalid, key_of, overlaps
+from ycloud_controller.api.common import Invalid, key_of, meta, overlaps
 from ycloud_controller.api.eippool import EipPoolView
 from ycloud_controller.api.service import ServiceView, parse_service
 from ycloud_controller.api.subnet import SubnetView
@@ -93,12 +93,21 @@ def ensure_pool(ctx: Context, view: EipPoolView) -> str:
 
 def _links(ctx: Context, net: NetworkModel, pool: str,
            users: dict[str, list[str]]) -> tuple[list[Link], dict[str, str]]:
+    """Links of the pool's service gateway to the VPCs its multi-VPC services use. VPCs are
+    taken in the order of their oldest service, so a VPC whose subnets overlap an already
+    linked VPC's is the one refused: a younger service never takes a link from an older."""
     links: list[Link] = []
     refused: dict[str, str] = {}
     taken: list[tuple[str, SubnetView]] = []
-    for vpc in sorted(users):
+    for (p, vpc) in [k for k in ctx.refused_links if k[0] == pool]:
+        del ctx.refused_links[(p, vpc)]
+    ages = {key_of(o): (str(meta(o).get("creationTimestamp") or ""), key_of(o))
+            for o in ctx.store("Service").list()}
+    order = sorted(users, key=lambda v: (min(ages.get(k, ("~", k)) for k in users[v]), v))
+    for vpc in order:
         if vpc not in net.vpcs:
             refused[vpc] = f"VPC {vpc} does not exist"
+            ctx.refused_links[(pool, vpc)] = ("UnknownVPC", refused[vpc])
             continue
         subnets = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
         clash = next(((v, o, s) for v, o in taken for s in subnets
@@ -108,6 +117,7 @@ def _links(ctx: Context, net: NetworkModel, pool: str,
             refused[vpc] = (f"subnet {mine.name} of VPC {vpc} overlaps subnet {other.name} of "
                             f"VPC {other_vpc}: service gateway {naming.service_gateway(pool)} "
                             "cannot route both")
+            ctx.refused_links[(pool, vpc)] = ("OverlappingSubnets", refused[vpc])
             ctx.internal.release_link(pool, vpc)
             continue
         taken += [(vpc, s) for s in subnets]

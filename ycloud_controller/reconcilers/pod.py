@@ -15,6 +15,7 @@ from topology.builders.port import PortSpec, build_port
 from topology.model import Owner
 from ycloud_controller.api.common import Invalid, meta, parse_ip
 from ycloud_controller.api.subnet import SubnetView
+from ycloud_controller.api.vnic import parse_mac
 from ycloud_controller.ipam import Allocation, IpamError
 from ycloud_controller.kube import resources as res
 from ycloud_controller.network import NetworkModel
@@ -77,7 +78,18 @@ def cni_annotations(sub: SubnetView, alloc: Allocation) -> dict[str, str]:
 def requested_addresses(ann: dict[str, Any]) -> tuple[tuple, str | None]:
     raw = ann.get(naming.ANN_IP)
     ips = tuple(parse_ip(v, naming.ANN_IP) for v in str(raw).split(",") if v) if raw else ()
-    return ips, ann.get(naming.ANN_MAC) or None
+    return ips, parse_mac(ann.get(naming.ANN_MAC), naming.ANN_MAC)
+
+
+def fitting(ips: tuple, sub: SubnetView, placed: str | None) -> tuple:
+    """The requested addresses that fit the subnet. Addresses the controller wrote itself
+    (the pod was placed: annotation logical_switch) that no longer fit are re-allocated;
+    addresses a user asked for that do not fit are refused."""
+    outside = [ip for ip in ips if not any(ip in c for c in sub.cidrs)]
+    if outside and placed is None:
+        raise Invalid("AddressOutsideSubnet", f"{naming.ANN_IP} {outside[0]} is not in subnet "
+                                              f"{sub.name} ({','.join(sub.cidr_strs)})")
+    return tuple(ip for ip in ips if ip not in outside)
 
 
 def reconcile_pod(ctx: Context, key: str) -> Outcome:
@@ -95,7 +107,7 @@ def reconcile_pod(ctx: Context, key: str) -> Outcome:
         sub = choose_subnet(net, namespace, ann.get(naming.ANN_SUBNET),
                             ann.get(naming.ANN_SWITCH))
         ips, mac = requested_addresses(ann)
-        ips = tuple(ip for ip in ips if any(ip in c for c in sub.cidrs))
+        ips = fitting(ips, sub, ann.get(naming.ANN_SWITCH))
         alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
     except IpamError as exc:
         if exc.reason == "SubnetNotReady":

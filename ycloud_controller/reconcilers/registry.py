@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from ycloud_controller.api.common import meta
 from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import ServiceIpAllocator, reconcile_endpoints
@@ -14,13 +16,37 @@ from ycloud_controller.reconcilers.service import reconcile_service, slice_servi
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
+from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 from ycloud_controller.reconcilers.yusur_service import reconcile_yusur_service
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",
          "Endpoints", "Service")
 
-__all__ = ["ORDER", "PROBE_INDEX", "build", "no_monitors", "probe_index", "slice_service_key"]
+# kinds that compete for the same addresses (IPs, MACs): ranked together, oldest first
+_RANK = {kind: i for i, kind in enumerate(ORDER)} | {"Vnic": ORDER.index("Pod")}
+
+__all__ = ["ORDER", "PROBE_INDEX", "build", "no_monitors", "order_keys", "probe_index",
+           "slice_service_key"]
+
+
+def order_keys(keys: Iterable[tuple[str, str]], stores: dict[str, Any],
+               ) -> list[tuple[str, str]]:
+    """Keys in the order to reconcile them: by kind (ORDER), then oldest object first, so
+    that when two objects ask for one address, MAC or EIP, the older gets it, whatever their
+    names. A Service made for a YusurService has the age of its YusurService."""
+    def age(key: tuple[str, str]) -> str:
+        kind, name = key
+        store = stores.get(kind)
+        obj = store.get(name) if store is not None else None
+        if obj is None:
+            return ""
+        md = meta(obj)
+        ysvc = (md.get("labels") or {}).get(YSVC_LABEL) if kind == "Service" else None
+        ysvcs = stores.get("YusurService")
+        owner = ysvcs.get(f"{md.get('namespace')}/{ysvc}") if ysvc and ysvcs else None
+        return str(meta(owner if owner is not None else obj).get("creationTimestamp") or "")
+    return sorted(keys, key=lambda k: (_RANK.get(k[0], len(ORDER)), age(k), k[1], k[0]))
 
 
 def no_monitors() -> dict[str, str]:

@@ -70,6 +70,9 @@ def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str) -> tuple
     """(router carrying the EIP LB, next hop of eipgw's EIP/32 route)."""
     net = ctx.network()
     if vpc is None:
+        refused = [ctx.refused_links[(pool, v)] for v in svc.vpcs if (pool, v) in ctx.refused_links]
+        if refused:
+            raise Invalid(*refused[0])
         missing = [v for v in svc.vpcs if (pool, v) not in ctx.internal.links]
         if missing:
             raise NotReady(f"service gateway {naming.service_gateway(pool)} has no link to "

@@ -3,6 +3,8 @@ to an EIP pool (transit port, default route, SNAT of subnets with natOutgoing)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from topology import naming
 from topology.builders.eip_gateway import AttachSpec, build_attachment
 from topology.builders.vpc import Route, VpcSpec, build_vpc
@@ -64,13 +66,26 @@ def reconcile_vpc(ctx: Context, key: str) -> Outcome:
     net = ctx.network()
     obj = ctx.store(KIND).get(key)
     err = net.error(KIND, key)
-    if err is not None:
+    if err is not None and key != net.default_vpc:
         return Outcome(rows={owner(key): None}, effects=invalid_effects(res.VPCS, obj, err),
                        invalid=err)
     view = net.vpcs.get(key)
     if view is None:  # deleted (the default VPC always exists)
         ctx.internal.release_owner(f"{KIND}/{key}")
         return Outcome(rows={owner(key): []})
+    if err is not None:
+        # a bad object named like the default VPC is refused; the default VPC stays as the
+        # configuration defines it (the model keeps its plain view)
+        outcome = _build(ctx, net, view, None)
+        outcome.effects = invalid_effects(res.VPCS, obj, err)
+        outcome.invalid = err
+        return outcome
+    return _build(ctx, net, view, obj)
+
+
+def _build(ctx: Context, net: NetworkModel, view: VpcView, obj: dict[str, Any] | None,
+           ) -> Outcome:
+    key = view.name
     rows = build_vpc(VpcSpec(name=key, owner=owner(key),
                              routes=tuple(Route(r.cidr, r.nexthop, r.policy)
                                           for r in view.routes)))

@@ -15,14 +15,18 @@ from collections import defaultdict
 from typing import Any
 
 from topology import naming
-from ycloud_controller.api.common import Invalid, meta
+from ycloud_controller.api.common import Invalid, meta, overlaps
 from ycloud_controller.api.service import HEALTH_ANNOTATION, VPC_ANNOTATION, ServicePort
+from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.api.yusurservice import YusurServiceView, parse_yusurservice
 from ycloud_controller.kube import resources as res
+from ycloud_controller.network import NetworkModel
 from ycloud_controller.reconcilers.base import (
+    NETWORK_READY,
     Context,
     DeleteEffect,
     Effect,
+    EventEffect,
     Outcome,
     StatusEffect,
     UpsertEffect,
@@ -35,6 +39,9 @@ KIND = "YusurService"
 LABEL = "ycloud.io/yusurservice"
 SLICE_MANAGER = "ycloud-controller"
 LB_CLASS = "ycloud.io/eip"
+# endpoints per EndpointSlice: the EndpointSlice controller's default (the API server refuses
+# more than 1000)
+MAX_SLICE_ENDPOINTS = 100
 
 
 def owner_ref(obj: dict[str, Any]) -> dict[str, Any]:
@@ -99,16 +106,18 @@ def _slices(ctx: Context, view: YusurServiceView, obj: dict[str, Any],
     out = []
     for i, (resolved, families) in enumerate(sorted(groups.items())):
         for family, endpoints in families.items():
-            if endpoints:
+            endpoints.sort(key=lambda e: e["addresses"][0])
+            for c in range(0, len(endpoints), MAX_SLICE_ENDPOINTS):
+                name = f"{view.name}-ycloud-{family.lower()}-{i}"
                 out.append({
                     "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": f"{view.name}-ycloud-{family.lower()}-{i}",
+                    "metadata": {"name": f"{name}-{c // MAX_SLICE_ENDPOINTS}" if c else name,
                                  "namespace": view.namespace,
                                  "labels": {"kubernetes.io/service-name": view.name,
                                             MANAGED_BY: SLICE_MANAGER, LABEL: view.name},
                                  "ownerReferences": [owner_ref(obj)]},
                     "addressType": family,
-                    "endpoints": sorted(endpoints, key=lambda e: e["addresses"][0]),
+                    "endpoints": endpoints[c:c + MAX_SLICE_ENDPOINTS],
                     "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in resolved]})
     return out
 
@@ -151,7 +160,11 @@ def _validate(ctx: Context, view: YusurServiceView) -> None:
         inside = any(ip.version == n.version and ip in n for n in service_nets) or any(
             ip in c for s in net.subnets_of(view.vpcs[0]) for c in s.cidrs
             if c.version == ip.version)
-        if not inside or view.scope == "multi-vpc":
+        if view.scope == "multi-vpc":
+            raise Invalid("ClusterIPOutsideVPC",
+                          f"clusterIP {ip}: a multi-VPC service has no VPC to hold a ClusterIP "
+                          "(it is served through its EIP)")
+        if not inside:
             raise Invalid("ClusterIPOutsideVPC",
                           f"clusterIP {ip} is neither in the service CIDR "
                           f"{ctx.config.service_cidr} nor in a subnet of VPC {view.vpcs[0]}")
@@ -160,6 +173,37 @@ def _validate(ctx: Context, view: YusurServiceView) -> None:
         if pool is None or not pool.contains(view.eip):
             raise Invalid("EIPOutsidePool", f"eip {view.eip} is in no EipPool"
                           + (f" ({view.eip_pool})" if view.eip_pool else ""))
+
+
+def _check_subnet_overlaps(net: NetworkModel, view: YusurServiceView) -> None:
+    """The service gateway routes every subnet of every backend VPC over that VPC's link: two
+    VPCs with overlapping subnets cannot both be reached from it."""
+    seen: list[tuple[str, SubnetView]] = []
+    for vpc in view.vpcs:
+        mine = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
+        for other_vpc, other in seen:
+            clash = next((s for s in mine if overlaps(other.cidrs, s.cidrs)), None)
+            if clash is not None:
+                raise Invalid("OverlappingSubnets",
+                              f"subnet {clash.name} ({','.join(clash.cidr_strs)}) of VPC {vpc} "
+                              f"overlaps subnet {other.name} ({','.join(other.cidr_strs)}) of "
+                              f"VPC {other_vpc}: one service gateway cannot route both")
+        seen += [(vpc, s) for s in mine]
+
+
+def _service_refused(existing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The owned Service's ycloud.io/NetworkReady condition when it says False for the
+    Service as it is now (an EIP taken or outside its pool, no pool, NB refused its rows)."""
+    if existing is None:
+        return None
+    conds = (existing.get("status") or {}).get("conditions") or []
+    cond = next((c for c in conds if c.get("type") == NETWORK_READY), None)
+    if cond is None or cond.get("status") != "False":
+        return None
+    observed = cond.get("observedGeneration")
+    if observed is not None and observed != meta(existing).get("generation"):
+        return None  # written for an older spec of the Service
+    return cond
 
 
 def _owned(ctx: Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -177,7 +221,8 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
         _validate(ctx, view)
         backends = select(ctx, view)
         if len(view.vpcs) > 1:
-            check_overlaps(backends)
+            check_overlaps(backends)  # the precise complaint first, then the general one
+            _check_subnet_overlaps(ctx.network(), view)
         existing = ctx.store("Service").get(key)
         if existing is not None and (meta(existing).get("labels") or {}).get(LABEL) != name:
             raise Invalid("ServiceConflict", f"a Service {key} exists and is not owned by this "
@@ -208,5 +253,12 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
               "backends": f"{healthy}/{len(backends)}", "healthyBackends": healthy,
               "totalBackends": len(backends)}
     message = f"{healthy}/{len(backends)} backends healthy in {', '.join(view.vpcs)}"
+    refused = _service_refused(existing)
+    if refused is not None:  # surfaced here: users look at the YusurService, not its Service
+        reason, message = refused.get("reason") or "ServiceNotReady", (
+            f"Service {key}: {refused.get('message', '')}")
+        effects.append(StatusEffect(res.YUSURSERVICES, obj, status, False, reason, message))
+        effects.append(EventEffect(obj, "Warning", reason, message))
+        return Outcome(effects=effects)
     effects.append(StatusEffect(res.YUSURSERVICES, obj, status, True, "Reconciled", message))
     return Outcome(effects=effects)

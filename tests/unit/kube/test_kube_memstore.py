@@ -256,6 +256,20 @@ def test_owner_reference_garbage_collection(store: MemoryStore) -> None:
     assert "ownerReferences" not in store.get(ENDPOINTSLICES, "shared", "default")["metadata"]
 
 
+def test_object_created_for_an_absent_owner_is_collected(store: MemoryStore) -> None:
+    """A create that raced its owner's deletion: the garbage collector removes it."""
+    svc = store.create(SERVICES, {"metadata": {"name": "gone", "namespace": "default"}})
+    ref = {"apiVersion": "v1", "kind": "Service", "name": "gone", "controller": True,
+           "uid": svc["metadata"]["uid"]}
+    store.delete(SERVICES, "gone", "default")
+    sub = store.watch(ENDPOINTSLICES, resource_version=store.resource_version)
+    store.create(ENDPOINTSLICES, {"metadata": {"name": "late", "namespace": "default",
+                                               "ownerReferences": [ref]}})
+    with pytest.raises(NotFound):
+        store.get(ENDPOINTSLICES, "late", "default")
+    assert [e for e in drain(sub) if e[1] == "late"] == [("ADDED", "late"), ("DELETED", "late")]
+
+
 def test_namespace_deletion_deletes_its_objects(store: MemoryStore) -> None:
     store.create(NAMESPACES, {"metadata": {"name": "team"}})
     store.create(PODS, pod("a", ns="team"))
