@@ -2,12 +2,13 @@
 
 `NbClient` opens one lean OVSDB session (topology.ovsdb.Session, its own, never a class-level
 singleton) to any NB remote: `unix:`, `tcp:`, `ssl:` or a comma-separated list of RAFT
-members (leader only). It monitors only our rows (external_ids:ycloud.io/managed-by; every
-Load_Balancer_Group) and only the columns the controller reads: `name`, `external_ids`, the
-reference columns of `model.REF_COLUMNS` (memberships) and `READ_COLUMNS` (what `restore`
-reads back). Column values the controller writes are never read back: a content hash in
-external_ids says whether a row is as desired. Writes are raw JSON-RPC transactions
-(topology.apply, topology.rpcwrite).
+members (leader only: when the leader dies or steps down, the session finds the new one by
+itself and resyncs; `session.synced_remote` is the member in use). It monitors only our
+rows (external_ids:ycloud.io/managed-by; every Load_Balancer_Group) and only the columns
+the controller reads: `name`, `external_ids`, the reference columns of `model.REF_COLUMNS`
+(memberships) and `READ_COLUMNS` (what `restore` reads back). Column values the controller
+writes are never read back: a content hash in external_ids says whether a row is as
+desired. Writes are raw JSON-RPC transactions (topology.apply, topology.rpcwrite).
 
 A full python-ovs IDL through ovsdbapp (`NbClient.api` / `NbClient.idl`: every written
 column of every table) is still available for tools that read arbitrary columns (`inspect`);

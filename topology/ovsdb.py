@@ -15,11 +15,15 @@ whole insert). This client instead
   so the next plan sees it without waiting for the server's echo of our own change; the
   monitor update that follows carries the same values.
 
-Connection handling is python-ovs' `jsonrpc.Session`: unix/tcp/ssl, several remotes, reconnect
-with backoff, inactivity probes. For a RAFT cluster with `leader_only`, the `_Server` database
-is checked (and monitored) and a member that is not the connected leader is left for the next
-remote. After every (re)connection the monitor's initial reply replaces the whole row store:
-nothing from before a reconnect is trusted.
+Connection handling is python-ovs' `jsonrpc.Session`: unix/tcp/ssl, several remotes (tried in
+turn, starting at a random one), reconnect with backoff (1 s, then 2 s), inactivity probes.
+For a RAFT cluster with `leader_only`, the `_Server` database is checked (and monitored) and
+a member that is not the connected leader is left for the next remote; a leader that loses
+leadership while we use it is left at once. After every (re)connection the monitor's initial
+reply (`monitor_cond`, not `monitor_cond_since`: a full resync) replaces the whole row store:
+nothing from before a reconnect is trusted. A request whose reply was lost with the
+connection fails with Disconnected: its outcome is unknown, and the writer plans again from
+the new contents (topology.apply; inserts carry client-chosen UUIDs, topology.rpcwrite).
 
 Threading: one thread owns the session: all socket I/O and JSON decoding happen there, without
 holding `lock`. Everything that reads or changes the row store holds `lock` (the session
@@ -30,7 +34,6 @@ replies run in the session thread, holding `lock`.
 
 from __future__ import annotations
 
-import codecs
 import collections
 import errno
 import itertools
@@ -39,7 +42,7 @@ import os
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +52,8 @@ import ovs.poller
 import ovs.timeval
 import structlog
 
-from topology.ovsdb_monitor import MonitorMixin
+from topology.ovsdb_monitor import HUNT_SECONDS, MonitorMixin
+from topology.ovsdb_stream import StreamMixin
 from topology.ovsdb_types import (  # noqa: F401 - re-exported for the users of this module
     ColumnType,
     Disconnected,
@@ -69,6 +73,10 @@ log = structlog.get_logger(__name__)
 UUID = uuidlib.UUID
 _uuid = uuidlib.UUID
 
+# Reconnect backoff: 1 s, then 2 s between tries (python-ovs: up to 8 s). A RAFT election takes
+# about a second; the new leader is then found within about 2 s, without a busy loop.
+MAX_BACKOFF_MS = 2000
+
 
 
 # -- the session ------------------------------------------------------------------------------
@@ -82,7 +90,7 @@ RowListener = Callable[[str, UUID, "dict[str, Any] | None", "dict[str, Any] | No
                         "frozenset[str] | None"], None]
 
 
-class Session(MonitorMixin):
+class Session(StreamMixin, MonitorMixin):
     """One OVSDB session with a lean conditional monitor (see the module docstring)."""
 
     MONITOR_ID = "ycloud"
@@ -107,7 +115,13 @@ class Session(MonitorMixin):
         self.schema: Schema | None = None
         self.synced = threading.Event()  # monitor's initial contents are in `rows`
         self.supports_insert_uuid = False
+        self.synced_remote: str | None = None  # the remote the monitor last synced from
+        self._hunt_until = time.monotonic() + HUNT_SECONDS  # see MonitorMixin._server_check
+        self._leave_at: float | None = None  # when to leave a member that is not usable
+        self._leaving = False  # this connection's member is not usable: nothing is installed
+        self._handshake_started = False  # on this connection (get_schema sent)
         self._session = ovs.jsonrpc.Session.open_multiple(self.remotes, probe_interval=0)
+        self._session.reconnect.set_backoff(1000, MAX_BACKOFF_MS)
         stream_remote = any(r.startswith(("tcp:", "ssl:")) for r in self.remotes)
         self._probe_interval = ((probe_interval if probe_interval is not None else 5000)
                                 / 1000.0 if stream_remote else 0.0)
@@ -183,6 +197,26 @@ class Session(MonitorMixin):
             self._outbox.append((rid, data, callback, epoch))
         self._wake()
 
+    def call(self, method: str, params: list[Any], timeout: float) -> Any:
+        """A request and its result, synchronously (any thread but the session's). Raises
+        OvsdbError for an error reply, Disconnected when the session drops first or no
+        reply comes within `timeout`."""
+        done = threading.Event()
+        reply: list[Any] = []
+
+        def on_reply(result: Any, error: Any) -> None:
+            reply.append((result, error))
+            done.set()
+        self.send(method, params, on_reply)
+        if not done.wait(timeout):
+            raise Disconnected(f"no reply to {method} within {timeout:.0f}s")
+        result, error = reply[0]
+        if isinstance(error, Exception):
+            raise error
+        if error is not None:
+            raise OvsdbError(str(error))
+        return result
+
     def _write(self, rid: Any, data: bytes,
                callback: Callable[[Any, Any], None] | None) -> None:
         """Session thread: register the callback and queue the bytes. Output goes through our
@@ -197,26 +231,6 @@ class Session(MonitorMixin):
         if callback is not None:
             self._pending[rid] = callback
         self._out.append(data)
-
-    def _flush(self) -> None:
-        rpc = self._session.rpc
-        if rpc is None or rpc.get_status():
-            self._out.clear()
-            self._out_offset = 0
-            return
-        while self._out:
-            head = self._out[0]
-            sent = rpc.stream.send(memoryview(head)[self._out_offset:])
-            if sent < 0:
-                if -sent != errno.EAGAIN:
-                    rpc.error(-sent)
-                return
-            self._out_offset += sent
-            if self._out_offset >= len(head):
-                self._out.popleft()
-                self._out_offset = 0
-            else:
-                return  # the socket is full: wait for POLLOUT
 
     def _request(self, method: str, params: list[Any],
                  callback: Callable[[Any, Any], None] | None) -> None:
@@ -263,6 +277,8 @@ class Session(MonitorMixin):
                     rpc.stream.send_wait(poller)
                 if self._probe_interval and self.synced.is_set():
                     poller.timer_wait(int(self._probe_interval * 1000))
+                if self._leave_at is not None:
+                    poller.timer_wait(max(0, int((self._leave_at - time.monotonic()) * 1000)))
             poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
             poller.block()
             try:
@@ -277,18 +293,29 @@ class Session(MonitorMixin):
         self._session.run()
         if not self._session.is_connected():
             if self.synced.is_set() or self._pending or self._outbox:
+                log.warning("nb connection lost; reconnecting", remote=self.synced_remote,
+                            pending=len(self._pending), next=self._session.get_name())
+                self._hunt_until = time.monotonic() + HUNT_SECONDS
                 with self.lock:
                     self._reset()
             return
         seqno = self._session.get_seqno()
         if seqno != self._seqno:  # a new connection
             self._seqno = seqno
+            self._leave_at = None
+            self._leaving = False
+            self._handshake_started = False
             self._inbuf.clear()
             self._scanned = 0
             self._parser = _new_parser()
             with self.lock:
                 self._reset()
                 self._handshake()
+        if self._leave_at is not None and time.monotonic() >= self._leave_at:
+            self._leave_at = None
+            self._session.reset_backoff()  # to the next member at once
+            self._session.force_reconnect()
+            return
         if self._outbox:
             with self._out_lock:
                 queued, self._outbox = self._outbox, []
@@ -307,57 +334,6 @@ class Session(MonitorMixin):
                     self._dispatch(msg)
         self._probe(time.monotonic())
         self._flush()  # replies/requests queued while handling
-
-    def _receive(self, limit: int = 16 << 20) -> list[dict[str, Any]]:
-        """Read what the socket has (1 MiB at a time, up to `limit`) and decode every complete
-        message. python-ovs' own reader goes 4 KiB at a time and converts through its C
-        parser's tree; here that parser only finds where a message ends, and the message is
-        decoded by the standard library, with the collector paused."""
-        rpc = self._session.rpc
-        got = 0
-        while got < limit:
-            err, data = rpc.stream.recv(1 << 20)
-            if err:
-                if err != errno.EAGAIN:
-                    rpc.error(err)
-                break
-            if not data:
-                rpc.error(ovs.jsonrpc.EOF)
-                break
-            self._inbuf += data
-            got += len(data)
-        now = ovs.timeval.msec()
-        self._session.reconnect.receive_attempted(now)
-        if not got:
-            return []
-        self._last_rx = time.monotonic()
-        self._session.reconnect.activity(now)
-        with gc_paused():
-            return list(self._frames())
-
-    def _frames(self) -> Iterable[dict[str, Any]]:
-        buf = self._inbuf
-        while len(buf) > self._scanned:
-            text, nbytes = codecs.utf_8_decode(bytes(buf[self._scanned:]), "strict", False)
-            if not text:
-                return
-            used = self._parser.feed(text)  # bytes consumed
-            if not self._parser.is_done():
-                self._scanned += nbytes
-                return
-            end = self._scanned + used
-            raw = bytes(buf[:end])
-            del buf[:end]
-            self._scanned = 0
-            self._parser = _new_parser()
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                log.warning("nb sent invalid JSON; reconnecting")
-                self._session.rpc.error(errno.EPROTO)
-                return
-            if isinstance(msg, dict):
-                yield msg
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")

@@ -4,6 +4,7 @@ committed transactions. Mixed into topology.ovsdb.Session, which owns the connec
 
 from __future__ import annotations
 
+import time
 import uuid as uuidlib
 from typing import Any
 
@@ -27,6 +28,11 @@ log = structlog.get_logger(__name__)
 UUID = uuidlib.UUID
 _uuid = uuidlib.UUID
 
+# _Server.Database columns read for the leader check (none of them changes per commit)
+SERVER_COLUMNS = ("name", "model", "connected", "leader", "schema")
+HUNT_SECONDS = 10.0  # after losing a leader (or at start): look for the next one quickly
+HUNT_RETRY = 0.25  # while hunting: how long to stay on a member that is not usable yet
+
 
 class MonitorMixin:
     """Methods of Session that keep its row store equal to the server's (see Session)."""
@@ -41,36 +47,85 @@ class MonitorMixin:
         if error is not None:  # an old server without _Server: nothing to check
             self._get_schema()
             return
+        known = ((result or {}).get("tables", {}).get("Database", {}).get("columns", {}))
+        columns = [c for c in SERVER_COLUMNS if c in known or c == "name"]
         self._request("monitor", ["_Server", self.SERVER_MONITOR_ID, {
-            "Database": {"columns": ["name", "model", "connected", "leader", "schema"]}}],
-            self._got_server_monitor)
+            "Database": {"columns": columns}}], self._got_server_monitor)
 
     def _got_server_monitor(self, result: Any, error: Any) -> None:
         if error is not None:
             self._get_schema()
             return
-        if self._server_ok(result):
+        if self._server_check(result) is not False:
             self._get_schema()
 
     def _server_update(self, updates: Any) -> None:
-        self._server_ok(updates)
+        waiting = self._leave_at is not None
+        if self._server_check(updates) and waiting:
+            # the member we were about to leave is usable now (it won the election)
+            self._leave_at = None
+            self._leaving = False
+            log.info("nb server usable now", remote=self._session.get_name())
+            self._get_schema()
 
-    def _server_ok(self, updates: Any) -> bool:
+    def _server_check(self, updates: Any) -> bool | None:
+        """Whether this server may serve us (python-ovs IDL's checks, for `leader_only`): a
+        clustered database must have joined its cluster, be connected to it and be its
+        leader; a relay never is. None when `updates` say nothing about our database.
+        Also runs on every _Server update while monitoring: a leader that loses leadership
+        (or its cluster) is left at once, and nothing more is sent to it. (The RAFT log
+        `index` is not monitored: it changes with every commit, one notification per
+        transaction; a leader has every committed entry.)
+
+        While hunting for a leader (the first seconds after losing one, see Session), a
+        member found not usable before our handshake is kept for HUNT_RETRY seconds (it
+        may win the election meanwhile: its _Server update then starts the handshake) and
+        then left for the next member without backoff; after that, python-ovs' backoff
+        applies. A member that stops being usable once the handshake began is left at
+        once, and every member is tried again without backoff."""
+        state = None
         for change in (updates or {}).get("Database", {}).values():
             row = change.get("new") or {}
-            if row.get("name") != self.database or row.get("model") != "clustered":
+            if row.get("name") != self.database:
                 continue
-            leader = row.get("leader", True)
-            connected = row.get("connected", True)
-            if not connected or (self.leader_only and not leader):
-                log.info("nb member is not the connected leader; trying another",
-                         remote=self._session.get_name())
-                self._session.reset_backoff()
-                self._session.force_reconnect()
+            why = self._unusable(row)
+            if why is None:
+                state = True
+                continue
+            was_synced = self.synced.is_set()
+            self.synced.clear()  # nothing more is sent on this connection
+            if not self._leaving:
+                log.info("nb server not usable; trying another",
+                         remote=self._session.get_name(), reason=why, was_synced=was_synced)
+            self._leaving = True  # a monitor reply still on its way is not installed
+            now = time.monotonic()
+            if not self._handshake_started and now < self._hunt_until:
+                if self._leave_at is None:
+                    self._leave_at = now + HUNT_RETRY
                 return False
-        return True
+            self._leave_at = None
+            if self._handshake_started:  # a lost leadership: find the next one at once
+                self._hunt_until = now + HUNT_SECONDS
+                self._session.reset_backoff()
+            self._session.force_reconnect()
+            return False
+        return state
+
+    def _unusable(self, row: dict[str, Any]) -> str | None:
+        model = row.get("model")
+        if model == "clustered":
+            if row.get("schema") == ["set", []]:  # an empty optional column
+                return "not yet joined its cluster"
+            if row.get("connected") is False:
+                return "disconnected from its cluster"
+            if self.leader_only and row.get("leader") is False:
+                return "not the cluster leader"
+        elif model == "relay" and self.leader_only:
+            return "a relay cannot be the leader"
+        return None
 
     def _get_schema(self) -> None:
+        self._handshake_started = True
         self._request("get_schema", [self.database], self._got_schema)
 
     def _got_schema(self, result: Any, error: Any) -> None:
@@ -104,6 +159,8 @@ class MonitorMixin:
                   self._got_monitor)
 
     def _got_monitor(self, result: Any, error: Any) -> None:
+        if self._leaving:  # the server stopped being usable during the handshake
+            return
         if error is not None:
             log.warning("nb monitor_cond failed", error=str(error))
             self._session.force_reconnect()
@@ -116,7 +173,11 @@ class MonitorMixin:
         self._update2(result, initial=True)
         self.epoch += 1
         self.synced.set()
-        log.info("nb monitor synced", remote=self._session.get_name(),
+        self.synced_remote = self._session.get_name()
+        # a drop of this connection is then followed by one immediate try of every remote
+        # (a RAFT leader's death: any member may be the next leader), then by backoff
+        self._session.reset_backoff()
+        log.info("nb monitor synced", remote=self.synced_remote, epoch=self.epoch,
                  rows=sum(len(r) for r in self.rows.values()),
                  insert_uuid=self.supports_insert_uuid)
 

@@ -10,11 +10,18 @@ Operations, in this order inside the one transaction:
 - delete rows that go.
 
 Row identity of inserts: when the server takes client-chosen UUIDs (OVS >= 3.1), each new row
-gets a UUID derived from (table, key) and a per-process salt, so an insert that is sent again
-after a lost reply or a RAFT leader change cannot create a second row: the server refuses a
-duplicate UUID and the caller plans again against the refreshed index. Older servers get
-named-uuid inserts guarded by `wait` operations ("no row of ours has this key yet"), which
-cost the server a scan of the table per insert.
+gets a UUID derived from its (table, key) alone, the same in every process. So an insert that
+lands twice is refused by the server ("duplicate uuid") instead of creating a second row,
+whoever sends it: this process again after a lost reply or a RAFT leader change (the first
+one may have committed, or may still commit: a new RAFT leader commits the entries of the
+old term before it runs ours), a restarted controller while the killed one's transaction was
+in flight, or a second replica. The server checks a client UUID per table, against the rows
+present, also those deleted earlier (a key deleted and inserted again reuses its UUID).
+After such a refusal the caller asks who holds the UUID (`holder`): our row with that key
+(it landed: wait for the monitor, plan again) or a row that is not ours (that row gets a
+random UUID from then on). Older servers get named-uuid inserts guarded by `wait`
+operations ("no row of ours has this key yet"), which cost the server a scan of the table
+per insert.
 
 Values come from `Row.columns()` (python-ovs forms: atoms, lists, dicts); each table's
 columns are encoded by a function chosen once from the server's schema.
@@ -37,16 +44,21 @@ _NS = uuidlib.UUID("6d1f3f0e-6a59-4f5b-9b8e-0c7f2a9b5e11")
 
 
 class UuidSource:
-    """Deterministic UUIDs for new rows; `rotate()` after a refused duplicate."""
+    """UUIDs of new rows: derived from (table, key), the same in every process (see the
+    module docstring), except for rows whose derived UUID is held by a row that is not ours
+    (`replace`)."""
 
     def __init__(self) -> None:
-        self.salt = uuidlib.uuid4().hex
+        self._replaced: dict[RowId, str] = {}
 
-    def rotate(self) -> None:
-        self.salt = uuidlib.uuid4().hex
+    def replace(self, rid: RowId) -> None:
+        self._replaced[rid] = str(uuidlib.uuid4())
 
     def __call__(self, rid: RowId) -> str:
-        return str(uuidlib.uuid5(_NS, f"{self.salt}\0{rid.table}\0{rid.key}"))
+        found = self._replaced.get(rid)
+        if found is not None:
+            return found
+        return str(uuidlib.uuid5(_NS, f"{rid.table}\0{rid.key}"))
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -262,6 +274,13 @@ class Transaction:
             self._gone.append((rid.table, row_uuid))
 
     # -- after the reply ----------------------------------------------------------------------
+    def insert_of(self, op_index: int) -> tuple[RowId, str] | None:
+        """The new row (and its UUID or uuid-name) inserted by operation `op_index`."""
+        for rid, at in self._insert_at.items():
+            if at == op_index:
+                return rid, self._ident[rid]
+        return None
+
     def real_uuid(self, rid: RowId, result: list[Any]) -> UUID:
         if self._client_uuids:
             return UUID(self._ident[rid])
@@ -312,10 +331,45 @@ def _guard(row: Row) -> dict[str, Any]:
             "columns": ["_uuid"], "until": "==", "rows": []}
 
 
-def errors_of(result: list[Any]) -> str | None:
-    """The first error of a transact result (ops results, then the commit's), or None."""
-    for r in result:
+def first_error(result: list[Any]) -> tuple[int, str] | None:
+    """The index and text of the first error of a transact result (ops results, then the
+    commit's), or None."""
+    for i, r in enumerate(result):
         if isinstance(r, dict) and r.get("error"):
             details = r.get("details")
-            return f"{r['error']}: {details}" if details else str(r["error"])
+            return i, f"{r['error']}: {details}" if details else str(r["error"])
     return None
+
+
+def errors_of(result: list[Any]) -> str | None:
+    """The first error of a transact result, or None."""
+    found = first_error(result)
+    return None if found is None else found[1]
+
+
+# -- a refused client UUID ------------------------------------------------------------------------
+OURS, NOT_OURS, GONE = "ours", "not ours", "gone"
+
+
+def holder(session: Session, rid: RowId, row_uuid: str, timeout: float = 10.0) -> str:
+    """Who holds `row_uuid` in `rid.table`, asked of the server (our monitor shows only our
+    rows, and may lag behind the refusal): OURS (a row of ours with this key: an earlier
+    insert of it landed), NOT_OURS (any other row), or GONE (deleted meanwhile)."""
+    ours_by_name = rid.table in model.OWNED_BY_NAME
+    columns = ["name"] if ours_by_name else ["external_ids"]
+    result = session.call("transact", [session.database, {
+        "op": "select", "table": rid.table, "columns": columns,
+        "where": [["_uuid", "==", ["uuid", row_uuid]]]}], timeout)
+    rows = result[0].get("rows") if result and isinstance(result[0], dict) else None
+    if not rows:
+        return GONE
+    return OURS if _is_ours(rid, rows[0], ours_by_name) else NOT_OURS
+
+
+def _is_ours(rid: RowId, row: dict[str, Any], by_name: bool) -> bool:
+    if by_name:
+        return row.get("name") == rid.key
+    ids = row.get("external_ids")
+    pairs = dict(ids[1]) if isinstance(ids, list) and len(ids) == 2 else {}
+    return (pairs.get(naming.MANAGED_BY) == naming.MANAGED_BY_VALUE
+            and pairs.get(naming.KEY) == rid.key)

@@ -6,9 +6,12 @@ given; nothing is written to /var/run. `stop` ends only the pids recorded in tha
 and only when their command line is the one this module started.
 
 NB may run as a RAFT cluster of N members (`--cluster N`): members listen on 127.0.0.1 TCP
-ports for RAFT and serve clients on their own unix sockets; OVN_NB_DB is then the
-comma-separated list of all members. Only the standard library is used here, so the script
-works before the virtual environment exists.
+ports for RAFT and serve clients on their own unix sockets (with `--tcp`, each on its own
+127.0.0.1 TCP port too, given on its command line so a relaunched member keeps it);
+OVN_NB_DB (OVN_NB_DB_TCP) is then the comma-separated list of all members. For failover
+tests a member can be found by role (`leader`), killed by its recorded pid (`kill`) and
+relaunched on the same database file and ports (`relaunch`). Only the standard library is
+used here, so the script works before the virtual environment exists.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class Process:
     name: str
     pidfile: str
     marker: str  # substring of the command line identifying our process
+    cmd: list[str] = field(default_factory=list)  # how it was started (to relaunch it)
 
     def pid(self) -> int | None:
         return read_pid(Path(self.pidfile))
@@ -131,7 +135,7 @@ class SandboxState:
     sb_remote: str
     nb_sockets: list[str]
     sb_socket: str
-    nb_tcp: str | None = None
+    nb_tcp: str | None = None  # a comma-separated list of members for a cluster
     sb_tcp: str | None = None
     cluster: int = 1
     processes: list[Process] = field(default_factory=list)
@@ -162,6 +166,7 @@ class Sandbox:
         self.tcp = tcp
         self.cluster = cluster
         self.state: SandboxState | None = None
+        self._member_tcp: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> SandboxState:
@@ -184,7 +189,9 @@ class Sandbox:
         sb_remote = f"unix:{sb_sock}"
         nb_tcp = sb_tcp = None
         if self.tcp:
-            nb_tcp, sb_tcp = self._add_tcp(nb_sockets[0], "nb"), self._add_tcp(sb_sock, "sb")
+            nb_tcp = (",".join(self._member_tcp) if self.cluster > 1
+                      else self._add_tcp(nb_sockets[0], "nb"))
+            sb_tcp = self._add_tcp(sb_sock, "sb")
         self._start_northd(nb_remote, sb_remote, procs)
         self.state = SandboxState(
             directory=str(self.dir), nb_remote=nb_remote, sb_remote=sb_remote,
@@ -206,7 +213,7 @@ class Sandbox:
         ]
         _run(cmd, self.dir)
         wait_for_socket(sock)
-        procs.append(Process(name=name, pidfile=str(pidfile), marker=str(db)))
+        procs.append(Process(name=name, pidfile=str(pidfile), marker=str(db), cmd=cmd))
 
     def _start_db(self, name: str, schema: str, procs: list[Process]) -> Path:
         db, sock = self.dir / f"{name}.db", self.dir / f"{name}.sock"
@@ -218,6 +225,7 @@ class Sandbox:
         if self.cluster <= 1:
             return [self._start_db("nb", NB_SCHEMA, procs)]
         raft = [f"tcp:127.0.0.1:{free_port()}" for _ in range(self.cluster)]
+        self._member_tcp = [f"tcp:127.0.0.1:{free_port()}" for _ in range(self.cluster)]
         sockets = []
         for i in range(self.cluster):
             name, db = f"nb{i + 1}", self.dir / f"nb{i + 1}.db"
@@ -227,21 +235,22 @@ class Sandbox:
                 _run(["ovsdb-tool", "join-cluster", str(db), "OVN_Northbound", raft[i], raft[0]],
                      self.dir)
             sock = self.dir / f"{name}.sock"
-            self._ovsdb_server(name, db, sock, procs)
+            port = self._member_tcp[i].rsplit(":", 1)[1]
+            self._ovsdb_server(name, db, sock, procs,
+                               [f"--remote=ptcp:{port}:127.0.0.1"] if self.tcp else [])
             sockets.append(sock)
-        self._wait_cluster_joined(sockets)
+        self._wait_cluster_joined([f"nb{i + 1}" for i in range(self.cluster)])
         return sockets
 
-    def _wait_cluster_joined(self, sockets: list[Path], timeout: float = 20.0) -> None:
+    def _wait_cluster_joined(self, members: list[str], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
-        for i in range(len(sockets)):
-            ctl = self.dir / f"nb{i + 1}.ctl"
+        for name in members:
             while True:
-                out = self.appctl(ctl, "cluster/status", "OVN_Northbound")
+                out = self.cluster_status(name)
                 if "Status: cluster member" in out:
                     break
                 if time.monotonic() > deadline:
-                    raise SandboxError(f"nb{i + 1} did not join the cluster:\n{out}")
+                    raise SandboxError(f"{name} did not join the cluster:\n{out}")
                 time.sleep(0.1)
 
     def _add_tcp(self, sock: Path, name: str) -> str:
@@ -282,10 +291,64 @@ class Sandbox:
         return {p.name: (f"running pid {p.pid()}" if p.alive() else "stopped")
                 for p in state.processes}
 
+    # -- RAFT members (failover tests) ------------------------------------------------------
+    def members(self) -> list[str]:
+        """Names of the NB cluster members: nb1 .. nbN."""
+        return [f"nb{i + 1}" for i in range(self.cluster)] if self.cluster > 1 else []
+
+    def member_remote(self, name: str, tcp: bool = True) -> str:
+        """A member's client remote: its TCP port (with `tcp`) or its unix socket."""
+        assert self.state is not None
+        i = self.members().index(name)
+        if tcp:
+            assert self.state.nb_tcp, "sandbox started without tcp"
+            return self.state.nb_tcp.split(",")[i]
+        return f"unix:{self.state.nb_sockets[i]}"
+
+    def cluster_status(self, name: str) -> str:
+        return self.appctl(self.dir / f"{name}.ctl", "cluster/status", "OVN_Northbound")
+
+    def leader(self, timeout: float = 20.0) -> str:
+        """The member that reports `Role: leader` (waits for an election to end)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for name in self.members():
+                if self.process(name).alive() and "Role: leader" in self.cluster_status(name):
+                    return name
+            if time.monotonic() > deadline:
+                raise SandboxError(f"no NB leader within {timeout}s")
+            time.sleep(0.05)
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one of our processes (by its recorded pid, only while its command line
+        is ours); returns the pid once it is gone."""
+        proc = self.process(name)
+        pid = proc.pid()
+        if pid is None or not pid_alive(pid, proc.marker):
+            raise SandboxError(f"{name} is not running")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid, proc.marker):
+            if time.monotonic() > deadline:
+                raise SandboxError(f"{name} (pid {pid}) survived SIGKILL")
+            time.sleep(0.02)
+        return pid
+
+    def relaunch(self, name: str) -> None:
+        """Start a killed process again with its own command line: the same database file,
+        sockets and ports; a cluster member then rejoins (waited for)."""
+        proc = self.process(name)
+        if proc.alive() or not proc.cmd:
+            raise SandboxError(f"{name} is still running or cannot be relaunched")
+        _run(proc.cmd, self.dir)
+        wait_for_socket(self.dir / f"{name}.sock")
+        if name in self.members():
+            self._wait_cluster_joined([name])
+
     # -- helpers --------------------------------------------------------------------------
     def appctl(self, ctl: Path, *args: str) -> str:
-        res = subprocess.run(["ovs-appctl", "-t", str(ctl), *args], capture_output=True,
-                             text=True, env=_daemon_env(self.dir))
+        res = subprocess.run(["ovs-appctl", "--timeout=10", "-t", str(ctl), *args],
+                             capture_output=True, text=True, env=_daemon_env(self.dir))
         return res.stdout + res.stderr
 
     def process(self, name: str) -> Process:
