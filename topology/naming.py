@@ -76,6 +76,12 @@ def is_our_lb_group(name: str) -> bool:
     return name.startswith(LB_GROUP_PREFIX)
 
 
+def lb_group_owner(name: str) -> tuple[str, str]:
+    """(kind, owner) of one of our groups, which has no external_ids to say it: the VPC its
+    name gives (`lb_group`)."""
+    return "Vpc", name.removeprefix(LB_GROUP_PREFIX)
+
+
 def switch(subnet: str) -> str:
     """Logical_Switch of a Subnet: the subnet's own name."""
     return subnet

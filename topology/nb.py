@@ -31,12 +31,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import ovs.stream
 import structlog
 
 from topology import model, naming
 from topology.model import Owner, RowId
 from topology.ovsdb import Session, TableMonitor
+from topology.ovsdb_ssl import SslConfig, configure_ssl, ssl_failure
 
 log = structlog.get_logger(__name__)
 
@@ -48,16 +48,6 @@ READ_COLUMNS: dict[str, tuple[str, ...]] = {
     "Logical_Switch_Port": ("addresses",),
     "Logical_Router_Port": ("networks",),
 }
-
-
-@dataclass(frozen=True)
-class SslConfig:
-    private_key: str
-    certificate: str
-    ca_cert: str
-
-    def __repr__(self) -> str:  # never print key material paths' contents, only the paths
-        return f"SslConfig(key={self.private_key}, cert={self.certificate}, ca={self.ca_cert})"
 
 
 @dataclass(frozen=True)
@@ -226,7 +216,7 @@ def _owned_meta(table: str, row_uuid: UUID, row: dict[str, Any]) -> RowMeta | No
         name = row.get("name", "")
         if not naming.is_our_lb_group(name):
             return None
-        return RowMeta(table, name, None, None)
+        return RowMeta(table, name, Owner(*naming.lb_group_owner(name)), None)
     ids = row.get("external_ids") or {}
     if ids.get(naming.MANAGED_BY) != naming.MANAGED_BY_VALUE:
         return None
@@ -275,19 +265,6 @@ class NbApi:
         txn.commit()
 
 
-_ssl_lock = threading.Lock()
-
-
-def configure_ssl(ssl: SslConfig | None) -> None:
-    """python-ovs keeps SSL files process-wide; set them before connecting to ssl: remotes."""
-    if ssl is None:
-        return
-    with _ssl_lock:
-        ovs.stream.Stream.ssl_set_private_key_file(ssl.private_key)
-        ovs.stream.Stream.ssl_set_certificate_file(ssl.certificate)
-        ovs.stream.Stream.ssl_set_ca_cert_file(ssl.ca_cert)
-
-
 class NbClient:
     """One NB connection: lean monitored session, owned index, raw transactions."""
 
@@ -307,7 +284,12 @@ class NbClient:
         session = Session(self.remote, SCHEMA, _monitors(), leader_only=self.leader_only,
                           on_row=self.index.on_row, on_reset=self.index.clear)
         self.index._source = session  # noqa: SLF001
-        self.session = session.start(self.timeout)
+        try:
+            self.session = session.start(self.timeout)
+        except TimeoutError as exc:
+            session.stop()
+            why = [f"{r}: {ssl_failure(r)}" for r in session.remotes if ssl_failure(r)]
+            raise TimeoutError("; ".join([str(exc), *why])) from None
         log.info("nb connected", remote=_redact(self.remote), tables=len(model.TABLES))
         return self
 

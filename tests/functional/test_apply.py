@@ -100,6 +100,17 @@ def test_gc_deletes_owners_that_are_gone(applier: Applier, sandbox: Sandbox) -> 
     assert not find(sandbox, "Logical_Switch_Port", "name=b.ns1")
 
 
+def test_deleted_vpc_takes_its_lb_group_along(applier: Applier, sandbox: Sandbox) -> None:
+    """Load_Balancer_Group has no external_ids: its owner comes from its reserved name."""
+    applier.apply(base())
+    assert applier.apply({o: [] for o in base()}).ok
+    assert not find(sandbox, "Load_Balancer_Group")
+    assert not find(sandbox, "Logical_Router") and not find(sandbox, "Logical_Switch")
+    applier.apply(base())
+    assert applier.apply({}, gc=True).ok  # gc finds the owner of the group too
+    assert not find(sandbox, "Load_Balancer_Group")
+
+
 def test_rows_made_by_hand_are_never_touched(applier: Applier, sandbox: Sandbox) -> None:
     applier.apply(base())
     sandbox.nbctl("ls-add", "handmade")

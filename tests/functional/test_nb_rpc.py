@@ -272,7 +272,9 @@ def test_raft_cluster_is_written_through_its_leader(raft: Sandbox) -> None:
         raft.appctl(raft.dir / f"nb{leader}.ctl", "exit")
         owner, rows = lb(4, 3)
         result = applier.apply({owner: rows})  # reconnects to the new leader, plans again
-        assert result.ok and result.transactions == 1
+        # 0 when the exiting leader committed it but its reply was lost: the re-plan on the
+        # new leader finds the rows there; either way every row exists once (checked below)
+        assert result.ok and result.transactions in (0, 1)
         assert applier.apply({**desired, owner: rows}, gc=True).transactions == 0
     others = [i for i in range(1, 4) if i != leader]
     out = subprocess.run(["ovn-nbctl", f"--db=unix:{raft.dir / f'nb{others[0]}.sock'}",
