@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ycloud_controller.kube.backoff import RetryAfterWait
 from ycloud_controller.kube.errors import ApiError, Expired, NotFound, from_status
+from ycloud_controller.kube.objects import compact
 from ycloud_controller.kube.patch import MERGE
 from ycloud_controller.kube.resources import Resource
 
@@ -109,6 +110,9 @@ class HttpWatch:
             if code == 410:
                 raise Expired(str(status.get("message", "too old resource version")))
             raise from_status(code, status)
+        obj = event.get("object")
+        if isinstance(obj, dict) and event.get("type") != "BOOKMARK":
+            event["object"] = compact(obj)  # cached by informers: share repeated strings
         return event
 
     def close(self) -> None:
@@ -264,7 +268,7 @@ class ApiBackend:
                     for item in body.get("items") or []:
                         item.setdefault("apiVersion", res.api_version)
                         item.setdefault("kind", res.kind)
-                        items.append(item)
+                        items.append(compact(item))  # interned: informer caches
                     token = meta.get("continue")
                     if not token:
                         return items, resource_version

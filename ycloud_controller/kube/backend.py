@@ -8,15 +8,17 @@ failure, and raise :class:`Expired` when a watch's resourceVersion is too old (4
 
 Watch iterators also have ``close()``, which may be called from another thread to make
 a blocked iteration end (the informer uses it on stop).
+
+``ApiBackend`` is imported lazily (module ``__getattr__``): it needs the ``kubernetes``
+package, about 33 MB of resident memory that manifests mode never uses.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ycloud_controller.kube.apibackend import ApiBackend
 from ycloud_controller.kube.errors import ApiError, Expired, NotFound
 from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.memwatch import Subscription
@@ -24,7 +26,17 @@ from ycloud_controller.kube.objects import clone
 from ycloud_controller.kube.patch import MERGE
 from ycloud_controller.kube.resources import Resource
 
+if TYPE_CHECKING:
+    from ycloud_controller.kube.apibackend import ApiBackend
+
 __all__ = ["ApiBackend", "ApiError", "Backend", "Expired", "MemoryBackend", "WatchIterator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ApiBackend":
+        from ycloud_controller.kube.apibackend import ApiBackend
+        return ApiBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @runtime_checkable
@@ -103,7 +115,11 @@ class Backend(Protocol):
 
 
 class MemoryWatch:
-    """A MemoryStore subscription as a backend watch iterator (events are copies)."""
+    """A MemoryStore subscription as a backend watch iterator.
+
+    With ``share`` the event objects are the store's own (read-only) dicts, as
+    :meth:`MemoryBackend.list` returns them; otherwise deep copies.
+    """
 
     def __init__(
         self,
@@ -111,12 +127,14 @@ class MemoryWatch:
         timeout_seconds: float,
         allow_bookmarks: bool,
         bookmark_interval: float,
+        share: bool = False,
     ) -> None:
         self._sub = sub
         self._deadline = time.monotonic() + timeout_seconds
         self._bookmarks = allow_bookmarks
         self._interval = bookmark_interval
         self._next_bookmark = time.monotonic() + bookmark_interval
+        self._share = share
 
     def __iter__(self) -> MemoryWatch:
         return self
@@ -135,7 +153,10 @@ class MemoryWatch:
                 wait = min(wait, max(0.0, self._next_bookmark - now))
             event = self._sub.next_event(timeout=wait)
             if event is not None:
-                return clone(event)
+                if not self._share:
+                    return clone(event)
+                return {"type": event["type"],
+                        "object": _as_version(self._sub.resource, event["object"])}
             if self._sub.closed:
                 if self._sub.dropped:
                     raise ApiError(0, "connection", "watch closed by the store")
@@ -145,12 +166,29 @@ class MemoryWatch:
         self._sub.stop()
 
 
-class MemoryBackend:
-    """Backend over a MemoryStore (manifests mode and tests). Thread-safe."""
+def _as_version(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as seen through ``res``'s version (a shallow copy only when it differs)."""
+    if obj.get("apiVersion") == res.api_version:
+        return obj
+    return dict(obj, apiVersion=res.api_version)
 
-    def __init__(self, store: MemoryStore, *, bookmark_interval: float = 60.0) -> None:
+
+class MemoryBackend:
+    """Backend over a MemoryStore (manifests mode and tests). Thread-safe.
+
+    ``share`` (the default): ``list`` and ``watch`` return the store's own object dicts
+    instead of deep copies, so informer caches and the store hold one copy of each object
+    (in manifests mode both live in this process). The store never modifies a stored dict
+    in place (every write builds a new one, sharing unchanged parts), so they are stable
+    snapshots; callers must treat them as read-only, which the informer contract already
+    requires. ``get`` and the write methods always return copies (read-modify-write).
+    """
+
+    def __init__(self, store: MemoryStore, *, bookmark_interval: float = 60.0,
+                 share: bool = True) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
+        self.share = share
 
     def list(
         self,
@@ -160,7 +198,11 @@ class MemoryBackend:
         *,
         field_selector: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        return self.store.list(res, namespace, label_selector, field_selector)
+        if not self.share:
+            return self.store.list(res, namespace, label_selector, field_selector)
+        items, resource_version = self.store.list(res, namespace, label_selector,
+                                                  field_selector, copy=False)
+        return [_as_version(res, obj) for obj in items], resource_version
 
     def watch(
         self,
@@ -174,7 +216,8 @@ class MemoryBackend:
         field_selector: str | None = None,
     ) -> MemoryWatch:
         sub = self.store.watch(res, namespace, resource_version, label_selector, field_selector)
-        return MemoryWatch(sub, timeout_seconds, allow_bookmarks, self.bookmark_interval)
+        return MemoryWatch(sub, timeout_seconds, allow_bookmarks, self.bookmark_interval,
+                           self.share)
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:

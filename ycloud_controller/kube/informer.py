@@ -18,6 +18,13 @@ was down), then watch from the list's resourceVersion with bookmarks. A watch th
 normally (server timeout) is resumed from the last resourceVersion; on 410 Expired or
 a broken stream the informer relists. Errors (connection, 429, 5xx) back off with bounded
 exponential jittered delays (at least the server's Retry-After), reset after progress.
+
+Memory: every object passes through ``transform`` before it is cached or handed to
+handlers (client-go's TransformFunc). The default, :func:`objects.trim_for_cache`, drops
+metadata.managedFields and the kubectl last-applied annotation, which no reconciler reads
+(the controller writes with merge patches, so the trimmed copies are never written back).
+Backends hand over compact objects (interned keys and short strings: ApiBackend) or the
+in-memory store's own read-only dicts (MemoryBackend), so a cache holds no second copy.
 """
 
 from __future__ import annotations
@@ -32,13 +39,14 @@ import structlog
 from ycloud_controller.kube.backend import Backend, WatchIterator
 from ycloud_controller.kube.backoff import Backoff
 from ycloud_controller.kube.errors import ApiError, Expired
-from ycloud_controller.kube.objects import rv_of
+from ycloud_controller.kube.objects import rv_of, trim_for_cache
 from ycloud_controller.kube.resources import Resource
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 IndexFunc = Callable[[dict[str, Any]], list[str]]
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Store:
@@ -159,6 +167,7 @@ class Informer:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         on_restart: Callable[[str], None] | None = None,
+        transform: Transform | None = trim_for_cache,
     ) -> None:
         self.backend = backend
         self.resource = resource
@@ -169,6 +178,7 @@ class Informer:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.on_restart = on_restart
+        self.transform = transform
         self.store = Store()
         self.restarts = 0
         self.resource_version = ""
@@ -259,6 +269,8 @@ class Informer:
             self.resource, self.namespace, self.label_selector
         )
         key_of = self.resource.key_of
+        if self.transform is not None:
+            items = [self.transform(obj) for obj in items]
         new = {key_of(obj): obj for obj in items}
         old = self.store.replace(new)
         for key, obj in new.items():
@@ -306,6 +318,8 @@ class Informer:
             if resource_version:
                 self.resource_version = resource_version
             return
+        if self.transform is not None and type_ in ("ADDED", "MODIFIED", "DELETED"):
+            obj = self.transform(obj)
         key = self.resource.key_of(obj)
         if type_ in ("ADDED", "MODIFIED"):
             old = self.store.upsert(key, obj)

@@ -239,7 +239,9 @@ class MemoryStore(WatchMixin, CascadeMixin):
         res = self._check(res)
         with self._lock:
             old = self._current(res, name, namespace)
-            new = apply_patch(objects.clone(old), patch, patch_type)
+            # the patch functions are pure and share what the patch leaves untouched with
+            # ``old`` (stored dicts are never modified in place): no deep copy of the object
+            new = apply_patch(old, objects.normalize_value(patch), patch_type)
             if not isinstance(new, dict):
                 raise ApiError(422, "Invalid", "the patched object is not an object")
             if objects.rv_of(new) != objects.rv_of(old):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import sys
 from typing import Any
 
 from ycloud_controller.kube.errors import ApiError
@@ -18,14 +19,70 @@ def clone(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
+# strings up to this length are interned by compact(): names, namespaces, labels, protocols,
+# addresses, timestamps, uids repeat across objects (and between store keys and bodies)
+INTERN_MAX = 64
+_intern = sys.intern
+
+
+def compact(value: Any) -> Any:
+    """A copy of a JSON value (as ``json.loads`` returns it) whose dict keys and short
+    strings are interned, so that the many objects of a cache share them.
+
+    Only for plain JSON values (dict with str keys, list, str, int, float, bool, None).
+    """
+    kind = type(value)
+    if kind is dict:
+        return {_intern(k): compact(v) for k, v in value.items()}
+    if kind is list:
+        return [compact(v) for v in value]
+    if kind is str and len(value) <= INTERN_MAX:
+        return _intern(value)
+    return value
+
+
 def normalize(obj: Any) -> dict[str, Any]:
-    """A JSON-clean deep copy of an object body; raises ApiError 400 if it is not one."""
+    """A JSON-clean deep copy of an object body (short strings interned, see
+    :func:`compact`); raises ApiError 400 if it is not one."""
     if not isinstance(obj, dict):
         raise ApiError(400, "BadRequest", "the request body must be a JSON object")
     try:
-        return json.loads(json.dumps(obj))
+        return compact(json.loads(json.dumps(obj)))
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "BadRequest", f"object is not JSON serializable: {exc}") from exc
+
+
+def normalize_value(value: Any) -> Any:
+    """Like :func:`normalize` for any JSON value (a patch body)."""
+    try:
+        return compact(json.loads(json.dumps(value)))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "BadRequest", f"body is not JSON serializable: {exc}") from exc
+
+
+# what no reconciler reads and a cache need not keep (client-go's TransformFunc idiom):
+# server-side apply bookkeeping and kubectl's copy of the whole applied object
+_DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def trim_for_cache(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without metadata.managedFields and the last-applied annotation.
+
+    Returns ``obj`` itself when there is nothing to drop (no copy); otherwise a copy that
+    shares everything else with ``obj``. Never modifies ``obj``.
+    """
+    md = obj.get("metadata")
+    if not isinstance(md, dict):
+        return obj
+    annotations = md.get("annotations")
+    drop_ann = isinstance(annotations, dict) and any(a in annotations for a in _DROP_ANNOTATIONS)
+    if "managedFields" not in md and not drop_ann:
+        return obj
+    md = {k: v for k, v in md.items() if k != "managedFields"}
+    if drop_ann:
+        md["annotations"] = {k: v for k, v in annotations.items()
+                             if k not in _DROP_ANNOTATIONS}
+    return dict(obj, metadata=md)
 
 
 def meta(obj: dict[str, Any]) -> dict[str, Any]:
