@@ -20,12 +20,15 @@ inserted twice.
 
 A batch of owners is committed in one transaction. When the server refuses it (a constraint
 violation, a name taken by a row that is not ours), the batch is split in halves until every
-good owner has landed and each bad owner is reported on its own. A plan with nothing to change
-sends nothing: no transaction is committed at all.
+good owner has landed and each bad owner is reported on its own. A row of ours that a row
+which is not ours still references (an operator's switch carrying a deleted VPC's LB group)
+is not deleted: the refused delete is left out and the rest commits; every GC tries again.
+A plan with nothing to change sends nothing: no transaction is committed at all.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -108,15 +111,24 @@ class Applier:
             desired = {**desired, **{o: () for o in extra}}
         return self._apply(dict(desired))  # in the caller's order: the first listed wins a row
 
-    def _apply(self, desired: dict[Owner, Sequence[Row]]) -> ApplyResult:
+    def _apply(self, desired: dict[Owner, Sequence[Row]],
+               spare: frozenset[UUID] = frozenset()) -> ApplyResult:
         result = ApplyResult()
         if not desired:
             return result
         start = time.monotonic()
         try:
-            plan = self._commit(desired)
+            plan = self._commit(desired, spare)
         except Refused as exc:
-            return self._split(desired, exc)
+            used = _still_referenced(str(exc))
+            if used is not None and used[1] not in spare:
+                # a row that is not ours holds a (strong) reference to a row of ours that
+                # goes, e.g. an operator's switch carrying a deleted VPC's LB group: that row
+                # stays while it is used, everything else goes; every GC tries again
+                log.warning("nb row of ours is used by a row that is not ours; kept",
+                            table=used[0], uuid=str(used[1]))
+                return self._apply(desired, spare | {used[1]})
+            return self._split(desired, exc, spare)
         elapsed = time.monotonic() - start
         result.errors.update(plan.errors)
         result.plans.append(plan)
@@ -130,8 +142,10 @@ class Applier:
             log.warning("owner not applied", owner=str(owner), error=err)
         return result
 
-    def _commit(self, desired: dict[Owner, Sequence[Row]]) -> Plan:
-        """Plan and commit once; on a lost session, wait for it and plan again."""
+    def _commit(self, desired: dict[Owner, Sequence[Row]],
+                spare: frozenset[UUID] = frozenset()) -> Plan:
+        """Plan and commit once; on a lost session, wait for it and plan again. Rows in
+        `spare` are not deleted (see `_apply`)."""
         nb = self.nb
         deadline = time.monotonic() + nb.timeout
         refused = 0
@@ -148,6 +162,8 @@ class Applier:
                         continue
                     epoch = session.epoch
                     plan = compute_plan(nb.index, desired)
+                    if spare:
+                        plan.deletes = [d for d in plan.deletes if d[1] not in spare]
                     if plan.empty():
                         return plan
                     assert session.schema is not None
@@ -202,7 +218,8 @@ class Applier:
                    and time.monotonic() < deadline):
                 time.sleep(0.01)
 
-    def _split(self, desired: dict[Owner, Sequence[Row]], exc: Exception) -> ApplyResult:
+    def _split(self, desired: dict[Owner, Sequence[Row]], exc: Exception,
+               spare: frozenset[UUID] = frozenset()) -> ApplyResult:
         metrics.observe_transaction(0, 0.0, "error")
         owners = list(desired)
         if len(owners) == 1:
@@ -212,7 +229,7 @@ class Applier:
         mid = len(owners) // 2
         result = ApplyResult()
         for part in (owners[:mid], owners[mid:]):
-            result.merge(self._apply({o: desired[o] for o in part}))
+            result.merge(self._apply({o: desired[o] for o in part}, spare))
         return result
 
 
@@ -260,6 +277,16 @@ class _Reply:
         if not self._event.wait(timeout):
             return Disconnected(f"no reply within {timeout:.0f}s")
         return self.outcome
+
+
+_IN_USE = re.compile(r"cannot delete (\w+) row ([0-9a-f-]{36}) because of \d+ remaining "
+                     r"reference")
+
+
+def _still_referenced(text: str) -> tuple[str, UUID] | None:
+    """(table, uuid) of the row whose delete the server refused for remaining references."""
+    found = _IN_USE.search(text)
+    return (found.group(1), UUID(found.group(2))) if found else None
 
 
 def _reason(exc: Exception) -> str:

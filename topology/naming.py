@@ -44,6 +44,13 @@ ROLE_SVCGW_LINK = "svcgw-link"
 ROLE_PROBE_SOURCE = "probe-source"
 
 OWNERSHIP_KEYS = (MANAGED_BY, KIND, OWNER, VPC, KEY, HASH)
+IDS_PREFIX = "ycloud.io/"  # every external_ids key above starts with it
+
+
+def is_our_key(key: str) -> bool:
+    """An external_ids key the controller writes; other keys (an operator's) are left alone,
+    also on the controller's own rows."""
+    return key.startswith(IDS_PREFIX)
 
 # -- Kubernetes-side annotations the controller writes on pods (the CNI contract) -------------
 ANNOTATION_PREFIX = "ycloud.io/"

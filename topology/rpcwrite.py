@@ -4,7 +4,8 @@ monitored row store once committed (write-through, see topology.ovsdb).
 Operations, in this order inside the one transaction:
 - insert every new row with all its columns, its external_ids and the members it holds as
   parent when those are new too (no separate mutate for them);
-- update changed rows (plain columns and external_ids only; references are never replaced);
+- update changed rows (plain columns replaced, external_ids mutated so that keys an operator
+  added to our row stay; references are never replaced);
 - mutate reference columns of existing parents: one op per parent column with all members
   removed, then one with all members added (columns of at most one element: update);
 - delete rows that go.
@@ -234,13 +235,28 @@ class Transaction:
             self._rows.append((table, row.rid, stored))
 
     def _updates(self) -> None:
+        """Plain columns are replaced; external_ids is mutated: our keys (`naming.is_our_key`)
+        are replaced, keys an operator added to our row stay."""
         for row, row_uuid in self.plan.updates:
             codec = self.codec(row.TABLE)
             values = _row_values(row)
-            self.ops.append({"op": "update", "table": row.TABLE,
-                             "where": [["_uuid", "==", ["uuid", str(row_uuid)]]],
-                             "row": codec.encode(values)})
-            self._values.append((row.TABLE, row_uuid, codec.stored(values)))
+            where = [["_uuid", "==", ["uuid", str(row_uuid)]]]
+            ids = values.pop("external_ids", None)
+            if values:
+                self.ops.append({"op": "update", "table": row.TABLE, "where": where,
+                                 "row": codec.encode(values)})
+            stored = codec.stored(values)
+            if ids is not None:
+                current = (self._session.effective(row.TABLE, row_uuid) or {}).get(
+                    "external_ids") or {}
+                drop = sorted(set(ids) | {k for k in current if naming.is_our_key(k)})
+                self.ops.append({"op": "mutate", "table": row.TABLE, "where": where,
+                                 "mutations": [
+                                     ["external_ids", "delete", ["set", drop]],
+                                     ["external_ids", "insert", ["map", sorted(ids.items())]]]})
+                kept = {k: v for k, v in current.items() if not naming.is_our_key(k)}
+                stored.update(codec.stored({"external_ids": {**kept, **ids}}))
+            self._values.append((row.TABLE, row_uuid, stored))
 
     def _mutations(self, removes: dict[tuple[UUID, str, str], list[UUID]],
                    adds: dict[tuple[UUID, str, str], list[list[str]]]) -> None:

@@ -126,7 +126,9 @@ def _ssl(args: argparse.Namespace) -> SslConfig | None:
 def _nb(args: argparse.Namespace) -> NbClient:
     if not args.ovn_nb_db:
         raise config_mod.ConfigError("no NB remote: pass --ovn-nb-db or set OVN_NB_DB")
-    return NbClient(args.ovn_nb_db, ssl=_ssl(args), timeout=60.0).start()
+    # `sync --timeout T` bounds everything it waits for, the NB connection included
+    timeout = min(60.0, getattr(args, "timeout", 60.0))
+    return NbClient(args.ovn_nb_db, ssl=_ssl(args), timeout=timeout).start()
 
 
 def _sb(args: argparse.Namespace) -> SbMonitor | None:

@@ -52,6 +52,9 @@ WATCHED: dict[str, res.Resource] = {
 }
 
 
+NB_WAIT = 1.0  # seconds a worker waits for NB to return before trying its batch again
+
+
 class NbUnavailable(RuntimeError):
     """NB cannot be reached: the batch is kept for later."""
 
@@ -118,6 +121,7 @@ class Controller:
         self.desired: dict[Owner, Sequence[Row] | None] = {}
         self._applied: dict[Owner, int] = {}
         self._synced_as_leader = False
+        self._nb_down = False  # the last batch found NB unreachable
         self._threads: list[threading.Thread] = []
         self.last_sync: SyncReport | None = None
         metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age)
@@ -317,18 +321,33 @@ class Controller:
         keys = self.queue.get_batch(self.cfg.batch_size, timeout)
         if not keys:
             return 0
+        nb_down = False
         try:
             self.run_batch(keys)
+            if self._nb_down:
+                self._nb_down = False
+                log.info("nb reachable again, queue resumed", queued=len(self.queue))
         except (RuntimeError, OSError, TimeoutError) as exc:
-            # NB unreachable or a transaction timed out: nothing is lost, every key of the
-            # batch is retried with backoff
-            log.warning("batch not applied, keys kept for retry", keys=len(keys),
-                        error=str(exc))
-            for key in keys:
-                self.queue.retry(key, str(exc))
+            nb_down = self.nb is not None and not self.nb.connected()
+            if nb_down:
+                # NB is away, not these objects: keep every key queued as it is (no per-key
+                # backoff grows, however long NB stays away) and wait for NB below
+                if not self._nb_down:
+                    log.warning("nb unreachable, keys kept until it returns", keys=len(keys),
+                                error=str(exc))
+                self._nb_down = True
+                for key in keys:
+                    self.queue.add(key)
+            else:  # a transaction timed out or failed: every key is retried with backoff
+                log.warning("batch not applied, keys kept for retry", keys=len(keys),
+                            error=str(exc))
+                for key in keys:
+                    self.queue.retry(key, str(exc))
         finally:
             for key in keys:
                 self.queue.done(key)
+        if nb_down and self.nb is not None:
+            self.nb.wait_synced(NB_WAIT)
         return len(keys)
 
     def run(self) -> None:

@@ -1,0 +1,77 @@
+"""A Controller in this process against FakeKube and any NB remote, for the fault tests.
+
+Like `running()` of test_controller.py (which always uses the session sandbox's unix socket),
+but with the NB remote, the resync period and the NB timeout given by the test, the loop
+started only once every informer has listed (as `ycloud-controller run` does), and
+optionally the HTTP endpoints (`/readyz`) that `run` serves.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+
+from tests.fakekube.server import FakeKube
+from topology.nb import NbClient
+from topology.sandbox import free_port
+from ycloud_controller.config import Config
+from ycloud_controller.controller import Controller
+from ycloud_controller.http import serve
+from ycloud_controller.kube.backend import ApiBackend
+
+
+@dataclass
+class Running:
+    ctl: Controller
+    loop: threading.Thread
+    http: ThreadingHTTPServer | None = None
+
+    def readyz(self) -> int:
+        """HTTP status of GET /readyz (the probe Kubernetes uses)."""
+        assert self.http is not None, "started without http"
+        url = f"http://127.0.0.1:{self.http.server_address[1]}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return reply.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def pending(self) -> int:
+        """Keys the work queue still holds: ready, waiting for a retry, or being processed."""
+        q = self.ctl.queue
+        return len(q) + q.delayed() + q.processing()
+
+
+@contextmanager
+def controller(fake: FakeKube, nb_remote: str, *, resync: float = 600.0,
+               nb_timeout: float = 30.0, http: bool = False) -> Iterator[Running]:
+    cfg = Config(nb_remote=nb_remote, batch_size=200, resync_seconds=resync)
+    client = fake.api_client()
+    kube = ApiBackend(client, retry_initial=0.05, retry_max=0.5)
+    nb = NbClient(nb_remote, timeout=nb_timeout).start()
+    ctl = Controller(cfg, kube, nb)
+    ctl.start()
+    server = None
+    loop: threading.Thread | None = None
+    try:
+        assert ctl.wait_synced(timeout=30), "informers did not sync"
+        if http:
+            server = serve(free_port(), healthy=lambda: not ctl.stop_event.is_set(),
+                           ready=ctl.ready, host="127.0.0.1")
+        loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
+        loop.start()
+        yield Running(ctl, loop, server)
+    finally:
+        ctl.shutdown()
+        if loop is not None:
+            loop.join(timeout=35)  # a batch may be waiting for NB for up to nb_timeout
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        nb.stop()
+        client.close()
