@@ -15,6 +15,7 @@ from typing import Any
 from tests.functional.conftest import _plain
 from topology import model, naming
 from topology.model import Owner
+from ycloud_controller.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 # our tables with a `name` column (the others: routes, NAT, HA_Chassis, health checks)
@@ -103,3 +104,13 @@ def render_changes(kubeconfig: Path, nb_remote: str, sb_remote: str) -> list[dic
               "--ovn-sb-db", sb_remote, "--format", "json")
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
+
+
+def expected_owners(namespace: str, pods: Iterable[str], services: Iterable[str]) -> set[Owner]:
+    """The owners a cluster of pods and services of one namespace has in NB, with the default
+    VPC and the configuration's subnets."""
+    cfg = Config()
+    return ({Owner("Pod", f"{namespace}/{p}") for p in pods}
+            | {Owner("Service", f"{namespace}/{s}") for s in services}
+            | {Owner("Vpc", cfg.default_vpc), Owner("Subnet", cfg.default_subnet.name),
+               Owner("Subnet", cfg.join_subnet.name)})

@@ -32,7 +32,6 @@ from tests.functional.ctlrun import controller
 from topology import naming
 from topology.model import Owner
 from topology.sandbox import Sandbox, pid_alive
-from ycloud_controller.config import Config
 from ycloud_controller.kube import resources as res
 
 NS = "default"
@@ -97,11 +96,7 @@ class Cluster:
         del self.services[name]
 
     def owners(self) -> set[Owner]:
-        cfg = Config()
-        return ({Owner("Pod", f"{NS}/{p}") for p in self.pods}
-                | {Owner("Service", f"{NS}/{s}") for s in self.services}
-                | {Owner("Vpc", cfg.default_vpc), Owner("Subnet", cfg.default_subnet.name),
-                   Owner("Subnet", cfg.join_subnet.name)})
+        return nbcheck.expected_owners(NS, self.pods, self.services)
 
 
 def converged(box: Sandbox, kubeconfig: Path) -> bool:

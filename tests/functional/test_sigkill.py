@@ -35,7 +35,6 @@ from topology import naming
 from topology.model import Owner
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
-from ycloud_controller.config import Config
 from ycloud_controller.kube import resources as res
 
 SEED = 20240909
@@ -103,11 +102,7 @@ class Cluster:
             self.services[name] = ips
 
     def owners(self) -> set[Owner]:
-        cfg = Config()
-        return ({Owner("Pod", f"{NS}/{p}") for p in self.pods}
-                | {Owner("Service", f"{NS}/{s}") for s in self.services}
-                | {Owner("Vpc", cfg.default_vpc), Owner("Subnet", cfg.default_subnet.name),
-                   Owner("Subnet", cfg.join_subnet.name)})
+        return nbcheck.expected_owners(NS, self.pods, self.services)
 
 
 class ControllerProcess:
