@@ -10,18 +10,11 @@ from typing import Any
 
 import structlog
 
-from topology.ovsdb_types import (  # noqa: F401
-    ColumnType,
-    Disconnected,
-    OvsdbError,
+from topology.ovsdb_types import (
     Schema,
-    _new_parser,
     apply_diff,
     decode,
     empty,
-    encode,
-    encode_atom,
-    gc_paused,
 )
 
 log = structlog.get_logger(__name__)
