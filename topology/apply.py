@@ -41,7 +41,7 @@ import structlog
 from topology import metrics
 from topology.model import Owner, Row, RowId
 from topology.nb import NbClient
-from topology.ovsdb import Disconnected, OvsdbError, gc_paused
+from topology.ovsdb_types import Disconnected, OvsdbError, gc_paused
 from topology.plan import Plan, compute_plan
 from topology.rpcwrite import (
     NOT_OURS,

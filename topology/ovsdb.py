@@ -54,17 +54,11 @@ import structlog
 
 from topology.ovsdb_monitor import HUNT_SECONDS, MonitorMixin
 from topology.ovsdb_stream import StreamMixin
-from topology.ovsdb_types import (  # noqa: F401 - re-exported for the users of this module
-    ColumnType,
+from topology.ovsdb_types import (
     Disconnected,
     OvsdbError,
     Schema,
     _new_parser,
-    apply_diff,
-    decode,
-    empty,
-    encode,
-    encode_atom,
     gc_paused,
 )
 

@@ -37,7 +37,8 @@ from typing import Any
 
 from topology import model, naming
 from topology.model import Row, RowId
-from topology.ovsdb import ColumnType, Schema, Session
+from topology.ovsdb import Session
+from topology.ovsdb_types import ColumnType, Schema
 from topology.plan import Plan
 
 UUID = uuidlib.UUID

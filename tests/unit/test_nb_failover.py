@@ -16,7 +16,8 @@ import pytest
 from topology import naming
 from topology.model import Owner, RowId
 from topology.nb import OwnedIndex, _monitors
-from topology.ovsdb import Schema, Session
+from topology.ovsdb import Session
+from topology.ovsdb_types import Schema
 from topology.plan import compute_plan
 from topology.rpcwrite import GONE, NOT_OURS, OURS, Transaction, UuidSource, first_error, holder
 from topology.sandbox import Process, SandboxState

@@ -13,7 +13,8 @@ import pytest
 from topology import naming
 from topology.model import RowId
 from topology.nb import OwnedIndex, _monitors
-from topology.ovsdb import ColumnType, Schema, Session, apply_diff, decode, encode
+from topology.ovsdb import Session
+from topology.ovsdb_types import ColumnType, Schema, apply_diff, decode, encode
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 pytestmark = pytest.mark.skipif(not NB_SCHEMA.exists(), reason="OVN NB schema not installed")
