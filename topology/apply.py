@@ -106,16 +106,24 @@ class Applier:
         """Make NB equal to `desired` for these owners. With gc=True, also delete the rows of
         every owner found in NB that is neither in `desired` nor in `keep`."""
         if gc:
-            self.nb.wait_synced()
-            extra = self.nb.read(self.nb.index.owners) - set(desired) - set(keep)
-            desired = {**desired, **{o: () for o in extra}}
+            desired = {**desired, **self.orphans(desired, keep)}
         return self._apply(dict(desired))  # in the caller's order: the first listed wins a row
+
+    def orphans(self, owners: Iterable[Owner], keep: Iterable[Owner]) -> dict[Owner, tuple]:
+        """Owners holding rows in NB that are neither in `owners` nor in `keep`, each wanting
+        no rows (garbage collection)."""
+        self.nb.wait_synced()
+        extra = self.nb.read(self.nb.index.owners) - set(owners) - set(keep)
+        return {o: () for o in extra}
+
+    def stream(self) -> Stream:
+        """A full sync committed in chunks while the caller computes the next (see Stream)."""
+        return Stream(self)
 
     def _apply(self, desired: dict[Owner, Sequence[Row]],
                spare: frozenset[UUID] = frozenset()) -> ApplyResult:
-        result = ApplyResult()
         if not desired:
-            return result
+            return ApplyResult()
         start = time.monotonic()
         try:
             plan = self._commit(desired, spare)
@@ -129,53 +137,36 @@ class Applier:
                             table=used[0], uuid=str(used[1]))
                 return self._apply(desired, spare | {used[1]})
             return self._split(desired, exc, spare)
-        elapsed = time.monotonic() - start
-        result.errors.update(plan.errors)
-        result.plans.append(plan)
+        result = self.landed(plan, len(desired), time.monotonic() - start)
+        for owner, err in plan.errors.items():
+            log.warning("owner not applied", owner=str(owner), error=err)
+        return result
+
+    @staticmethod
+    def landed(plan: Plan, owners: int, elapsed: float) -> ApplyResult:
+        """The result of a plan whose transaction committed (or had nothing to change)."""
+        result = ApplyResult(errors=dict(plan.errors), plans=[plan])
         if not plan.empty():
             result.transactions = 1
             result.changes = len(plan)
             metrics.observe_transaction(len(plan), elapsed, "ok")
-            log.info("nb transaction", owners=len(desired), txn_size=len(plan),
+            log.info("nb transaction", owners=owners, txn_size=len(plan),
                      duration=round(elapsed, 4), **plan.summary())
-        for owner, err in plan.errors.items():
-            log.warning("owner not applied", owner=str(owner), error=err)
         return result
 
     def _commit(self, desired: dict[Owner, Sequence[Row]],
                 spare: frozenset[UUID] = frozenset()) -> Plan:
         """Plan and commit once; on a lost session, wait for it and plan again. Rows in
         `spare` are not deleted (see `_apply`)."""
-        nb = self.nb
-        deadline = time.monotonic() + nb.timeout
+        deadline = time.monotonic() + self.nb.timeout
         refused = 0
         while True:
-            session = nb.session
-            assert session is not None, "NbClient not started"
-            remaining = max(0.0, deadline - time.monotonic())
-            if not session.wait_synced(remaining):
-                raise TimeoutError(f"NB not connected within {nb.timeout}s")
-            done = _Reply()
-            with gc_paused():
-                with session.lock:
-                    if not session.synced.is_set():
-                        continue
-                    epoch = session.epoch
-                    plan = compute_plan(nb.index, desired)
-                    if spare:
-                        plan.deletes = [d for d in plan.deletes if d[1] not in spare]
-                    if plan.empty():
-                        return plan
-                    assert session.schema is not None
-                    txn = Transaction(plan, session.schema, session, self.uuids,
-                                      session.supports_insert_uuid, self.codecs)
-                rid, data = session.encode_request("transact", [session.database, *txn.ops])
-                txn.ops = []  # only the bytes are needed now (and the write-through)
-            try:
-                session.send_encoded(rid, data, done.callback(txn), epoch)
-            except Disconnected:
+            sent = self.send(desired, spare, deadline)
+            if sent is None:
                 continue
-            del data
+            plan, done = sent
+            if done is None:
+                return plan
             outcome = done.wait(max(1.0, deadline - time.monotonic()))
             if outcome is None:
                 return plan
@@ -193,6 +184,38 @@ class Applier:
                     time.sleep(self.RETRY_PAUSE)
                 continue
             raise Refused(str(outcome))
+
+    def send(self, desired: Mapping[Owner, Sequence[Row]], spare: frozenset[UUID],
+             deadline: float) -> tuple[Plan, Reply | None] | None:
+        """Plan `desired` against the index and send its transaction without waiting for the
+        reply: (plan, reply), or (plan, None) when there is nothing to change, or None when
+        the session dropped meanwhile (plan again once it is back)."""
+        nb = self.nb
+        session = nb.session
+        assert session is not None, "NbClient not started"
+        if not session.wait_synced(max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(f"NB not connected within {nb.timeout}s")
+        done = Reply()
+        with gc_paused():
+            with session.lock:
+                if not session.synced.is_set():
+                    return None
+                epoch = session.epoch
+                plan = compute_plan(nb.index, desired)
+                if spare:
+                    plan.deletes = [d for d in plan.deletes if d[1] not in spare]
+                if plan.empty():
+                    return plan, None
+                assert session.schema is not None
+                txn = Transaction(plan, session.schema, session, self.uuids,
+                                  session.supports_insert_uuid, self.codecs)
+            rid, data = session.encode_request("transact", [session.database, *txn.ops])
+            txn.ops = []  # only the bytes are needed now (and the write-through)
+        try:
+            session.send_encoded(rid, data, done.callback(txn), epoch)
+        except Disconnected:
+            return None
+        return plan, done
 
     def _settle_refused_uuid(self, rid: RowId, row_uuid: str, wait: float = 10.0) -> None:
         """An insert was refused for its UUID: find out who holds it (see the module doc)."""
@@ -242,7 +265,7 @@ class _Transient(OvsdbError):
         self.insert = insert
 
 
-class _Reply:
+class Reply:
     """The outcome of one transact: None (committed), or the exception to handle."""
 
     def __init__(self) -> None:
@@ -292,3 +315,75 @@ def _still_referenced(text: str) -> tuple[str, UUID] | None:
 def _reason(exc: Exception) -> str:
     text = str(exc)
     return text.removeprefix("OVSDB Error: ")
+
+
+class Stream:
+    """Commit a large set of owners in chunks, each sent as soon as it is ready, so that the
+    server commits one chunk while the caller computes the next (a full sync reconciles
+    objects in dependency order and hands over a chunk every few thousand rows).
+
+    At most one chunk is in flight: before the next chunk is planned, the previous reply is
+    awaited and its write-through is in the index, so every plan sees what earlier chunks
+    wrote (a later chunk references their rows by UUID). A chunk whose transaction did not
+    commit (session lost, refused, no reply in time) is committed again the careful way
+    (`Applier._apply`: plan again, split to find a bad owner). An owner left out of its
+    chunk's plan (it referenced a row of a later chunk, or was refused) gets one more go in
+    the last transaction, together with the garbage collection of `finish`.
+
+    Chunking trades the atomicity of one big transaction for overlap and bounded memory:
+    a reader of NB may see earlier chunks before later ones, each owner's rows complete.
+    """
+
+    def __init__(self, applier: Applier):
+        self.applier = applier
+        self.result = ApplyResult()
+        self.owners: set[Owner] = set()
+        self._retry: dict[Owner, Sequence[Row]] = {}
+        self._pending: tuple[dict[Owner, Sequence[Row]], Plan, Reply, float] | None = None
+
+    def send(self, desired: Mapping[Owner, Sequence[Row]]) -> None:
+        """Commit these owners' rows (in this order); returns once they are sent."""
+        self._settle()
+        chunk = dict(desired)
+        if not chunk:
+            return
+        self.owners.update(chunk)
+        start = time.monotonic()
+        sent = self.applier.send(chunk, frozenset(), start + self.applier.nb.timeout)
+        if sent is None:  # the session dropped while planning
+            self._merge(chunk, self.applier._apply(chunk))
+        elif sent[1] is None:  # nothing to change
+            self._merge(chunk, self.applier.landed(sent[0], len(chunk), 0.0))
+        else:
+            self._pending = (chunk, sent[0], sent[1], start)
+
+    def finish(self, gc: bool = False, keep: Iterable[Owner] = ()) -> ApplyResult:
+        """Wait for the last chunk, give refused owners their last go and, with gc=True,
+        delete the rows of every other owner found in NB (none of the sent ones, not `keep`).
+        Returns what all chunks did."""
+        self._settle()
+        last = dict(self._retry)
+        if gc:
+            last.update(self.applier.orphans(self.owners, keep))
+        self.result.merge(self.applier._apply(last))
+        return self.result
+
+    def _settle(self) -> None:
+        if self._pending is None:
+            return
+        chunk, plan, done, start = self._pending
+        self._pending = None
+        outcome = done.wait(max(1.0, start + self.applier.nb.timeout - time.monotonic()))
+        if outcome is None:
+            self._merge(chunk, self.applier.landed(plan, len(chunk), time.monotonic() - start))
+            return
+        log.info("nb chunk not committed; committing it again", owners=len(chunk),
+                 error=str(outcome))
+        metrics.observe_transaction(0, 0.0, "retry")
+        self._merge(chunk, self.applier._apply(chunk))
+
+    def _merge(self, chunk: dict[Owner, Sequence[Row]], result: ApplyResult) -> None:
+        for owner in result.errors:
+            self._retry[owner] = chunk[owner]
+        result.errors = {}  # decided by the last go
+        self.result.merge(result)

@@ -154,6 +154,12 @@ class Session(StreamMixin, MonitorMixin):
         os.close(self._wake_r)
         os.close(self._wake_w)
 
+    def force_reconnect(self) -> None:
+        """Drop the connection at the session thread's next turn and connect again at once;
+        requests waiting for a reply fail with Disconnected (callable from any thread)."""
+        self._leave_at = time.monotonic()
+        self._wake()
+
     def is_connected(self) -> bool:
         return self._session.is_connected() and self.synced.is_set()
 

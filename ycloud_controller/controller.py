@@ -38,7 +38,7 @@ from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
 from ycloud_controller.restore import restore_ipam
-from ycloud_controller.sync_support import Progress, freeze_heap, signature
+from ycloud_controller.sync_support import Chunks, Progress, freeze_heap, signature
 from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
 from ycloud_controller.writer import KubeWriter
 
@@ -242,17 +242,29 @@ class Controller:
                               tick: Callable[[], None] = lambda: None) -> SyncReport:
         outcomes: dict[Key, Outcome] = {}
         freed = False
+        chunks = self._chunks() if full else None
         for key in keys:
             outcomes[key], released = self.waiters.reconcile(key, self.reconcile)
             freed |= released
+            if chunks is not None:
+                chunks.add(outcomes[key])
             tick()
-        report = self._commit(outcomes, full=full)
+        report = self._commit(outcomes, full=full, chunks=chunks)
         if freed:  # addresses came back: objects refused them get another go
             for key in self.waiters.keys:
                 self.queue.add(key)
         return report
 
-    def _commit(self, outcomes: dict[Key, Outcome], full: bool) -> SyncReport:
+    def _chunks(self) -> Chunks | None:
+        """A full sync streams its rows to NB while it reconciles, when it will apply."""
+        if self.plan_only or self.applier is None or not self.is_leader():
+            return None
+        if self.nb is not None and not self.nb.connected():
+            return None  # _commit says so
+        return Chunks(self.applier.stream())
+
+    def _commit(self, outcomes: dict[Key, Outcome], full: bool,
+                chunks: Chunks | None = None) -> SyncReport:
         report = SyncReport()
         rows: dict[Owner, Sequence[Row]] = {}
         keep: set[Owner] = set()
@@ -266,11 +278,12 @@ class Controller:
         result = ApplyResult()
         if self.plan_only:
             pass
-        elif self.applier is not None and self.is_leader():
-            if self.nb is not None and not self.nb.connected():
+        elif chunks is not None or (self.applier is not None and self.is_leader()):
+            if chunks is None and self.nb is not None and not self.nb.connected():
                 raise NbUnavailable(f"NB {self.nb.remote} is unreachable")
             started = time.monotonic()
-            result = self.applier.apply(rows, gc=full, keep=keep)
+            result = chunks.finish(full, keep) if chunks is not None else \
+                self.applier.apply(rows, gc=full, keep=keep)
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
             for owner, owner_rows in rows.items():
                 if owner in result.errors:

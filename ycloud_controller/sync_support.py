@@ -1,4 +1,5 @@
-"""Helpers of the controller's sync loop: heap freezing, row signatures, progress logs."""
+"""Helpers of the controller's sync loop: heap freezing, row signatures, progress logs,
+chunks of a streamed full sync."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from topology.model import Row
+from topology.apply import ApplyResult, Stream
+from topology.model import Owner, Row
+from ycloud_controller.reconcilers.base import Outcome
 
 log = structlog.get_logger("ycloud_controller.controller")
 
@@ -56,3 +59,35 @@ class Progress:
             self.last = now
             rate = self.done / max(now - self.start, 1e-6)
             log.info("sync progress", done=self.done, total=self.total, rate=round(rate, 1))
+
+
+CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.apply.Stream)
+
+
+class Chunks:
+    """A full sync's rows handed to an NB stream as reconciles produce them: every
+    `limit` rows the owners gathered so far are sent, in reconcile (dependency) order, and
+    the server commits them while the next objects are reconciled."""
+
+    def __init__(self, stream: Stream, limit: int = CHUNK_ROWS):
+        self.stream = stream
+        self.limit = limit
+        self._owners: dict[Owner, Sequence[Row]] = {}
+        self._rows = 0
+
+    def add(self, outcome: Outcome) -> None:
+        for owner, rows in outcome.rows.items():
+            if rows is not None:  # None: keep what NB has (decided at the end)
+                self._owners[owner] = rows
+                self._rows += len(rows)
+        if self._rows >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._owners:
+            self.stream.send(self._owners)
+            self._owners, self._rows = {}, 0
+
+    def finish(self, gc: bool, keep: set[Owner]) -> ApplyResult:
+        self.flush()
+        return self.stream.finish(gc=gc, keep=keep)
