@@ -65,6 +65,12 @@ def test_parse_cidrs():
 
 def test_parse_ip_and_ranges():
     assert common.parse_ip(" 10.0.0.1 ", "f") == ip_address("10.0.0.1")
+    for text in ("0.0.0.0", "255.255.255.255", "10.96.0.10", "fd00::10", "::ffff:10.0.0.1"):
+        parsed = common.parse_ip(text, "f")
+        assert (type(parsed), parsed, str(parsed)) == (type(ip_address(text)), ip_address(text),
+                                                       str(ip_address(text)))
+    for bad in ("10.0.0.01", "1.2.3.4/32", "1.2.3", "", None):
+        assert reason(common.parse_ip, bad, "f") == "InvalidIP", bad
     assert reason(common.parse_ip, "10.0.0.256", "f") == "InvalidIP"
     assert common.parse_ranges(["10.0.0.1", "10.0.0.5..10.0.0.9"], "f") == [
         (ip_address("10.0.0.1"), ip_address("10.0.0.1")),

@@ -26,7 +26,7 @@ from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import EventEffect, Outcome, PatchEffect, StatusEffect
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.service import reconcile_service
+from ycloud_controller.reconcilers.service import hairpin_ips, reconcile_service
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
 
@@ -521,6 +521,14 @@ def test_dual_stack_service_uses_backends_of_each_family():
     assert vips(out) == {"10.96.0.10:80": "10.16.0.5:8080", "[fd00::10]:80": "[fd16::5]:8080"}
     hairpin = dict(only(rows_of(out, SVC), LoadBalancer).options)["hairpin_snat_ip"]
     assert sorted(hairpin.split()) == ["10.96.0.10", "fd00::10"]  # one per family
+
+
+def test_hairpin_ips_first_of_each_family():
+    # the value is part of the LB's content hash: its order must not change
+    assert hairpin_ips([("10.96.0.10", 4), ("10.96.0.11", 4), ("fd00::10", 6)]) == \
+        "fd00::10 10.96.0.10"
+    assert hairpin_ips([("fd00::10", 6), ("10.96.0.10", 4)]) == "10.96.0.10 fd00::10"
+    assert hairpin_ips([]) == ""
 
 
 @pytest.mark.parametrize("spec", [

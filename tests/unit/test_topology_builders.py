@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import re
 
 import pytest
 
 from topology import naming
-from topology.builders.common import default_prefix, host_prefix, join, stable_mac, with_prefix
+from topology.builders.common import (
+    default_prefix,
+    host_prefix,
+    is_ipv4,
+    join,
+    stable_mac,
+    with_prefix,
+)
 from topology.builders.port import PortSpec, build_port
 from topology.builders.service import Health, LbSpec, Vip, build_lb, endpoint
 from topology.builders.subnet import SubnetSpec, build_subnet
@@ -197,9 +206,41 @@ def the_lb(rows: list[Row]) -> LoadBalancer:
     return lb
 
 
+# strings around the edges of what ipaddress accepts as IPv4
+IP_CORNERS = [
+    "0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3.4", "199.249.250.251", "100.64.0.1",
+    "256.0.0.1", "1.2.3.256", "1.2.3.300", "01.2.3.4", "1.2.3.04", "1.2.3.00", "1.2.3.0",
+    "1.2.3", "1.2.3.4.5", "1..3.4", ".1.2.3", "1.2.3.4.", "", " 1.2.3.4", "1.2.3.4 ",
+    "1.2.3.4\n", "1.2.3.4/32", "1.2.3.4%eth0", "+1.2.3.4", "-1.2.3.4", "1.2.3.0x4", "1.2.3.1e2",
+    "١.٢.٣.٤", "1.2.3.\u0664", "１.2.3.4", "1234.2.3.4", "::", "fd00::1", "::ffff:1.2.3.4",
+    "fe80::1%eth0", "banana", "1.2.3.4:80",
+]
+
+
+def test_is_ipv4_is_exactly_ipaddress_ipv4():
+    rng = random.Random(7)
+    alphabet = "0123456789.:x "
+    fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+            for _ in range(5000)]
+    quads = [".".join(str(rng.randint(0, 300)).zfill(rng.choice((1, 1, 1, 2, 3)))
+                      for _ in range(4)) for _ in range(5000)]
+    for text in IP_CORNERS + fuzz + quads:
+        try:
+            expected = isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+        except ValueError:
+            expected = False
+        assert is_ipv4(text) is expected, text
+    assert not is_ipv4(167772161)  # an int is an address to ipaddress, but not a string
+    assert not is_ipv4(None)
+
+
 def test_endpoint_format():
     assert endpoint("10.0.0.1", 80) == "10.0.0.1:80"
     assert endpoint("fd00::1", 80) == "[fd00::1]:80"
+    assert endpoint("::ffff:1.2.3.4", 80) == "[::ffff:1.2.3.4]:80"
+    for bad in ("10.0.0.01", "10.0.0.256", "banana", "", " 10.0.0.1"):
+        with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+            endpoint(bad, 80)
     assert Vip("fd00::a", 443, (("fd01::5", 8443), ("fd01::4", 8443))).key == "[fd00::a]:443"
     assert Vip("fd00::a", 443, (("fd01::5", 8443), ("fd01::4", 8443))).value() == \
         "[fd01::4]:8443,[fd01::5]:8443"

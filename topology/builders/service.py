@@ -11,11 +11,15 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from topology.builders.common import is_ipv4
 from topology.model import HealthCheck, LoadBalancer, Owner, Row, fmap
 
 
 def endpoint(ip: str, port: int) -> str:
-    """'10.0.0.1', 80 -> '10.0.0.1:80'; IPv6 in brackets."""
+    """'10.0.0.1', 80 -> '10.0.0.1:80'; IPv6 in brackets. Anything but an IPv4 string is
+    parsed, so an invalid address raises ValueError as ipaddress does."""
+    if is_ipv4(ip):
+        return f"{ip}:{port}"
     return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
 
 
@@ -30,7 +34,7 @@ class Vip:
         return endpoint(self.ip, self.port)
 
     def value(self) -> str:
-        return ",".join(endpoint(ip, port) for ip, port in sorted(set(self.backends)))
+        return ",".join([endpoint(ip, port) for ip, port in sorted(set(self.backends))])
 
 
 @dataclass(frozen=True)

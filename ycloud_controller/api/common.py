@@ -6,6 +6,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from topology.builders.common import is_ipv4
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -77,8 +79,11 @@ def parse_cidrs(value: Any, field: str, min_addresses: int = 4) -> tuple[IPNetwo
 
 
 def parse_ip(value: Any, field: str) -> IPAddress:
+    text = str(value).strip()
+    if is_ipv4(text):  # the common case: the same address, without ipaddress' string parser
+        return ipaddress.IPv4Address(int.from_bytes(map(int, text.split(".")), "big"))
     try:
-        return ipaddress.ip_address(str(value).strip())
+        return ipaddress.ip_address(text)
     except ValueError as exc:
         raise Invalid("InvalidIP", f"{field}: {value!r} is not an IP address") from exc
 

@@ -49,6 +49,22 @@ def slice_service_key(obj: dict[str, Any]) -> list[str]:
     return [f"{md.get('namespace', 'default')}/{name}"] if name else []
 
 
+def slice_port(sl: dict[str, Any], port: ServicePort) -> Any:
+    """The number an EndpointSlice gives `port` (same name and protocol), or None."""
+    for p in sl.get("ports") or []:
+        if (p.get("name") or "") == port.name and (p.get("protocol") or "TCP") == port.protocol:
+            return p.get("port")
+    return None
+
+
+def serving(ep: dict[str, Any], include_not_ready: bool) -> bool:
+    """Whether an endpoint is a backend: not terminating, and ready unless told otherwise."""
+    cond = ep.get("conditions") or {}
+    if cond.get("terminating"):
+        return False
+    return include_not_ready or cond.get("ready") is not False
+
+
 def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
              include_not_ready: bool) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
@@ -56,21 +72,16 @@ def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
     for sl in slices:
         if sl.get("addressType", "IPv4") != want_type:
             continue
-        number = next((p.get("port") for p in sl.get("ports") or []
-                       if (p.get("name") or "") == port.name
-                       and (p.get("protocol") or "TCP") == port.protocol), None)
+        number = slice_port(sl, port)
         if number is None:
             if isinstance(port.target_port, int) and not sl.get("ports"):
                 number = port.target_port
             else:
                 continue
         for ep in sl.get("endpoints") or []:
-            cond = ep.get("conditions") or {}
-            if cond.get("terminating"):
-                continue
-            if cond.get("ready") is False and not include_not_ready:
-                continue
-            out.extend((addr, int(number)) for addr in ep.get("addresses") or [])
+            if serving(ep, include_not_ready):
+                for addr in ep.get("addresses") or []:
+                    out.append((addr, int(number)))
     return sorted(set(out))
 
 
@@ -81,6 +92,15 @@ def service_vpc(net: NetworkModel, svc: ServiceView) -> str:
     return vpc
 
 
+def vip_addresses(svc: ServiceView, extra_vips: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """(address, IP family) of every VIP: ClusterIPs, externalIPs, then `extra_vips`."""
+    ips = [*svc.cluster_ips, *svc.external_ips, *(ipaddress.ip_address(v) for v in extra_vips)]
+    return [(str(ip), ip.version) for ip in ips]
+
+
+def hairpin_ips(cluster_ips: list[tuple[str, int]]) -> str:
+    """hairpin_snat_ip: the first ClusterIP of each family (the last family listed first)."""
+    return " ".join({family: ip for ip, family in reversed(cluster_ips)}.values())
 
 
 def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str, slices: list[dict[str, Any]],
@@ -88,22 +108,21 @@ def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str, slices: list[dict[str,
     """ClusterIP LBs; `extra_vips` (the service's EIP) let the VPC reach it from inside."""
     by_proto: dict[str, list[Vip]] = defaultdict(list)
     include_not_ready = svc.publish_not_ready or svc.health is not None
-    vips = [*svc.cluster_ips, *svc.external_ips, *(ipaddress.ip_address(v) for v in extra_vips)]
+    vips = vip_addresses(svc, extra_vips)
     for sp in svc.ports:
-        for vip in vips:
-            bes = backends(slices, sp, vip.version, include_not_ready)
-            by_proto[sp.protocol].append(Vip(str(vip), sp.port, tuple(bes)))
+        for ip, family in vips:
+            bes = backends(slices, sp, family, include_not_ready)
+            by_proto[sp.protocol].append(Vip(ip, sp.port, tuple(bes)))
     health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
                      svc.health.failure) if svc.health else None)
-    hairpin = " ".join(str(ip) for ip in {ip.version: ip for ip in reversed(svc.cluster_ips)}
-                       .values())
+    hairpin = hairpin_ips(vips[:len(svc.cluster_ips)])
     rows: list[Row] = []
-    for proto, vips in sorted(by_proto.items()):
-        mappings = probe_mappings(ctx, (vpc,), {ip for v in vips for ip, _ in v.backends}) \
+    for proto, proto_vips in sorted(by_proto.items()):
+        mappings = probe_mappings(ctx, (vpc,), {ip for v in proto_vips for ip, _ in v.backends}) \
             if health else ()
         rows += build_lb(LbSpec(
             name=naming.service_lb(svc.namespace, svc.name, proto), owner=owner(svc.key),
-            vpc=vpc, protocol=proto, vips=tuple(vips), groups=(naming.lb_group(vpc),),
+            vpc=vpc, protocol=proto, vips=tuple(proto_vips), groups=(naming.lb_group(vpc),),
             affinity_timeout=svc.affinity_timeout, hairpin_snat_ip=hairpin or None,
             health=health, ip_port_mappings=mappings,
             extra_ids=((naming.SERVICE, svc.key),)))
