@@ -165,9 +165,9 @@ class Stages:
             stages._got = time.monotonic()  # noqa: SLF001
             return original_run_batch(keys)
 
-        def commit(outcomes, full):  # noqa: ANN001, ANN202
+        def commit(outcomes, full, **kwargs):  # noqa: ANN001, ANN003, ANN202
             reconciled = time.monotonic()
-            report = original_commit(outcomes, full)
+            report = original_commit(outcomes, full, **kwargs)
             if stages.on and not full:
                 stages.batch.append((stages._got, reconciled, time.monotonic(),  # noqa: SLF001
                                      [k[1] for k in outcomes if k[0] == "Service"]))
@@ -287,6 +287,8 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
     TIMERS.main = loop  # time the controller loop's thread from here on
     loop.start()
     while not ctl.ready():
+        if not loop.is_alive():
+            raise RuntimeError("the controller loop died before it was ready (see the log)")
         time.sleep(0.005)
     t_ready = time.monotonic()
     quiet = wait_quiet(ctl, 120.0)

@@ -115,6 +115,8 @@ class Controller:
             sb.callback = self._on_sb
         self.reconcilers = registry.build(self.ctx, emulate,
                                           sb.monitors if sb is not None else registry.no_monitors)
+        self._observe = {kind: metrics.RECONCILE_SECONDS.labels(kind=kind).observe
+                         for kind in self.reconcilers}  # labels() costs as much as observe()
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube)
@@ -179,7 +181,7 @@ class Controller:
             log.exception("reconcile crashed", kind=kind, object=name)
             metrics.RECONCILES.labels(kind=kind, result="crash").inc()
             return Outcome(retry=f"internal error: {exc}")
-        metrics.RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - start)
+        self._observe[kind](time.perf_counter() - start)
         return outcome
 
     def _keys_of(self, kind: str) -> list[str]:
@@ -219,8 +221,10 @@ class Controller:
     def settle(self, timeout: float = 120.0) -> bool:
         """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
         derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
-        NB is written, so a restart computes the same state instead of a transient one."""
-        if not self.ctx.emulate_cluster:
+        NB is written, so a restart computes the same state instead of a transient one.
+        A cold start (no row of ours in NB) has nothing a transient state could disturb: the
+        full sync writes at once and the drain after it settles the rest."""
+        if not self.ctx.emulate_cluster or self._nb_is_cold():
             return True
         plan_only, self.plan_only = self.plan_only, True
         try:
@@ -228,6 +232,11 @@ class Controller:
             return self.drain(timeout=timeout)
         finally:
             self.plan_only = plan_only
+
+    def _nb_is_cold(self) -> bool:
+        if self.nb is None or not self.nb.wait_synced():
+            return False
+        return not self.nb.read(self.nb.index.owners)
 
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
