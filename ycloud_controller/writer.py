@@ -34,6 +34,7 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 5
+BATCH = 32  # effects taken off the queue at once
 
 
 def _target(effect: Effect) -> tuple:
@@ -80,17 +81,27 @@ class KubeWriter:
                     self._cond.wait(0.5)
                 if stop.is_set():
                     return
-                target, (effect, attempts) = self._pending.popitem(last=False)
-                self._busy += 1
+                # a few at a time: one lock round per batch, not per effect (most status
+                # effects are no-ops that cost less than the lock round)
+                batch = [self._pending.popitem(last=False)
+                         for _ in range(min(BATCH, len(self._pending)))]
+                self._busy += len(batch)
+            finished = 0
             try:
-                self._write(effect)
-                self.written += 1
-            except ApiError as exc:
-                self._failed(target, effect, attempts, exc)
+                for target, (effect, attempts) in batch:
+                    try:
+                        self._write(effect)
+                        self.written += 1
+                    except ApiError as exc:
+                        self._failed(target, effect, attempts, exc)
+                    finished += 1
             finally:
                 with self._cond:
-                    self._busy -= 1
-                    self._cond.notify_all()
+                    for target, item in batch[finished + 1:]:  # only after a crash
+                        self._pending.setdefault(target, item)
+                    self._busy -= len(batch)
+                    if not self._pending and not self._busy:
+                        self._cond.notify_all()  # wake flush() once, not once per write
 
     def _failed(self, target: tuple, effect: Effect, attempts: int, exc: ApiError) -> None:
         if exc.code == 404 and not isinstance(effect, UpsertEffect):

@@ -219,6 +219,10 @@ class MemoryBackend:
         return MemoryWatch(sub, timeout_seconds, allow_bookmarks, self.bookmark_interval,
                            self.share)
 
+    def latest_resource_version(self, res: Resource) -> str:
+        """The resourceVersion of the store's last write to ``res`` (see Informer.caught_up)."""
+        return self.store.latest_resource_version(res)
+
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
             return self.store.get(res, name, namespace)

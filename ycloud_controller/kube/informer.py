@@ -200,6 +200,24 @@ class Informer:
     def wait_synced(self, timeout: float | None = None) -> bool:
         return self._synced.wait(timeout)
 
+    def caught_up(self) -> bool | None:
+        """True once every write the backend has made to this resource so far is in the
+        cache and its handlers have run (what is handled last sets ``resource_version``).
+
+        Exact for a backend that knows its latest write (``latest_resource_version``: the
+        in-memory store); None when it cannot be told (a real API server) or when this
+        informer filters by namespace or labels (writes it never sees count there).
+        """
+        latest = getattr(self.backend, "latest_resource_version", None)
+        if latest is None or self.namespace or self.label_selector:
+            return None
+        if not self.has_synced():
+            return False
+        try:
+            return int(self.resource_version or 0) >= int(latest(self.resource))
+        except ValueError:
+            return None
+
     def start(self, stop: threading.Event) -> threading.Thread:
         """Run in a new daemon thread."""
         thread = threading.Thread(

@@ -1,14 +1,18 @@
-"""Deletion cascades of the MemoryStore: ownerReference garbage collection, namespace
-deletion and CustomResourceDefinition deletion.
+"""Deletion in the MemoryStore: delete (graceful with finalizers), delete_collection, and
+the cascades: ownerReference garbage collection, namespace deletion and
+CustomResourceDefinition deletion.
 
-Mixed into :class:`~ycloud_controller.kube.memstore.MemoryStore`; every method runs
-with the store lock held and writes through the store's ``_commit``.
+Mixed into :class:`~ycloud_controller.kube.memstore.MemoryStore`; the cascade methods run
+with the store lock held and write through the store's ``_commit``.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
+from ycloud_controller.kube import objects
+from ycloud_controller.kube.errors import Conflict
 from ycloud_controller.kube.registry import ResourceRegistry, resources_of_crd, storage_key
 from ycloud_controller.kube.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
 
@@ -21,9 +25,10 @@ def same_resource(res: Resource, other: Resource) -> bool:
 
 
 class CascadeMixin:
-    """Background-style cascading deletion, done synchronously after the owner's delete."""
+    """Deletion; background-style cascades are done synchronously after the owner's."""
 
     if TYPE_CHECKING:
+        _lock: threading.RLock
         registry: ResourceRegistry
         _objects: dict[StoreKey, dict[ObjKey, dict[str, Any]]]
         _uids: dict[str, tuple[Resource, ObjKey]]
@@ -32,6 +37,69 @@ class CascadeMixin:
         def _commit(
             self, res: Resource, type_: str, new: dict[str, Any], old: dict[str, Any] | None
         ) -> None: ...
+
+        def _check(self, res: Resource) -> Resource: ...
+
+        def _current(self, res: Resource, name: str, namespace: str | None
+                     ) -> dict[str, Any]: ...
+
+        def _conflict(self, res: Resource, name: str) -> Conflict: ...
+
+        def list(self, res: Resource, namespace: str | None = None,
+                 label_selector: str | dict[str, str] | None = None,
+                 field_selector: str | None = None, *, copy: bool = True
+                 ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+        precondition_rv: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Delete an object (returning its final state) and garbage-collect dependents.
+
+        ``propagation`` "Orphan" removes the owner reference from dependents instead.
+        """
+        res = self._check(res)
+        with self._lock:
+            old = self._current(res, name, namespace)
+            if precondition_rv and precondition_rv != objects.rv_of(old):
+                raise self._conflict(res, name)
+            if dry_run:
+                return objects.clone(old)
+            if old["metadata"].get("finalizers"):
+                # graceful: the object stays, marked, until its finalizers are removed
+                if old["metadata"].get("deletionTimestamp"):
+                    return objects.clone(old)
+                marked = dict(old, metadata=dict(old["metadata"],
+                                                 deletionTimestamp=objects.now_rfc3339()))
+                self._commit(res, "MODIFIED", marked, old)
+                return objects.clone(marked)
+            return self._finish_delete(res, old, propagation)
+
+    def _finish_delete(self, res: Resource, old: dict[str, Any],
+                       propagation: str = "Background") -> dict[str, Any]:
+        final = dict(old, metadata=dict(old["metadata"]))
+        self._commit(res, "DELETED", final, old)
+        self._cascade(res, old, propagation)
+        return objects.clone(final)
+
+    def delete_collection(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            items, _ = self.list(res, namespace, label_selector, field_selector, copy=False)
+            return [
+                self.delete(res, objects.name_of(o), objects.namespace_of(o)) for o in items
+            ]
 
     def _cascade(self, res: Resource, old: dict[str, Any], propagation: str) -> None:
         """Delete (or orphan) what depended on the deleted object ``old``."""

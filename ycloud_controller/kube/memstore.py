@@ -3,7 +3,8 @@
 Used by the product in manifests mode (no cluster) and as the storage of the fake API
 server in tests. Objects are plain JSON-like dicts. Every write is stamped with one
 global, monotonically increasing resourceVersion and recorded in a bounded history
-that watches replay; watching from a resourceVersion older than that history raises
+that watches replay (:mod:`memhistory`: it keeps a previous version only when selectors
+could tell it apart); watching from a resourceVersion older than that history raises
 :class:`Expired` (410 Gone), exactly like a compacted etcd.
 
 Semantics kept from the API server: uid, creationTimestamp, generation (bumped when
@@ -32,6 +33,7 @@ from typing import Any
 from ycloud_controller.kube import objects
 from ycloud_controller.kube.errors import AlreadyExists, ApiError, Conflict, Expired, NotFound
 from ycloud_controller.kube.memgc import CascadeMixin, ObjKey, StoreKey, same_resource
+from ycloud_controller.kube.memhistory import History
 from ycloud_controller.kube.memwatch import Subscription, WatchMixin
 from ycloud_controller.kube.patch import MERGE, apply_patch
 from ycloud_controller.kube.registry import ResourceRegistry, prepare_crd, storage_key
@@ -64,10 +66,8 @@ class MemoryStore(WatchMixin, CascadeMixin):
         self.registry = ResourceRegistry(resources)
         self._objects: dict[StoreKey, dict[ObjKey, dict[str, Any]]] = collections.defaultdict(dict)
         self._rv = 0
-        self._floor = 0  # oldest resourceVersion a watch may start from
-        self._history: collections.deque[tuple[int, StoreKey, str, dict, dict | None]] = (
-            collections.deque(maxlen=max(1, history))
-        )
+        self._history = History(history)  # what watches from a resourceVersion replay
+        self._last_write: dict[StoreKey, int] = {}
         self._subs: dict[StoreKey, set[Subscription]] = collections.defaultdict(set)
         self._uids: dict[str, tuple[Resource, ObjKey]] = {}
         self._dependents: dict[str, set[tuple[StoreKey, ObjKey]]] = collections.defaultdict(set)
@@ -96,6 +96,11 @@ class MemoryStore(WatchMixin, CascadeMixin):
         """The newest resourceVersion (of the last write)."""
         with self._lock:
             return str(self._rv)
+
+    def latest_resource_version(self, res: Resource) -> str:
+        """The resourceVersion of the last write to ``res``'s objects ("0": none yet)."""
+        with self._lock:
+            return str(self._last_write.get(storage_key(res), 0))
 
     # -------------------------------------------------------------------- reads
     def get(
@@ -240,64 +245,16 @@ class MemoryStore(WatchMixin, CascadeMixin):
         with self._lock:
             old = self._current(res, name, namespace)
             # the patch functions are pure and share what the patch leaves untouched with
-            # ``old`` (stored dicts are never modified in place): no deep copy of the object
-            new = apply_patch(old, objects.normalize_value(patch), patch_type)
+            # ``old`` (stored dicts are never modified in place): no deep copy of the object;
+            # the normalized body is ours, so a merge patch uses its values as they are
+            body = objects.normalize_value(patch)
+            new = objects.merge_owned(old, body) if patch_type == MERGE and \
+                isinstance(body, dict) else apply_patch(old, body, patch_type)
             if not isinstance(new, dict):
                 raise ApiError(422, "Invalid", "the patched object is not an object")
             if objects.rv_of(new) != objects.rv_of(old):
                 raise self._conflict(res, name)
             return self._replace(res, old, new, subresource, dry_run)
-
-    def delete(
-        self,
-        res: Resource,
-        name: str,
-        namespace: str | None = None,
-        *,
-        propagation: str = "Background",
-        precondition_rv: str | None = None,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
-        """Delete an object (returning its final state) and garbage-collect dependents.
-
-        ``propagation`` "Orphan" removes the owner reference from dependents instead.
-        """
-        res = self._check(res)
-        with self._lock:
-            old = self._current(res, name, namespace)
-            if precondition_rv and precondition_rv != objects.rv_of(old):
-                raise self._conflict(res, name)
-            if dry_run:
-                return objects.clone(old)
-            if old["metadata"].get("finalizers"):
-                # graceful: the object stays, marked, until its finalizers are removed
-                if old["metadata"].get("deletionTimestamp"):
-                    return objects.clone(old)
-                marked = dict(old, metadata=dict(old["metadata"],
-                                                 deletionTimestamp=objects.now_rfc3339()))
-                self._commit(res, "MODIFIED", marked, old)
-                return objects.clone(marked)
-            return self._finish_delete(res, old, propagation)
-
-    def _finish_delete(self, res: Resource, old: dict[str, Any],
-                       propagation: str = "Background") -> dict[str, Any]:
-        final = dict(old, metadata=dict(old["metadata"]))
-        self._commit(res, "DELETED", final, old)
-        self._cascade(res, old, propagation)
-        return objects.clone(final)
-
-    def delete_collection(
-        self,
-        res: Resource,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
-        with self._lock:
-            items, _ = self.list(res, namespace, label_selector, field_selector, copy=False)
-            return [
-                self.delete(res, objects.name_of(o), objects.namespace_of(o)) for o in items
-            ]
 
     # ----------------------------------------------------------------- internals
     def _check_type(self, res: Resource, obj: dict[str, Any]) -> None:
@@ -360,7 +317,7 @@ class MemoryStore(WatchMixin, CascadeMixin):
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"] = meta
         new["kind"], new["apiVersion"] = res.kind, res.api_version
-        if objects.spec_changed(old, new):
+        if subresource != "status" and objects.spec_changed(old, new):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if objects.same_object(old, new):
             return objects.clone(old)
@@ -393,9 +350,8 @@ class MemoryStore(WatchMixin, CascadeMixin):
             self._uids[new["metadata"]["uid"]] = (res, key)
             for uid in objects.owner_uids(new):
                 self._dependents[uid].add((skey, key))
-        if len(self._history) == self._history.maxlen:
-            self._floor = self._history[0][0]
-        self._history.append((self._rv, skey, type_, new, old))
+        self._history.record(self._rv, skey, type_, new, old)
+        self._last_write[skey] = self._rv
         for sub in list(self._subs.get(skey, ())):
             sub.offer(type_, new, old)
 

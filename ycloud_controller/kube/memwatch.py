@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ycloud_controller.kube.errors import ApiError, Expired
+from ycloud_controller.kube.errors import ApiError
+from ycloud_controller.kube.memhistory import History, field_paths
 from ycloud_controller.kube.registry import storage_key
 from ycloud_controller.kube.resources import Resource
 from ycloud_controller.kube.selectors import field_matcher, label_matcher
@@ -132,9 +133,8 @@ class WatchMixin:
     if TYPE_CHECKING:
         _lock: threading.RLock
         _rv: int
-        _floor: int
         _objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]]
-        _history: collections.deque[tuple[int, tuple[str, str], str, dict, dict | None]]
+        _history: History
         _subs: dict[tuple[str, str], set[Subscription]]
 
         def _check(self, res: Resource) -> Resource: ...
@@ -169,20 +169,15 @@ class WatchMixin:
                 for _key, obj in sorted(self._objects[skey].items()):
                     sub.offer("ADDED", obj, None)
             else:
-                start = _parse_rv(str(resource_version))
-                if start < self._floor:
-                    raise Expired(f"too old resource version: {start} ({self._floor})")
-                for rv, key, type_, obj, old in self._history:
-                    if rv > start and key == skey:
-                        sub.offer(type_, obj, old)
+                self._history.replay(skey, _parse_rv(str(resource_version)),
+                                     field_paths(field_selector), sub.offer)
             self._subs[skey].add(sub)
             return sub
 
     def compact(self) -> None:
         """Forget the history: watches from any past resourceVersion now get 410."""
         with self._lock:
-            self._history.clear()
-            self._floor = self._rv
+            self._history.clear(self._rv)
 
     def close_watches(self, dropped: bool = True) -> int:
         """Close every open subscription (``dropped``: like broken connections)."""

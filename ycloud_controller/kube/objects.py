@@ -6,8 +6,10 @@ import datetime
 import json
 import re
 import sys
+import time
 from typing import Any
 
+from ycloud_controller.kube import canon
 from ycloud_controller.kube.errors import ApiError
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -21,7 +23,7 @@ def clone(obj: Any) -> Any:
 
 # strings up to this length are interned by compact(): names, namespaces, labels, protocols,
 # addresses, timestamps, uids repeat across objects (and between store keys and bodies)
-INTERN_MAX = 64
+INTERN_MAX = canon.INTERN_MAX
 _intern = sys.intern
 
 
@@ -42,22 +44,38 @@ def compact(value: Any) -> Any:
 
 
 def normalize(obj: Any) -> dict[str, Any]:
-    """A JSON-clean deep copy of an object body (short strings interned, see
-    :func:`compact`); raises ApiError 400 if it is not one."""
+    """A JSON-clean deep copy of an object body for the MemoryStore: short strings interned
+    and read-only subtrees shared with equal stored ones (:func:`canon.share`; the body and
+    its metadata are its own). Raises ApiError 400 if it is not one."""
     if not isinstance(obj, dict):
         raise ApiError(400, "BadRequest", "the request body must be a JSON object")
     try:
-        return compact(json.loads(json.dumps(obj)))
+        return canon.share(obj, top=True)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "BadRequest", f"object is not JSON serializable: {exc}") from exc
 
 
 def normalize_value(value: Any) -> Any:
-    """Like :func:`normalize` for any JSON value (a patch body)."""
+    """Like :func:`normalize` for any JSON value (a patch body: read only, all shared)."""
     try:
-        return compact(json.loads(json.dumps(value)))
+        return canon.share(value)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "BadRequest", f"body is not JSON serializable: {exc}") from exc
+
+
+def merge_owned(target: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch (as :func:`patch.merge_patch`) of a body the caller owns, e.g.
+    fresh from :func:`normalize_value`: its lists and scalars are used, not deep-copied.
+    Never modifies ``target``; shares what the patch leaves untouched with it."""
+    if type(patch) is not dict:
+        return patch
+    result = dict(target) if type(target) is dict else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_owned(result.get(key), value)
+    return result
 
 
 # what no reconciler reads and a cache need not keep (client-go's TransformFunc idiom):
@@ -101,9 +119,18 @@ def rv_of(obj: dict[str, Any] | None) -> str:
     return meta(obj).get("resourceVersion", "") if obj else ""
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    """Kubernetes ``Time``: RFC 3339 UTC with second precision."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Kubernetes ``Time``: RFC 3339 UTC with second precision (formatted once a second)."""
+    global _now_cache
+    second = int(time.time())
+    cached = _now_cache
+    if cached[0] != second:
+        cached = _now_cache = (second, _intern(time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                             time.gmtime(second))))
+    return cached[1]
 
 
 def now_micro() -> str:

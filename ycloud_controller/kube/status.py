@@ -8,7 +8,6 @@ flips; ``observedGeneration`` is the object's ``metadata.generation``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +41,11 @@ class Condition:
 def merge_condition(
     conditions: list[dict[str, Any]], condition: Condition, generation: int | None
 ) -> list[dict[str, Any]]:
-    """Conditions with ``condition`` set (replacing the entry of the same type)."""
-    result = [dict(c) for c in conditions]
+    """Conditions with ``condition`` set (replacing the entry of the same type).
+
+    A new list; the entries of other types are ``conditions``' own (not copied).
+    """
+    result = list(conditions)
     entry: dict[str, Any] = {
         "type": condition.type,
         "status": condition.status,
@@ -68,19 +70,39 @@ def merge_condition(
 def desired_status(
     obj: dict[str, Any], status_fields: dict[str, Any], condition: Condition | None
 ) -> dict[str, Any]:
-    """The object's status with ``status_fields`` (None deletes a field) and ``condition``."""
-    status = copy.deepcopy(obj.get("status") or {})
+    """The object's status with ``status_fields`` (None deletes a field) and ``condition``.
+
+    A new dict that shares unchanged values with ``obj`` and ``status_fields`` (nothing is
+    deep-copied: the result is only compared and diffed, and the diff copies what changed).
+    """
+    status = dict(obj.get("status") or {})
     for key, value in status_fields.items():
         if value is None:
             status.pop(key, None)
         else:
-            status[key] = copy.deepcopy(value)
+            status[key] = value
     if condition is not None:
         generation = (obj.get("metadata") or {}).get("generation")
         status["conditions"] = merge_condition(
             status.get("conditions") or [], condition, generation
         )
     return status
+
+
+def status_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch turning status ``current`` into ``desired``, sharing values with
+    ``desired`` instead of copying them (a backend serializes or copies a patch body; here
+    the whole conditions list would be deep-copied twice per write otherwise)."""
+    patch: dict[str, Any] = {key: None for key in current if key not in desired}
+    for key, value in desired.items():
+        old = current.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            sub = create_merge_patch(old, value)
+            if sub:
+                patch[key] = sub
+        elif key not in current or old != value:
+            patch[key] = value
+    return patch
 
 
 class StatusWriter:
@@ -104,8 +126,8 @@ class StatusWriter:
         current = obj.get("status") or {}
         desired = desired_status(obj, status_fields, condition)
         if desired == current:
-            return obj
-        patch = create_merge_patch(current, desired)
+            return obj  # most reconciles: no write, no watch event
+        patch = status_patch(current, desired)
         meta = obj.get("metadata") or {}
         try:
             return self.backend.patch(

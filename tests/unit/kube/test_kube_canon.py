@@ -1,0 +1,77 @@
+"""Shared read-only subtrees of the in-memory store (kube/canon.py)."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import pytest
+
+from ycloud_controller.kube import canon, objects
+from ycloud_controller.kube.errors import ApiError
+from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.kube.resources import ENDPOINTSLICES, PODS
+
+
+def endpoint(pod: str, ip: str) -> dict:
+    return {"addresses": [ip], "conditions": {"ready": True}, "nodeName": "n1",
+            "targetRef": {"kind": "Pod", "namespace": "default", "name": pod}}
+
+
+def eps(name: str, *endpoints: dict) -> dict:
+    return {"metadata": {"name": name, "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "endpoints": list(endpoints),
+            "ports": [{"name": "", "port": 80, "protocol": "TCP"}]}
+
+
+def test_equal_subtrees_of_stored_objects_are_one_object() -> None:
+    store = MemoryStore()
+    store.create(ENDPOINTSLICES, eps("a", endpoint("p1", "10.0.0.1"), endpoint("p2", "10.0.0.2")))
+    store.create(ENDPOINTSLICES, eps("b", endpoint("p2", "10.0.0.2"), endpoint("p3", "10.0.0.3")))
+    a = store.get(ENDPOINTSLICES, "a", "default", copy=False)
+    b = store.get(ENDPOINTSLICES, "b", "default", copy=False)
+    assert a["endpoints"][1] is b["endpoints"][0]
+    assert a["ports"] is b["ports"]
+    assert a["endpoints"][0]["conditions"] is b["endpoints"][1]["conditions"]
+    # the object and its metadata are each object's own: the store stamps them
+    assert a["metadata"] is not b["metadata"]
+    # what readers get is what was written
+    got = store.get(ENDPOINTSLICES, "b", "default")
+    assert got["endpoints"] == [endpoint("p2", "10.0.0.2"), endpoint("p3", "10.0.0.3")]
+    # a later write of one object leaves the other as it was
+    store.update(ENDPOINTSLICES, eps("a", endpoint("p9", "10.0.0.9")))
+    assert store.get(ENDPOINTSLICES, "b", "default")["endpoints"][0] == endpoint("p2", "10.0.0.2")
+
+
+def test_only_strictly_equal_containers_are_unified() -> None:
+    values = [{"v": True}, {"v": 1}, {"v": 1.0}, {"v": 0.0}, {"v": -0.0}, {"a": 1, "b": 2},
+              {"b": 2, "a": 1}, [1], [True], ["1"]]
+    shared = [canon.share(v) for v in values]
+    for value, copy in zip(values, shared, strict=True):
+        assert json.dumps(copy) == json.dumps(value)
+        assert copy is not value
+    assert len({id(c) for c in shared}) == len(values)
+    assert canon.share({"b": 2, "a": 1}) is shared[6]
+
+
+def test_unusual_values_are_converted_like_json() -> None:
+    assert canon.share({"t": (1, 2), "d": {1: "x"}}) == {"t": [1, 2], "d": {"1": "x"}}
+    with pytest.raises(ApiError) as exc:
+        objects.normalize({"metadata": {"name": "a"}, "spec": {"x": {1, 2}}})
+    assert exc.value.code == 400
+
+
+def test_sweep_drops_what_nothing_stores_any_more() -> None:
+    marker = {"unique-subtree-for-sweep": ["x" * 100]}
+    store = MemoryStore()
+    store.create(PODS, {"metadata": {"name": "a", "namespace": "default"}, "spec": marker})
+    stored = store.get(PODS, "a", "default", copy=False)["spec"]
+    canon.TABLE.sweep()
+    assert any(v is stored for v in canon.TABLE.items.values())
+    store.delete(PODS, "a", "default")
+    store.compact()  # the history referenced it too
+    del stored
+    gc.collect()
+    canon.TABLE.sweep()
+    assert not any(v == marker for v in canon.TABLE.items.values())
