@@ -356,6 +356,8 @@ class Stream:
             self._merge(chunk, self.applier.landed(sent[0], len(chunk), 0.0))
         else:
             self._pending = (chunk, sent[0], sent[1], start)
+            log.debug("nb chunk sent", owners=len(chunk), txn_size=len(sent[0]),
+                      duration=round(time.monotonic() - start, 4))
 
     def finish(self, gc: bool = False, keep: Iterable[Owner] = ()) -> ApplyResult:
         """Wait for the last chunk, give refused owners their last go and, with gc=True,
@@ -373,7 +375,9 @@ class Stream:
             return
         chunk, plan, done, start = self._pending
         self._pending = None
+        waited = time.monotonic()
         outcome = done.wait(max(1.0, start + self.applier.nb.timeout - time.monotonic()))
+        log.debug("nb chunk reply", owners=len(chunk), waited=round(time.monotonic() - waited, 4))
         if outcome is None:
             self._merge(chunk, self.applier.landed(plan, len(chunk), time.monotonic() - start))
             return

@@ -4,11 +4,13 @@ Threads: one informer per watched kind (handlers only enqueue keys), one worker 
 a batch of keys, applies the batch's rows to NB in one transaction, hands Kubernetes writes to
 the KubeWriter), the KubeWriter, and optionally the leader elector. Only the leader applies to
 NB and writes Kubernetes; a replica that becomes leader first runs a full sync (every object,
-garbage collection of rows whose owner is gone), then drains the queue.
+garbage collection of rows whose owner is gone), then drains the queue. The loops (batch
+step, serve, drain) are in ycloud_controller.loops.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +23,7 @@ from topology import naming
 from topology.apply import Applier, ApplyResult
 from topology.model import Owner, Row
 from topology.nb import NbClient
+from topology.ovsdb_types import gc_paused
 from topology.plan import Plan
 from topology.sb import SbMonitor
 from ycloud_controller import metrics
@@ -35,6 +38,7 @@ from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.informer import Informer
 from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.status import StatusWriter
+from ycloud_controller.loops import Loops
 from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
 from ycloud_controller.restore import restore_ipam
@@ -50,9 +54,6 @@ WATCHED: dict[str, res.Resource] = {
     "EipPool": res.EIPPOOLS, "Vnic": res.VNICS, "YusurService": res.YUSURSERVICES,
     "NetworkProbe": res.NETWORKPROBES,
 }
-
-
-NB_WAIT = 1.0  # seconds a worker waits for NB to return before trying its batch again
 
 
 class NbUnavailable(RuntimeError):
@@ -83,7 +84,7 @@ class SyncReport:
         return not self.refused and not self.retrying
 
 
-class Controller:
+class Controller(Loops):
     def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
                  emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
                  is_leader: Callable[[], bool] | None = None, sb: SbMonitor | None = None):
@@ -117,6 +118,7 @@ class Controller:
                                           sb.monitors if sb is not None else registry.no_monitors)
         self._observe = {kind: metrics.RECONCILE_SECONDS.labels(kind=kind).observe
                          for kind in self.reconcilers}  # labels() costs as much as observe()
+        self._counters: dict[tuple[str, str], Callable[[], None]] = {}
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube)
@@ -199,16 +201,30 @@ class Controller:
     def full_sync(self) -> SyncReport:
         """Reconcile every object and make NB equal to the result (with GC)."""
         start = time.monotonic()
-        self.triggers.rebuild_network()
-        net = self.triggers.network()
-        for sub in net.subnets.values():
-            self.ipam.set_subnet(sub)
-        restore_ipam(self.ctx, self.informers, self.nb, net)
-        keys = registry.order_keys([(kind, k) for kind in registry.ORDER
-                                    if kind in self.reconcilers for k in self._keys_of(kind)],
-                                   self.ctx.stores)
-        progress = Progress(len(keys))
-        report = self._reconcile_and_commit(keys, full=True, tick=progress.tick)
+        self.triggers.rebuild_network()  # queues what a changed network affects: see below
+        # what is queued now, this sync covers: taken out (as processing) so that the drain
+        # after it does not reconcile every listed object a second time; keys added
+        # meanwhile, and keys it does not reconcile (deleted objects, the network key), are
+        # queued again
+        queued = self.queue.get_batch(sys.maxsize, 0)
+        covered: set[Key] = set()
+        try:
+            net = self.triggers.network()
+            for sub in net.subnets.values():
+                self.ipam.set_subnet(sub)
+            restore_ipam(self.ctx, self.informers, self.nb, net)
+            keys = registry.order_keys([(kind, k) for kind in registry.ORDER
+                                        if kind in self.reconcilers
+                                        for k in self._keys_of(kind)], self.ctx.stores)
+            progress = Progress(len(keys))
+            with gc_paused():  # many new containers, no cycles: no collection scans the heap
+                report = self._reconcile_and_commit(keys, full=True, tick=progress.tick)
+            covered = set(keys)
+        finally:
+            for key in queued:
+                if key not in covered:
+                    self.queue.add(key)
+                self.queue.done(key)
         report.objects = len(keys)
         report.seconds = time.monotonic() - start
         self.last_sync = report
@@ -221,10 +237,10 @@ class Controller:
     def settle(self, timeout: float = 120.0) -> bool:
         """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
         derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
-        NB is written, so a restart computes the same state instead of a transient one.
-        A cold start (no row of ours in NB) has nothing a transient state could disturb: the
-        full sync writes at once and the drain after it settles the rest."""
-        if not self.ctx.emulate_cluster or self._nb_is_cold():
+        NB is written, so a restart computes the same state instead of a transient one, and
+        objects made for others (a YusurService's Service) exist when the full sync gives
+        contested addresses and EIPs to the older object. Needed on a cold start too."""
+        if not self.ctx.emulate_cluster:
             return True
         plan_only, self.plan_only = self.plan_only, True
         try:
@@ -232,11 +248,6 @@ class Controller:
             return self.drain(timeout=timeout)
         finally:
             self.plan_only = plan_only
-
-    def _nb_is_cold(self) -> bool:
-        if self.nb is None or not self.nb.wait_synced():
-            return False
-        return not self.nb.read(self.nb.index.owners)
 
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
@@ -263,6 +274,13 @@ class Controller:
             for key in self.waiters.keys:
                 self.queue.add(key)
         return report
+
+    def _count(self, kind: str, result: str) -> None:
+        counter = self._counters.get((kind, result))
+        if counter is None:  # labels() costs as much as inc(): one child per pair, kept
+            counter = self._counters[(kind, result)] = \
+                metrics.RECONCILES.labels(kind=kind, result=result).inc
+        counter()
 
     def _chunks(self) -> Chunks | None:
         """A full sync streams its rows to NB while it reconciles, when it will apply."""
@@ -309,19 +327,18 @@ class Controller:
                 report.refused[key] = refused[0]
                 effects = outcome.on_refused(refused[0]) if outcome.on_refused else []
                 self.queue.retry(key, refused[0])
-                metrics.RECONCILES.labels(kind=kind, result="refused").inc()
+                self._count(kind, "refused")
             elif outcome.retry:
                 report.retrying[key] = outcome.retry
                 effects = outcome.effects
                 self.queue.retry(key, outcome.retry)
-                metrics.RECONCILES.labels(kind=kind, result="retry").inc()
+                self._count(kind, "retry")
             else:
                 if outcome.invalid is not None:
                     report.invalid[key] = outcome.invalid.message
                 effects = outcome.effects
                 self.queue.forget(key)
-                metrics.RECONCILES.labels(
-                    kind=kind, result="invalid" if outcome.invalid else "ok").inc()
+                self._count(kind, "invalid" if outcome.invalid else "ok")
             submitted.extend(effects)
         if self.plan_only:  # nothing is in NB yet: no condition may say it is ready
             submitted = [replace(e, ready=None) if isinstance(e, StatusEffect) and e.ready
@@ -336,85 +353,3 @@ class Controller:
         rows = {o: r for o, r in self.desired.items() if r is not None}
         keep = {o for o, r in self.desired.items() if r is None}
         return self.applier.plan(rows, gc=True, keep=keep)
-
-    # -- loops --------------------------------------------------------------------------------
-    def step(self, timeout: float = 0.5) -> int:
-        """Process one batch of ready keys; returns how many keys were handled."""
-        keys = self.queue.get_batch(self.cfg.batch_size, timeout)
-        if not keys:
-            return 0
-        nb_down = False
-        try:
-            self.run_batch(keys)
-            if self._nb_down:
-                self._nb_down = False
-                log.info("nb reachable again, queue resumed", queued=len(self.queue))
-        except (RuntimeError, OSError, TimeoutError) as exc:
-            nb_down = self.nb is not None and not self.nb.connected()
-            if nb_down:
-                # NB is away, not these objects: keep every key queued as it is (no per-key
-                # backoff grows, however long NB stays away) and wait for NB below
-                if not self._nb_down:
-                    log.warning("nb unreachable, keys kept until it returns", keys=len(keys),
-                                error=str(exc))
-                self._nb_down = True
-                for key in keys:
-                    self.queue.add(key)
-            else:  # a transaction timed out or failed: every key is retried with backoff
-                log.warning("batch not applied, keys kept for retry", keys=len(keys),
-                            error=str(exc))
-                for key in keys:
-                    self.queue.retry(key, str(exc))
-        finally:
-            for key in keys:
-                self.queue.done(key)
-        if nb_down and self.nb is not None:
-            self.nb.wait_synced(NB_WAIT)
-        return len(keys)
-
-    def run(self) -> None:
-        """Serve until stopped: full sync when leading, then batches; periodic resync."""
-        last_resync = time.monotonic()
-        while not self.stop_event.is_set():
-            leader = self.is_leader()
-            metrics.LEADER.set(1 if leader else 0)
-            if not leader:
-                self._synced_as_leader = False
-                self.stop_event.wait(0.5)
-                continue
-            if not self._synced_as_leader and not self.informers_synced():
-                # a full sync deletes what no object wants: never on a half-listed cache
-                self.stop_event.wait(0.05)
-                continue
-            if not self._synced_as_leader or \
-                    time.monotonic() - last_resync > self.cfg.resync_seconds:
-                self._guarded_full_sync()
-                last_resync = time.monotonic()
-                continue
-            self.step()
-
-    def _guarded_full_sync(self) -> None:
-        try:
-            if not self._synced_as_leader:
-                self.settle()
-            self.full_sync()
-            self._synced_as_leader = True
-        except (RuntimeError, OSError, TimeoutError) as exc:
-            log.warning("full sync failed, retrying", error=str(exc))
-            self.stop_event.wait(2.0)
-
-    def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
-        """Process batches until the queue and the writer stay quiet for `idle` seconds."""
-        deadline = time.monotonic() + timeout
-        quiet_since = None
-        while time.monotonic() < deadline:
-            handled = self.step(timeout=0.05)
-            if handled or len(self.queue) or not self.writer.idle():
-                quiet_since = None
-                if not handled:
-                    self.writer.flush(timeout=1.0)
-                continue
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= idle:
-                return True
-        return False

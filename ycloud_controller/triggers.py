@@ -96,14 +96,21 @@ class Triggers:
             if svc:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
             return
-        self.enqueue((kind, key))
+        # a ClusterIP Service's own status coming back (our condition): nothing its reconcile
+        # reads changed; its YusurService still hears it. LoadBalancer Services are always
+        # reconciled again: EIP ownership moves through their status (restore, refusals).
+        status_only = (kind == "Service" and event == "MODIFIED" and old is not None
+                       and (obj.get("spec") or {}).get("type") != "LoadBalancer"
+                       and _only_status_changed(obj, old))
+        if not status_only:
+            self.enqueue((kind, key))
         if kind == "Service":
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
                 if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
                     self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
-            if self.emulate:
+            if self.emulate and not status_only:
                 self.enqueue(("Endpoints", key))
             ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)
             if ysvc:
@@ -136,3 +143,17 @@ def _as_backend(obj: dict) -> tuple:
     md = meta(obj)
     return (md.get("labels"), md.get("annotations"), md.get("deletionTimestamp"),
             obj.get("spec"), (obj.get("status") or {}).get("phase"))
+
+
+_VOLATILE = frozenset({"resourceVersion", "managedFields"})
+
+
+def _only_status_changed(obj: dict, old: dict) -> bool:
+    """True when two versions of an object differ at most in status and in metadata that
+    every write changes (resourceVersion, managedFields)."""
+    if {k: v for k, v in obj.items() if k not in ("status", "metadata")} != \
+            {k: v for k, v in old.items() if k not in ("status", "metadata")}:
+        return False
+    new_md, old_md = meta(obj), meta(old)
+    return {k: v for k, v in new_md.items() if k not in _VOLATILE} == \
+        {k: v for k, v in old_md.items() if k not in _VOLATILE}

@@ -34,7 +34,11 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 5
-BATCH = 32  # effects taken off the queue at once
+# effects taken off the queue at once. One: each write is visible (and its watch event on its
+# way) before the next is taken, in the order reconciles made them. Rounds of 32 saved a
+# lock round per effect but changed which of two YusurServices contending for one EIP had
+# its Service seen first on a cold start (test_bad_input.py::test_cold_start_...).
+BATCH = 1
 
 
 def _target(effect: Effect) -> tuple:
@@ -81,8 +85,7 @@ class KubeWriter:
                     self._cond.wait(0.5)
                 if stop.is_set():
                     return
-                # a few at a time: one lock round per batch, not per effect (most status
-                # effects are no-ops that cost less than the lock round)
+                # BATCH at a time (see above); flush() is woken once the queue is empty
                 batch = [self._pending.popitem(last=False)
                          for _ in range(min(BATCH, len(self._pending)))]
                 self._busy += len(batch)

@@ -1,0 +1,132 @@
+"""The controller's loops: a batch step, the leader's serve loop with its full syncs, and
+`drain` (process until nothing is left), used by `sync --once` and the tests.
+
+A mixin of `Controller` (ycloud_controller.controller), which provides the queue, the
+writer, the informers, `run_batch` and `full_sync`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ycloud_controller import metrics
+
+if TYPE_CHECKING:
+    from topology.nb import NbClient
+    from ycloud_controller.config import Config
+    from ycloud_controller.kube.informer import Informer
+    from ycloud_controller.kube.queue import WorkQueue
+    from ycloud_controller.writer import KubeWriter
+
+log = structlog.get_logger("ycloud_controller.controller")
+
+NB_WAIT = 1.0  # seconds a worker waits for NB to return before trying its batch again
+
+
+class Loops:
+    cfg: Config
+    nb: NbClient | None
+    queue: WorkQueue
+    writer: KubeWriter
+    informers: dict[str, Informer]
+    stop_event: threading.Event
+    _nb_down: bool
+    _synced_as_leader: bool
+    is_leader: Callable[[], bool]
+    # and the methods informers_synced, settle, full_sync, run_batch
+
+    def step(self, timeout: float = 0.5) -> int:
+        """Process one batch of ready keys; returns how many keys were handled."""
+        keys = self.queue.get_batch(self.cfg.batch_size, timeout)
+        if not keys:
+            return 0
+        nb_down = False
+        try:
+            self.run_batch(keys)
+            if self._nb_down:
+                self._nb_down = False
+                log.info("nb reachable again, queue resumed", queued=len(self.queue))
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            nb_down = self.nb is not None and not self.nb.connected()
+            if nb_down:
+                # NB is away, not these objects: keep every key queued as it is (no per-key
+                # backoff grows, however long NB stays away) and wait for NB below
+                if not self._nb_down:
+                    log.warning("nb unreachable, keys kept until it returns", keys=len(keys),
+                                error=str(exc))
+                self._nb_down = True
+                for key in keys:
+                    self.queue.add(key)
+            else:  # a transaction timed out or failed: every key is retried with backoff
+                log.warning("batch not applied, keys kept for retry", keys=len(keys),
+                            error=str(exc))
+                for key in keys:
+                    self.queue.retry(key, str(exc))
+        finally:
+            for key in keys:
+                self.queue.done(key)
+        if nb_down and self.nb is not None:
+            self.nb.wait_synced(NB_WAIT)
+        return len(keys)
+
+    def run(self) -> None:
+        """Serve until stopped: full sync when leading, then batches; periodic resync."""
+        last_resync = time.monotonic()
+        while not self.stop_event.is_set():
+            leader = self.is_leader()
+            metrics.LEADER.set(1 if leader else 0)
+            if not leader:
+                self._synced_as_leader = False
+                self.stop_event.wait(0.5)
+                continue
+            if not self._synced_as_leader and not self.informers_synced():
+                # a full sync deletes what no object wants: never on a half-listed cache
+                self.stop_event.wait(0.05)
+                continue
+            if not self._synced_as_leader or \
+                    time.monotonic() - last_resync > self.cfg.resync_seconds:
+                self._guarded_full_sync()
+                last_resync = time.monotonic()
+                continue
+            self.step()
+
+    def _guarded_full_sync(self) -> None:
+        try:
+            if not self._synced_as_leader:
+                self.settle()
+            self.full_sync()
+            self._synced_as_leader = True
+        except (RuntimeError, OSError, TimeoutError) as exc:
+            log.warning("full sync failed, retrying", error=str(exc))
+            self.stop_event.wait(2.0)
+
+    def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
+        """Process batches until nothing is left to do: the writer idle, every informer
+        caught up with the writes made so far (their handlers have queued what they cause)
+        and the queue empty. Where an informer cannot tell (a real API server), quiet for
+        `idle` seconds counts as done."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline:
+            handled = self.step(timeout=0.01)
+            if handled or len(self.queue) or not self.writer.idle():
+                quiet_since = None
+                if not handled:
+                    self.writer.flush(timeout=1.0)
+                continue
+            caught = [inf.caught_up() for inf in self.informers.values()]
+            if False in caught:
+                quiet_since = None
+                time.sleep(0.002)
+                continue
+            if None not in caught and not len(self.queue):
+                return True
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= idle:
+                return True
+        return False
