@@ -11,6 +11,7 @@ from typing import Any
 
 from ycloud_controller.kube import canon
 from ycloud_controller.kube.errors import ApiError
+from ycloud_controller.kube.patch import merge_patch
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _SKIP_FOR_GENERATION = frozenset({"metadata", "status", "apiVersion", "kind"})
@@ -64,18 +65,10 @@ def normalize_value(value: Any) -> Any:
 
 
 def merge_owned(target: Any, patch: Any) -> Any:
-    """RFC 7386 merge patch (as :func:`patch.merge_patch`) of a body the caller owns, e.g.
-    fresh from :func:`normalize_value`: its lists and scalars are used, not deep-copied.
-    Never modifies ``target``; shares what the patch leaves untouched with it."""
-    if type(patch) is not dict:
-        return patch
-    result = dict(target) if type(target) is dict else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_owned(result.get(key), value)
-    return result
+    """RFC 7386 merge patch of a body the caller owns, e.g. fresh from
+    :func:`normalize_value`: its lists and scalars are used, not deep-copied (see
+    :func:`patch.merge_patch`)."""
+    return merge_patch(target, patch, share=True)
 
 
 # what no reconciler reads and a cache need not keep (client-go's TransformFunc idiom):

@@ -18,16 +18,18 @@ JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386: dicts merge recursively, ``None`` deletes, anything else replaces."""
+def merge_patch(target: Any, patch: Any, share: bool = False) -> Any:
+    """RFC 7386: dicts merge recursively, ``None`` deletes, anything else replaces. Never
+    modifies ``target``; shares what the patch leaves untouched with it. The patch's own
+    lists and scalars are deep-copied unless ``share`` (a body the caller owns)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return patch if share else copy.deepcopy(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = merge_patch(result.get(key), value, share)
     return result
 
 
@@ -190,8 +192,9 @@ def apply_patch(target: Any, patch: Any, content_type: str) -> Any:
     raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
 
 
-def create_merge_patch(original: Any, modified: Any) -> dict[str, Any]:
-    """The RFC 7386 patch turning ``original`` into ``modified`` (both dicts)."""
+def create_merge_patch(original: Any, modified: Any, share: bool = False) -> dict[str, Any]:
+    """The RFC 7386 patch turning ``original`` into ``modified`` (both dicts). Values of
+    ``modified`` are deep-copied into it unless ``share`` (the patch is only read)."""
     patch: dict[str, Any] = {}
     original = original if isinstance(original, dict) else {}
     for key in original:
@@ -200,9 +203,9 @@ def create_merge_patch(original: Any, modified: Any) -> dict[str, Any]:
     for key, value in modified.items():
         old = original.get(key)
         if isinstance(value, dict) and isinstance(old, dict):
-            sub = create_merge_patch(old, value)
+            sub = create_merge_patch(old, value, share)
             if sub:
                 patch[key] = sub
         elif key not in original or old != value:
-            patch[key] = copy.deepcopy(value)
+            patch[key] = value if share else copy.deepcopy(value)
     return patch

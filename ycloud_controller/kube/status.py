@@ -93,16 +93,7 @@ def status_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, 
     """The merge patch turning status ``current`` into ``desired``, sharing values with
     ``desired`` instead of copying them (a backend serializes or copies a patch body; here
     the whole conditions list would be deep-copied twice per write otherwise)."""
-    patch: dict[str, Any] = {key: None for key in current if key not in desired}
-    for key, value in desired.items():
-        old = current.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            sub = create_merge_patch(old, value)
-            if sub:
-                patch[key] = sub
-        elif key not in current or old != value:
-            patch[key] = value
-    return patch
+    return create_merge_patch(current, desired, share=True)
 
 
 class StatusWriter:
