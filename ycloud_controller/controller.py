@@ -282,12 +282,14 @@ class Controller(Loops):
                 metrics.RECONCILES.labels(kind=kind, result=result).inc
         counter()
 
+    def _writes_nb(self) -> bool:
+        return not self.plan_only and self.applier is not None and self.is_leader()
+
     def _chunks(self) -> Chunks | None:
         """A full sync streams its rows to NB while it reconciles, when it will apply."""
-        if self.plan_only or self.applier is None or not self.is_leader():
-            return None
-        if self.nb is not None and not self.nb.connected():
-            return None  # _commit says so
+        if not self._writes_nb() or (self.nb is not None and not self.nb.connected()):
+            return None  # NB unreachable: _commit says so
+        assert self.applier is not None
         return Chunks(self.applier.stream())
 
     def _commit(self, outcomes: dict[Key, Outcome], full: bool,
@@ -303,14 +305,15 @@ class Controller(Loops):
                 elif full or self._applied.get(owner) != signature(owner_rows):
                     rows[owner] = owner_rows
         result = ApplyResult()
-        if self.plan_only:
-            pass
-        elif chunks is not None or (self.applier is not None and self.is_leader()):
-            if chunks is None and self.nb is not None and not self.nb.connected():
-                raise NbUnavailable(f"NB {self.nb.remote} is unreachable")
+        if chunks is not None or self._writes_nb():
             started = time.monotonic()
-            result = chunks.finish(full, keep) if chunks is not None else \
-                self.applier.apply(rows, gc=full, keep=keep)
+            if chunks is not None:
+                result = chunks.finish(full, keep)
+            else:
+                assert self.applier is not None
+                if self.nb is not None and not self.nb.connected():
+                    raise NbUnavailable(f"NB {self.nb.remote} is unreachable")
+                result = self.applier.apply(rows, gc=full, keep=keep)
             metrics.BATCH_SECONDS.observe(time.monotonic() - started)
             for owner, owner_rows in rows.items():
                 if owner in result.errors:

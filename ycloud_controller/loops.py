@@ -124,7 +124,7 @@ class Loops:
                 quiet_since = None
                 time.sleep(0.002)
                 continue
-            if None not in caught and not len(self.queue):
+            if None not in caught and not len(self.queue):  # handlers may have queued meanwhile
                 return True
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= idle:

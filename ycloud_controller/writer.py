@@ -34,11 +34,6 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 5
-# effects taken off the queue at once. One: each write is visible (and its watch event on its
-# way) before the next is taken, in the order reconciles made them. Rounds of 32 saved a
-# lock round per effect but changed which of two YusurServices contending for one EIP had
-# its Service seen first on a cold start (test_bad_input.py::test_cold_start_...).
-BATCH = 1
 
 
 def _target(effect: Effect) -> tuple:
@@ -85,24 +80,21 @@ class KubeWriter:
                     self._cond.wait(0.5)
                 if stop.is_set():
                     return
-                # BATCH at a time (see above); flush() is woken once the queue is empty
-                batch = [self._pending.popitem(last=False)
-                         for _ in range(min(BATCH, len(self._pending)))]
-                self._busy += len(batch)
-            finished = 0
+                # one at a time, in the order reconciles made them: each write is visible
+                # (its watch event on its way) before the next is taken. Rounds of 32 saved a
+                # lock round per effect but changed which of two YusurServices contending for
+                # one EIP had its Service seen first on a cold start
+                # (test_bad_input.py::test_cold_start_gives_a_requested_address_to_...)
+                target, (effect, attempts) = self._pending.popitem(last=False)
+                self._busy += 1
             try:
-                for target, (effect, attempts) in batch:
-                    try:
-                        self._write(effect)
-                        self.written += 1
-                    except ApiError as exc:
-                        self._failed(target, effect, attempts, exc)
-                    finished += 1
+                self._write(effect)
+                self.written += 1
+            except ApiError as exc:
+                self._failed(target, effect, attempts, exc)
             finally:
                 with self._cond:
-                    for target, item in batch[finished + 1:]:  # only after a crash
-                        self._pending.setdefault(target, item)
-                    self._busy -= len(batch)
+                    self._busy -= 1
                     if not self._pending and not self._busy:
                         self._cond.notify_all()  # wake flush() once, not once per write
 

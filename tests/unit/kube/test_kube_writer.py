@@ -1,4 +1,4 @@
-"""KubeWriter: effects written off the reconcile path, in batches, nothing lost."""
+"""KubeWriter: effects written off the reconcile path, one at a time, nothing lost."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import PODS, VPCS
 from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.reconcilers.base import PatchEffect, StatusEffect
-from ycloud_controller.writer import BATCH, KubeWriter
+from ycloud_controller.writer import KubeWriter
 
 
 class Flaky(MemoryBackend):
@@ -37,7 +37,7 @@ def writer_for(backend: MemoryBackend) -> KubeWriter:
 
 def test_many_effects_are_all_written_and_flush_waits_for_them(spawn) -> None:
     store = MemoryStore()
-    n = BATCH * 5 + 3
+    n = 163
     for i in range(n):
         store.create(VPCS, {"metadata": {"name": f"v{i}"}})
     backend = MemoryBackend(store)
@@ -82,7 +82,7 @@ def test_a_conflict_is_retried_and_a_crash_loses_nothing_queued(spawn) -> None:
             died.set()
 
     spawn(run)
-    assert died.wait(10)  # the crash ends the thread, like before batching
+    assert died.wait(10)  # the crash ends the thread
     stop2 = threading.Event()
     spawn(writer.run, stop2)  # a new writer thread finds what was not written yet
     try:
