@@ -247,9 +247,7 @@ class MemoryStore(WatchMixin, CascadeMixin):
             # the patch functions are pure and share what the patch leaves untouched with
             # ``old`` (stored dicts are never modified in place): no deep copy of the object;
             # the normalized body is ours, so a merge patch uses its values as they are
-            body = objects.normalize_value(patch)
-            new = objects.merge_owned(old, body) if patch_type == MERGE and \
-                isinstance(body, dict) else apply_patch(old, body, patch_type)
+            new = apply_patch(old, objects.normalize_value(patch), patch_type, share=True)
             if not isinstance(new, dict):
                 raise ApiError(422, "Invalid", "the patched object is not an object")
             if objects.rv_of(new) != objects.rv_of(old):

@@ -11,7 +11,6 @@ from typing import Any
 
 from ycloud_controller.kube import canon
 from ycloud_controller.kube.errors import ApiError
-from ycloud_controller.kube.patch import merge_patch
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _SKIP_FOR_GENERATION = frozenset({"metadata", "status", "apiVersion", "kind"})
@@ -62,13 +61,6 @@ def normalize_value(value: Any) -> Any:
         return canon.share(value)
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "BadRequest", f"body is not JSON serializable: {exc}") from exc
-
-
-def merge_owned(target: Any, patch: Any) -> Any:
-    """RFC 7386 merge patch of a body the caller owns, e.g. fresh from
-    :func:`normalize_value`: its lists and scalars are used, not deep-copied (see
-    :func:`patch.merge_patch`)."""
-    return merge_patch(target, patch, share=True)
 
 
 # what no reconciler reads and a cache need not keep (client-go's TransformFunc idiom):

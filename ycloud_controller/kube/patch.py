@@ -178,8 +178,9 @@ def json_patch(target: Any, operations: Any) -> Any:
     return doc
 
 
-def apply_patch(target: Any, patch: Any, content_type: str) -> Any:
-    """Apply ``patch`` with the algorithm of a PATCH ``content_type``."""
+def apply_patch(target: Any, patch: Any, content_type: str, share: bool = False) -> Any:
+    """Apply ``patch`` with the algorithm of a PATCH ``content_type``; ``share``: a merge
+    patch's values are used as they are (a body the caller owns, see :func:`merge_patch`)."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == JSON_PATCH:
         return json_patch(target, patch)
@@ -188,7 +189,7 @@ def apply_patch(target: Any, patch: Any, content_type: str) -> Any:
     if kind == STRATEGIC:
         return strategic_merge_patch(target, patch)
     if kind in (MERGE, APPLY, "application/json"):
-        return merge_patch(target, patch)
+        return merge_patch(target, patch, share)
     raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
 
 
