@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,10 +187,15 @@ class Applier:
             raise Refused(str(outcome))
 
     def send(self, desired: Mapping[Owner, Sequence[Row]], spare: frozenset[UUID],
-             deadline: float) -> tuple[Plan, Reply | None] | None:
+             deadline: float, ahead: bool = False) -> tuple[Plan, Reply | None] | None:
         """Plan `desired` against the index and send its transaction without waiting for the
         reply: (plan, reply), or (plan, None) when there is nothing to change, or None when
-        the session dropped meanwhile (plan again once it is back)."""
+        the session dropped meanwhile (plan again once it is back).
+
+        With `ahead` (only where the server takes client-chosen UUIDs, see `can_run_ahead`),
+        the changes go into the index as the request is queued, before the server has
+        committed them, so that the next plan can build on them at once; a caller that gets
+        anything but a commit back must `resync` before it plans again."""
         nb = self.nb
         session = nb.session
         assert session is not None, "NbClient not started"
@@ -209,13 +215,43 @@ class Applier:
                 assert session.schema is not None
                 txn = Transaction(plan, session.schema, session, self.uuids,
                                   session.supports_insert_uuid, self.codecs)
+                if ahead:
+                    assert session.supports_insert_uuid
+                    txn.reflect([])  # client UUIDs: the reply has nothing to resolve
             rid, data = session.encode_request("transact", [session.database, *txn.ops])
             txn.ops = []  # only the bytes are needed now (and the write-through)
         try:
-            session.send_encoded(rid, data, done.callback(txn), epoch)
+            session.send_encoded(rid, data, done.callback(txn, reflected=ahead), epoch)
         except Disconnected:
             return None
         return plan, done
+
+    def can_run_ahead(self) -> bool:
+        """Whether `send(ahead=True)` is possible: new rows' UUIDs are known before the
+        reply only when the server takes client-chosen UUIDs."""
+        session = self.nb.session
+        return session is not None and session.supports_insert_uuid
+
+    def catch_up(self) -> None:
+        """Wait until the monitor updates of every transaction answered so far are in the
+        index (a round trip: the server sends a commit's updates before it answers a later
+        request). While several transactions that change one row are in flight, the update
+        of the first one shows that row without the changes of the later ones until their
+        updates come; a plan that deletes rows must not see such a row."""
+        session = self.nb.session
+        assert session is not None
+        try:
+            session.call("echo", [], self.nb.timeout)
+        except Disconnected:
+            pass  # the monitor is loaded again: it has everything
+
+    def resync(self) -> None:
+        """Replace the index with what the server holds: drops what `send(ahead=True)` put
+        there for transactions that did not commit, and finds rows of ours the monitor does
+        not report (inserts made by others into a table without insert echo)."""
+        session = self.nb.session
+        assert session is not None
+        session.reload(self.nb.timeout)
 
     def _settle_refused_uuid(self, rid: RowId, row_uuid: str, wait: float = 10.0) -> None:
         """An insert was refused for its UUID: find out who holds it (see the module doc)."""
@@ -234,7 +270,9 @@ class Applier:
             return
         log.info("nb insert had landed already; planning again once it is seen",
                  table=rid.table, key=rid.key, uuid=row_uuid, holder=who)
-        if who == OURS:
+        if who == OURS and not session.echoes_inserts(rid.table):
+            self.resync()  # the monitor will not report it: load it
+        elif who == OURS:
             target = UUID(row_uuid)
             deadline = time.monotonic() + wait
             while (target not in self.nb.read(self.nb.index.lookup, rid)
@@ -272,7 +310,9 @@ class Reply:
         self._event = threading.Event()
         self.outcome: Exception | None = None
 
-    def callback(self, txn: Transaction):  # noqa: ANN201
+    def callback(self, txn: Transaction, reflected: bool = False):  # noqa: ANN201
+        """The reply handler: `txn` is written through once committed, unless it already
+        was (`reflected`, see `Applier.send`)."""
         def on_reply(result: Any, error: Any) -> None:
             if error is not None:
                 self.outcome = error if isinstance(error, Exception) else OvsdbError(str(error))
@@ -280,11 +320,12 @@ class Reply:
                 found = first_error(result)
                 failure = None if found is None else found[1]
                 if found is None:
-                    try:
-                        txn.reflect(result)
-                    except Exception as exc:  # noqa: BLE001 - the monitor will catch up
-                        log.warning("write-through failed; waiting for the monitor",
-                                    error=str(exc))
+                    if not reflected:
+                        try:
+                            txn.reflect(result)
+                        except Exception as exc:  # noqa: BLE001 - the monitor will catch up
+                            log.warning("write-through failed; waiting for the monitor",
+                                        error=str(exc))
                 elif "duplicate uuid" in failure:
                     self.outcome = _Transient(failure, txn.insert_of(found[0]))
                 elif failure.startswith("timed out"):
@@ -295,6 +336,9 @@ class Reply:
                     self.outcome = OvsdbError(failure)
             self._event.set()
         return on_reply
+
+    def ready(self) -> bool:
+        return self._event.is_set()
 
     def wait(self, timeout: float) -> Exception | None:
         if not self._event.wait(timeout):
@@ -322,72 +366,113 @@ class Stream:
     server commits one chunk while the caller computes the next (a full sync reconciles
     objects in dependency order and hands over a chunk every few thousand rows).
 
-    At most one chunk is in flight: before the next chunk is planned, the previous reply is
-    awaited and its write-through is in the index, so every plan sees what earlier chunks
-    wrote (a later chunk references their rows by UUID). A chunk whose transaction did not
-    commit (session lost, refused, no reply in time) is committed again the careful way
-    (`Applier._apply`: plan again, split to find a bad owner). An owner left out of its
-    chunk's plan (it referenced a row of a later chunk, or was refused) gets one more go in
-    the last transaction, together with the garbage collection of `finish`.
+    Where the server takes client-chosen UUIDs, up to `IN_FLIGHT` chunks are in flight: each
+    is planned against the index with the earlier chunks already in it (`Applier.send` with
+    `ahead`), so later chunks reference their rows by UUID without waiting for their replies,
+    and the server works on one chunk while the next is computed and sent. Elsewhere one
+    chunk is in flight, and the next is planned once its reply's write-through is in.
+
+    A chunk whose transaction did not commit (session lost, refused, no reply in time) is
+    committed again the careful way (`Applier._apply`: plan again, split to find a bad
+    owner), after the index is loaded again from the server (it held the chunk's rows, and
+    those of every chunk sent after it, before they had committed); the chunks sent after it
+    are planned again the same way, so whatever they assumed of it is redone. An owner left
+    out of its chunk's plan (it referenced a row of a later chunk, or was refused) gets one
+    more go in the last transaction, together with the garbage collection of `finish`.
 
     Chunking trades the atomicity of one big transaction for overlap and bounded memory:
     a reader of NB may see earlier chunks before later ones, each owner's rows complete.
     """
+
+    IN_FLIGHT = 3
 
     def __init__(self, applier: Applier):
         self.applier = applier
         self.result = ApplyResult()
         self.owners: set[Owner] = set()
         self._retry: dict[Owner, Sequence[Row]] = {}
-        self._pending: tuple[dict[Owner, Sequence[Row]], Plan, Reply, float] | None = None
+        self._ahead = applier.can_run_ahead()
+        self._pending: deque[_Sent] = deque()
 
     def send(self, desired: Mapping[Owner, Sequence[Row]]) -> None:
         """Commit these owners' rows (in this order); returns once they are sent."""
-        self._settle()
         chunk = dict(desired)
         if not chunk:
             return
+        self._settle(self.IN_FLIGHT - 1 if self._ahead else 0)
         self.owners.update(chunk)
         start = time.monotonic()
-        sent = self.applier.send(chunk, frozenset(), start + self.applier.nb.timeout)
+        sent = self.applier.send(chunk, frozenset(), start + self.applier.nb.timeout,
+                                 ahead=self._ahead)
         if sent is None:  # the session dropped while planning
+            self._settle(0)
             self._merge(chunk, self.applier._apply(chunk))
         elif sent[1] is None:  # nothing to change
             self._merge(chunk, self.applier.landed(sent[0], len(chunk), 0.0))
         else:
-            self._pending = (chunk, sent[0], sent[1], start)
+            self._pending.append(_Sent(chunk, sent[0], sent[1], start))
             log.debug("nb chunk sent", owners=len(chunk), txn_size=len(sent[0]),
+                      in_flight=len(self._pending),
                       duration=round(time.monotonic() - start, 4))
 
     def finish(self, gc: bool = False, keep: Iterable[Owner] = ()) -> ApplyResult:
         """Wait for the last chunk, give refused owners their last go and, with gc=True,
         delete the rows of every other owner found in NB (none of the sent ones, not `keep`).
         Returns what all chunks did."""
-        self._settle()
+        self._settle(0)
+        if self._ahead and self.result.transactions:
+            self.applier.catch_up()
         last = dict(self._retry)
         if gc:
             last.update(self.applier.orphans(self.owners, keep))
         self.result.merge(self.applier._apply(last))
         return self.result
 
-    def _settle(self) -> None:
-        if self._pending is None:
-            return
-        chunk, plan, done, start = self._pending
-        self._pending = None
+    def _settle(self, keep: int) -> None:
+        """Take the replies of the oldest chunks until at most `keep` are in flight (and
+        every reply already in)."""
+        pending = self._pending
+        while pending and (len(pending) > keep or pending[0].reply.ready()):
+            sent = pending.popleft()
+            outcome = self._wait(sent)
+            if outcome is None:
+                self._merge(sent.chunk, self.applier.landed(sent.plan, len(sent.chunk),
+                                                            time.monotonic() - sent.start))
+                continue
+            log.info("nb chunk not committed; committing it again", owners=len(sent.chunk),
+                     after=len(pending), error=str(outcome))
+            metrics.observe_transaction(0, 0.0, "retry")
+            later = list(pending)
+            pending.clear()
+            for other in later:  # what came back, committed or not, before the index goes
+                if self._wait(other) is None:
+                    self._merge(other.chunk, self.applier.landed(
+                        other.plan, len(other.chunk), time.monotonic() - other.start))
+            if self._ahead:
+                self.applier.resync()
+            for redo in (sent, *later):
+                self._merge(redo.chunk, self.applier._apply(redo.chunk))
+
+    def _wait(self, sent: _Sent) -> Exception | None:
         waited = time.monotonic()
-        outcome = done.wait(max(1.0, start + self.applier.nb.timeout - time.monotonic()))
-        log.debug("nb chunk reply", owners=len(chunk), waited=round(time.monotonic() - waited, 4))
-        if outcome is None:
-            self._merge(chunk, self.applier.landed(plan, len(chunk), time.monotonic() - start))
-            return
-        log.info("nb chunk not committed; committing it again", owners=len(chunk),
-                 error=str(outcome))
-        metrics.observe_transaction(0, 0.0, "retry")
-        self._merge(chunk, self.applier._apply(chunk))
+        outcome = sent.reply.wait(max(1.0, sent.start + self.applier.nb.timeout
+                                      - time.monotonic()))
+        log.debug("nb chunk reply", owners=len(sent.chunk),
+                  waited=round(time.monotonic() - waited, 4))
+        return outcome
 
     def _merge(self, chunk: dict[Owner, Sequence[Row]], result: ApplyResult) -> None:
         for owner in result.errors:
             self._retry[owner] = chunk[owner]
         result.errors = {}  # decided by the last go
         self.result.merge(result)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A chunk in flight: its owners, plan, reply and when it was planned."""
+
+    chunk: dict[Owner, Sequence[Row]]
+    plan: Plan
+    reply: Reply
+    start: float

@@ -10,6 +10,15 @@ the controller reads: `name`, `external_ids`, the reference columns of `model.RE
 writes are never read back: a content hash in external_ids says whether a row is as
 desired. Writes are raw JSON-RPC transactions (topology.apply, topology.rpcwrite).
 
+Load_Balancer rows are the bulk of what the controller writes (one or more per Service), so
+the server does not echo their inserts (`QUIET_INSERTS`): composing and sending that echo
+cost the server about as much as the inserts themselves, and the client as much again to
+read it. Our own inserts go into the index when written; updates and deletes of our rows,
+by anyone, are still reported. A Load_Balancer row carrying our tags that someone else
+inserts (a second controller that is not supposed to run, a hand-made copy) is seen when
+the monitor is loaded again: at every (re)connection, when an insert of ours is refused
+because such a row holds its key, and at every periodic full sync of `run` (`--resync`).
+
 A full python-ovs IDL through ovsdbapp (`NbClient.api` / `NbClient.idl`: every written
 column of every table) is still available for tools that read arbitrary columns (`inspect`);
 it is opened lazily on first use, so the controller's hot path never pays for it.
@@ -44,6 +53,8 @@ SCHEMA = "OVN_Northbound"
 UUID = uuid.UUID
 
 # Columns read back besides name, external_ids and reference columns (ycloud_controller.restore)
+QUIET_INSERTS = frozenset({model.LoadBalancer.TABLE})  # see the module docstring
+
 READ_COLUMNS: dict[str, tuple[str, ...]] = {
     "Logical_Switch_Port": ("addresses",),
     "Logical_Router_Port": ("networks",),
@@ -93,7 +104,8 @@ def _monitors() -> dict[str, TableMonitor]:
         if table in model.OWNED_BY_NAME:
             out[table] = TableMonitor(tuple(cols))
         else:
-            out[table] = TableMonitor(tuple(["external_ids", *cols]), where)
+            out[table] = TableMonitor(tuple(["external_ids", *cols]), where,
+                                      echo_inserts=table not in QUIET_INSERTS)
     return out
 
 

@@ -78,6 +78,10 @@ MAX_BACKOFF_MS = 2000
 class TableMonitor:
     columns: tuple[str, ...]
     where: list[Any] | None = None  # monitor_cond condition; None: every row
+    # False: the server does not report new rows (select insert=false) once the monitor is
+    # synced; our own inserts go into the store as confirmed rows (write-through), and rows
+    # inserted by others are seen at the next `reload` (or reconnection)
+    echo_inserts: bool = True
 
 
 RowListener = Callable[[str, UUID, "dict[str, Any] | None", "dict[str, Any] | None",
@@ -159,6 +163,31 @@ class Session(StreamMixin, MonitorMixin):
         requests waiting for a reply fail with Disconnected (callable from any thread)."""
         self._leave_at = time.monotonic()
         self._wake()
+
+    def reload(self, timeout: float) -> None:
+        """Load the monitor again on this connection (monitor_cancel, monitor_cond): its
+        initial contents replace the store, dropping every local change, and show rows a
+        monitor that does not echo inserts has not reported. Returns once they are in, or
+        raises TimeoutError after `timeout` (callable from any thread but the session's).
+        The server answers requests in order: what was sent before is in the new contents.
+        A caller must not have a transaction in flight whose changes went into the store
+        before its reply (`Applier.send` with `ahead`): the reload would drop them."""
+        epoch = self.epoch
+        try:
+            self.send("monitor_cancel", [self.MONITOR_ID], None)
+            self.send("monitor_cond", self.monitor_params(), self._got_monitor)
+        except Disconnected:
+            pass  # the reconnection loads the monitor anyway
+        deadline = time.monotonic() + timeout
+        while self.epoch == epoch or not self.synced.is_set():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"NB monitor not synced again within {timeout:.0f}s")
+            time.sleep(0.01)
+
+    def echoes_inserts(self, table: str) -> bool:
+        """Whether the monitor reports rows others insert into `table` (TableMonitor)."""
+        mon = self.monitors.get(table)
+        return mon is None or mon.echo_inserts
 
     def is_connected(self) -> bool:
         return self._session.is_connected() and self.synced.is_set()

@@ -138,6 +138,10 @@ class MonitorMixin:
         self.supports_insert_uuid = bool(
             error is None and isinstance(result, list) and result
             and isinstance(result[0], dict) and "uuid" in result[0])
+        self._request("monitor_cond", self.monitor_params(), self._got_monitor)
+
+    def monitor_params(self) -> list[Any]:
+        """The params of our monitor_cond request (see TableMonitor)."""
         requests = {}
         assert self.schema is not None
         for table, mon in self.monitors.items():
@@ -147,9 +151,11 @@ class MonitorMixin:
             req: dict[str, Any] = {"columns": [c for c in mon.columns if c in cols]}
             if mon.where is not None:
                 req["where"] = mon.where
+            if not mon.echo_inserts:
+                req["select"] = {"initial": True, "insert": False, "delete": True,
+                                 "modify": True}
             requests[table] = [req]
-        self._request("monitor_cond", [self.database, self.MONITOR_ID, requests],
-                  self._got_monitor)
+        return [self.database, self.MONITOR_ID, requests]
 
     def _got_monitor(self, result: Any, error: Any) -> None:
         if self._leaving:  # the server stopped being usable during the handshake
@@ -245,8 +251,8 @@ class MonitorMixin:
     def local_change(self, table: str, row_uuid: UUID, values: dict[str, Any] | None,
                      replace: bool = False) -> None:
         """Reflect a committed write (caller holds `lock`): `values` are the new values of
-        (some) monitored columns, None deletes the row. Nothing is kept when the confirmed
-        row already has them (its monitor update came first)."""
+        (some) monitored columns, None deletes the row; `replace` for a new row. Nothing is
+        kept when the confirmed row already has them (its monitor update came first)."""
         store = self.rows.setdefault(table, {})
         overlay = self.overlay.setdefault(table, {})
         base = store.get(row_uuid)
@@ -261,6 +267,17 @@ class MonitorMixin:
         mon = self.monitors.get(table)
         cols = mon.columns if mon else ()
         kept = {c: v for c, v in values.items() if c in cols}
+        if replace and mon is not None and not mon.echo_inserts:
+            # an insert the server will not echo: a confirmed row at once, so that later
+            # monitor updates of it (modify, delete) find their base
+            old = self.effective(table, row_uuid)
+            new = dict(self._defaults(table))
+            new.update(kept)
+            store[row_uuid] = new
+            overlay.pop(row_uuid, None)
+            if self.on_row is not None and new != old:
+                self.on_row(table, row_uuid, old, new, None)
+            return
         current = overlay.get(row_uuid, _NONE)
         if current is _NONE and base is not None and all(
                 base.get(c) == v for c, v in kept.items()):

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lease-duration", type=float, default=15.0,
                      help="seconds a leader's lease lasts without renewal (default 15)")
     run.add_argument("--resync", type=float, default=600.0,
-                     help="seconds between full resyncs that repair drift (default 600)")
+                     help="seconds between full resyncs that repair drift; each first "
+                          "reloads our NB rows from the server (default 600)")
     sync = sub.add_parser("sync", help="converge NB to the source once and exit")
     _common(sync)
     sync.add_argument("--once", action="store_true", required=True,

@@ -234,6 +234,17 @@ class Controller(Loops):
                  refused=len(report.refused), duration=round(report.seconds, 3))
         return report
 
+    def reload_nb(self) -> None:
+        """Load our NB rows again from the server before a periodic full sync, so that it
+        also repairs Load_Balancer rows with our tags that others inserted (the monitor does
+        not report those inserts: topology.nb QUIET_INSERTS)."""
+        if self.applier is None or not self._writes_nb() or \
+                (self.nb is not None and not self.nb.connected()):
+            return
+        start = time.monotonic()
+        self.applier.resync()
+        log.info("nb rows reloaded", duration=round(time.monotonic() - start, 3))
+
     def settle(self, timeout: float = 120.0) -> bool:
         """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
         derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before

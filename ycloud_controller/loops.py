@@ -38,7 +38,7 @@ class Loops:
     _nb_down: bool
     _synced_as_leader: bool
     is_leader: Callable[[], bool]
-    # and the methods informers_synced, settle, full_sync, run_batch
+    # and the methods informers_synced, settle, reload_nb, full_sync, run_batch
 
     def step(self, timeout: float = 0.5) -> int:
         """Process one batch of ready keys; returns how many keys were handled."""
@@ -99,6 +99,8 @@ class Loops:
         try:
             if not self._synced_as_leader:
                 self.settle()
+            else:  # periodic: also find rows with our tags that NB does not report (reload)
+                self.reload_nb()
             self.full_sync()
             self._synced_as_leader = True
         except (RuntimeError, OSError, TimeoutError) as exc:
