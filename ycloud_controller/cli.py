@@ -124,12 +124,13 @@ def _ssl(args: argparse.Namespace) -> SslConfig | None:
     return SslConfig(*parts)
 
 
-def _nb(args: argparse.Namespace) -> NbClient:
+def _nb(args: argparse.Namespace, start: bool = True) -> NbClient:
     if not args.ovn_nb_db:
         raise config_mod.ConfigError("no NB remote: pass --ovn-nb-db or set OVN_NB_DB")
     # `sync --timeout T` bounds everything it waits for, the NB connection included
     timeout = min(60.0, getattr(args, "timeout", 60.0))
-    return NbClient(args.ovn_nb_db, ssl=_ssl(args), timeout=timeout).start()
+    nb = NbClient(args.ovn_nb_db, ssl=_ssl(args), timeout=timeout)
+    return nb.start() if start else nb
 
 
 def _sb(args: argparse.Namespace) -> SbMonitor | None:
@@ -162,14 +163,15 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from ycloud_controller.controller import Controller
     render = args.command == "render"
     source = open_source(args)
-    nb = _nb(args)
+    nb = _nb(args, start=False)
     sb = _sb(args)
     ctl = Controller(cfg, source.backend, nb, emulate=source.emulate, plan_only=render,
                      write_kube=source.emulate or not render, sb=sb)
     try:
         if sb is not None:
             sb.start()
-        ctl.start()
+        ctl.start()  # the informers list while our NB rows load
+        nb.start()
         if not ctl.wait_synced(timeout=60):
             sys.stderr.write("ycloud-controller: the source did not sync within 60s\n")
             return 1
