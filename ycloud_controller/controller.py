@@ -26,6 +26,7 @@ from topology.nb import NbClient
 from topology.ovsdb_types import gc_paused
 from topology.plan import Plan
 from topology.sb import SbMonitor
+from topology.stream import Stream
 from ycloud_controller import metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.config import Config
@@ -301,7 +302,7 @@ class Controller(Loops):
         if not self._writes_nb() or (self.nb is not None and not self.nb.connected()):
             return None  # NB unreachable: _commit says so
         assert self.applier is not None
-        return Chunks(self.applier.stream())
+        return Chunks(Stream(self.applier))
 
     def _commit(self, outcomes: dict[Key, Outcome], full: bool,
                 chunks: Chunks | None = None) -> SyncReport:

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from topology.apply import ApplyResult, Stream
+from topology.apply import ApplyResult
 from topology.model import Owner, Row
+from topology.stream import Stream
 from ycloud_controller.reconcilers.base import Outcome
 
 log = structlog.get_logger("ycloud_controller.controller")
@@ -61,7 +62,7 @@ class Progress:
             log.info("sync progress", done=self.done, total=self.total, rate=round(rate, 1))
 
 
-CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.apply.Stream)
+CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.stream.Stream)
 
 
 class Chunks:

@@ -1,4 +1,4 @@
-"""A full sync streamed to a real ovsdb-server in chunks (topology.apply.Stream): each chunk
+"""A full sync streamed to a real ovsdb-server in chunks (topology.stream.Stream): each chunk
 is sent while the caller computes the next, later chunks reference rows of earlier ones, and
 the result is the NB a single transaction would have made."""
 
@@ -15,6 +15,7 @@ from topology.apply import Applier
 from topology.model import Owner, Row
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
+from topology.stream import Stream
 
 SUBNET = Owner("Subnet", "s1")
 
@@ -30,7 +31,7 @@ def retries() -> float:
 
 def test_chunks_land_as_one_apply_would(applier: Applier, sandbox: Sandbox) -> None:
     desired = base(pods=6, lbs=9)
-    stream = applier.stream()
+    stream = Stream(applier)
     for chunk in chunked(desired, 4):  # the VPC and subnet first, pods and LBs after
         stream.send(chunk)
     result = stream.finish(gc=True)
@@ -46,7 +47,7 @@ def test_chunks_land_as_one_apply_would(applier: Applier, sandbox: Sandbox) -> N
 def test_owner_ahead_of_the_rows_it_references_lands_in_the_last_go(
         applier: Applier, sandbox: Sandbox) -> None:
     owner, rows = pod(1)
-    stream = applier.stream()
+    stream = Stream(applier)
     stream.send({owner: rows})  # its switch comes in the next chunk
     stream.send({VPC: vpc(), SUBNET: subnet()})
     result = stream.finish()
@@ -58,7 +59,7 @@ def test_a_bad_owner_is_reported_alone(applier: Applier, sandbox: Sandbox) -> No
     applier.apply({VPC: vpc(), SUBNET: subnet()})
     sandbox.nbctl("ls-add", "other")
     sandbox.nbctl("lsp-add", "other", "p2.ns")  # the name pod 2 wants, not ours
-    stream = applier.stream()
+    stream = Stream(applier)
     stream.send(dict(pod(i) for i in range(4)))
     stream.send(dict(lb(i) for i in range(3)))
     result = stream.finish()
@@ -72,7 +73,7 @@ def test_a_bad_owner_is_reported_alone(applier: Applier, sandbox: Sandbox) -> No
 def test_finish_collects_garbage_and_spares_kept_owners(applier: Applier,
                                                         sandbox: Sandbox) -> None:
     applier.apply(base(pods=3, lbs=2))
-    stream = applier.stream()
+    stream = Stream(applier)
     stream.send({VPC: vpc(), SUBNET: subnet()})
     stream.send(dict([pod(0)]))
     result = stream.finish(gc=True, keep={Owner("Pod", "ns/p2")})
@@ -91,7 +92,7 @@ def test_chunk_whose_reply_is_lost_is_committed_again(applier: Applier, nb: NbCl
     server = sandbox.process("nb").pid()
     assert server is not None
     before = retries()
-    stream = applier.stream()
+    stream = Stream(applier)
     os.kill(server, signal.SIGSTOP)
     try:
         stream.send(dict(pod(i) for i in range(5)))

@@ -22,6 +22,7 @@ from topology.apply import Applier
 from topology.model import Owner, RowId
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
+from topology.stream import Stream
 
 
 def copy_of(sandbox: Sandbox, name: str) -> None:
@@ -105,7 +106,7 @@ def test_chunk_refused_under_chunks_planned_on_it(applier: Applier, nb: NbClient
     planned as if it had landed, are already sent. Every good owner still lands."""
     sandbox.nbctl("ls-add", "other")
     sandbox.nbctl("lsp-add", "other", "p9.ns")  # the name pod 9 wants, not ours
-    stream = applier.stream()
+    stream = Stream(applier)
     assert stream.IN_FLIGHT >= 3 and applier.can_run_ahead()
     stream.send({VPC: vpc(), Owner("Subnet", "s1"): subnet(), **dict([pod(9)])})
     stream.send(dict(pod(i) for i in range(4)))
