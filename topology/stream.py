@@ -92,8 +92,7 @@ class Stream:
             sent = pending.popleft()
             outcome = self._wait(sent)
             if outcome is None:
-                self._merge(sent.chunk, self.applier.landed(sent.plan, len(sent.chunk),
-                                                            time.monotonic() - sent.start))
+                self._landed(sent)
                 continue
             log.info("nb chunk not committed; committing it again", owners=len(sent.chunk),
                      after=len(pending), error=str(outcome))
@@ -102,12 +101,15 @@ class Stream:
             pending.clear()
             for other in later:  # what came back, committed or not, before the index goes
                 if self._wait(other) is None:
-                    self._merge(other.chunk, self.applier.landed(
-                        other.plan, len(other.chunk), time.monotonic() - other.start))
+                    self._landed(other)
             if self._ahead:
                 self.applier.resync()
             for redo in (sent, *later):
                 self._merge(redo.chunk, self.applier._apply(redo.chunk))
+
+    def _landed(self, sent: _Sent) -> None:
+        self._merge(sent.chunk, self.applier.landed(sent.plan, len(sent.chunk),
+                                                    time.monotonic() - sent.start))
 
     def _wait(self, sent: _Sent) -> Exception | None:
         waited = time.monotonic()
