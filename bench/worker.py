@@ -181,11 +181,13 @@ STAGES = Stages()
 
 
 class SyncTimes:
-    """Wraps Controller.full_sync to record when each full sync ran and what it wrote."""
+    """Wraps Controller.full_sync and Controller.verify to record when each ran and what it
+    wrote."""
 
     def __init__(self) -> None:
         self.syncs: list[dict[str, Any]] = []
         self.informers_synced: dict[str, Any] = {}
+        self.verify: dict[str, Any] = {}
 
     def install(self) -> None:
         from ycloud_controller.controller import Controller
@@ -208,11 +210,22 @@ class SyncTimes:
                                    "transactions": report.transactions,
                                    "changes": report.changes, "objects": report.objects,
                                    "refused": len(report.refused), "plan_only": plan_only,
+                                   "reused": report.reused,
                                    "timers": timers,
                                    "invalid": len(report.invalid)})
             return report
 
         Controller.full_sync = full_sync  # type: ignore[method-assign]
+        original_verify = Controller.verify
+
+        def verify(ctl):  # noqa: ANN001, ANN202
+            start = time.monotonic()
+            report = original_verify(ctl)
+            recorder.verify = {"start": start, "end": time.monotonic(),
+                               "changes": report.changes, "objects": report.objects}
+            return report
+
+        Controller.verify = verify  # type: ignore[method-assign]
         original_wait = Controller.wait_synced
 
         def wait_synced(ctl, timeout: float = 60.0) -> bool:  # noqa: ANN001
@@ -251,7 +264,7 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
     rc = cli.main(argv)
     t1 = time.monotonic()
     out.update(rc=rc, start=t0, end=t1, seconds=t1 - t0, syncs=times.syncs,
-               informers_synced=times.informers_synced,
+               informers_synced=times.informers_synced, verify=times.verify,
                rss_imports_kb=RSS_AT_START,
                controller_transactions=nb_txn_counter() - before,
                peak_rss_kb=proc_status("VmHWM"))

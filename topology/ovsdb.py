@@ -58,7 +58,6 @@ from topology.ovsdb_types import (
     Disconnected,
     OvsdbError,
     Schema,
-    _new_parser,
     gc_paused,
 )
 
@@ -129,8 +128,7 @@ class Session(StreamMixin, MonitorMixin):
         self._out_offset = 0
         self._seqno = -1
         self._inbuf = bytearray()
-        self._scanned = 0  # bytes of the message at the head of _inbuf fed to _parser
-        self._parser = _new_parser()
+        self._cut = False  # the message at the head of _inbuf is not all here
         self._pending: dict[Any, Callable[[Any, Any], None]] = {}
         self._ids = itertools.count(1)
         self._out_lock = threading.Lock()
@@ -335,8 +333,7 @@ class Session(StreamMixin, MonitorMixin):
             self._leaving = False
             self._handshake_started = False
             self._inbuf.clear()
-            self._scanned = 0
-            self._parser = _new_parser()
+            self._cut = False
             with self.lock:
                 self._reset()
                 self._handshake()

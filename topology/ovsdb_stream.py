@@ -4,18 +4,17 @@ Mixed into Session, which owns the connection; runs in the session thread only."
 
 from __future__ import annotations
 
-import codecs
 import errno
 import json
+import re
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import ovs.jsonrpc
 import ovs.timeval
 import structlog
 
-from topology.ovsdb_types import _new_parser, gc_paused
+from topology.ovsdb_types import gc_paused
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +44,8 @@ class StreamMixin:
 
     def _receive(self, limit: int = 16 << 20) -> list[dict[str, Any]]:
         """Read what the socket has (1 MiB at a time, up to `limit`) and decode every complete
-        message. python-ovs' own reader goes 4 KiB at a time and converts through its C
-        parser's tree; here that parser only finds where a message ends, and the message is
-        decoded by the standard library, with the collector paused."""
+        message (python-ovs' own reader goes 4 KiB at a time and converts through its
+        parser's tree), with the collector paused."""
         rpc = self._session.rpc
         got = 0
         while got < limit:
@@ -68,29 +66,62 @@ class StreamMixin:
         self._last_rx = time.monotonic()
         self._session.reconnect.activity(now)
         with gc_paused():
-            return list(self._frames())
+            return self._frames()
 
-    def _frames(self) -> Iterable[dict[str, Any]]:
+    def _frames(self) -> list[dict[str, Any]]:
+        """The complete messages at the head of `_inbuf`, each parsed once; the rest stays.
+
+        A message found cut short (`_cut`) is not parsed again until the buffer ends with
+        "}", the only byte a message (a JSON object) can end with: a large message arriving
+        over many reads is not parsed over and over."""
         buf = self._inbuf
-        while len(buf) > self._scanned:
-            text, nbytes = codecs.utf_8_decode(bytes(buf[self._scanned:]), "strict", False)
-            if not text:
-                return
-            used = self._parser.feed(text)  # bytes consumed
-            if not self._parser.is_done():
-                self._scanned += nbytes
-                return
-            end = self._scanned + used
-            raw = bytes(buf[:end])
-            del buf[:end]
-            self._scanned = 0
-            self._parser = _new_parser()
+        if not buf or (self._cut and buf[-1] != _CLOSE):
+            return []
+        try:
+            text = buf.decode("utf-8")
+        except UnicodeDecodeError:
+            if buf[-1] == _CLOSE:
+                return self._invalid()
+            text = buf.decode("utf-8", "ignore")  # a character cut short: parse up to it
+        out: list[dict[str, Any]] = []
+        pos, end = 0, len(text)
+        self._cut = False
+        while True:
+            pos = _SPACE.match(text, pos).end()
+            if pos >= end:
+                break
             try:
-                msg = json.loads(raw)
-            except ValueError:
-                log.warning("nb sent invalid JSON; reconnecting")
-                self._session.rpc.error(errno.EPROTO)
-                return
+                msg, pos_after = _DECODER.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                if _cut_short(text, exc):
+                    self._cut = True  # the rest comes later
+                    break
+                return out + self._invalid()
+            pos = pos_after
             if isinstance(msg, dict):
-                yield msg
+                out.append(msg)
+        if pos >= end and not self._cut:
+            buf.clear()
+        elif pos:
+            del buf[:len(text[:pos].encode("utf-8"))]
+        return out
 
+    def _invalid(self) -> list[dict[str, Any]]:
+        log.warning("nb sent invalid JSON; reconnecting")
+        self._inbuf.clear()
+        self._cut = False
+        self._session.rpc.error(errno.EPROTO)
+        return []
+
+
+def _cut_short(text: str, exc: json.JSONDecodeError) -> bool:
+    """Whether a parse failed because the text ends before the message does (rather than
+    on invalid JSON): at its very end, in a string, or in a number or literal."""
+    return (exc.pos >= len(text) - 1 or exc.msg.startswith("Unterminated string")
+            or _TOKEN.fullmatch(text, exc.pos) is not None)
+
+
+_CLOSE = ord("}")
+_TOKEN = re.compile(r"[-+.\w]*")
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()

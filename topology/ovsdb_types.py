@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import ovs.json
-
 _uuid = uuidlib.UUID
 
 _gc_lock = threading.Lock()
@@ -167,7 +165,3 @@ def encode(ct: ColumnType, value: Any) -> Any:
         values = (value,)
     return ["set", [encode_atom(ct.key, v) for v in values]]
 
-
-def _new_parser() -> Any:
-    """A JSON parser used only to find where a message ends (C when python-ovs has it)."""
-    return ovs.json.Parser(check_trailer=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -38,12 +38,16 @@ class Stream:
 
     Chunking trades the atomicity of one big transaction for overlap and bounded memory:
     a reader of NB may see earlier chunks before later ones, each owner's rows complete.
+    `on_landed` hears, as each chunk commits, which of its owners are in NB now, so that
+    the caller can report them before the last chunk is in.
     """
 
     IN_FLIGHT = 3
 
-    def __init__(self, applier: Applier):
+    def __init__(self, applier: Applier,
+                 on_landed: Callable[[list[Owner]], None] | None = None):
         self.applier = applier
+        self.on_landed = on_landed
         self.result = ApplyResult()
         self.owners: set[Owner] = set()
         self._retry: dict[Owner, Sequence[Row]] = {}
@@ -122,6 +126,8 @@ class Stream:
     def _merge(self, chunk: dict[Owner, Sequence[Row]], result: ApplyResult) -> None:
         for owner in result.errors:
             self._retry[owner] = chunk[owner]
+        if self.on_landed is not None:
+            self.on_landed([o for o in chunk if o not in result.errors])
         result.errors = {}  # decided by the last go
         self.result.merge(result)
 

@@ -191,7 +191,7 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def _report(ctl, drained: bool, strict: bool) -> int:  # noqa: ANN001
     ctl.writer.flush(timeout=30)
-    final = ctl.full_sync()  # converged means: this sync found nothing left to write
+    final = ctl.verify()  # converged means: nothing was left to write
     for key, msg in sorted(final.invalid.items()):
         sys.stderr.write(f"invalid {key[0]} {key[1]}: {msg}\n")
     for key, msg in sorted({**final.refused, **final.retrying}.items()):

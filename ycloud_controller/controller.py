@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 
 import structlog
 
@@ -43,7 +44,14 @@ from ycloud_controller.loops import Loops
 from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
 from ycloud_controller.restore import restore_ipam
-from ycloud_controller.sync_support import Chunks, Progress, freeze_heap, signature
+from ycloud_controller.sync_support import (
+    Chunks,
+    Progress,
+    SyncReport,
+    Verdicts,
+    freeze_heap,
+    signature,
+)
 from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
 from ycloud_controller.writer import KubeWriter
 
@@ -67,22 +75,6 @@ def _no_chassis(lrp: str) -> str | None:
 
 def _ns_index(obj: dict) -> list[str]:
     return [meta(obj).get("namespace") or ""]
-
-
-@dataclass
-class SyncReport:
-    objects: int = 0
-    transactions: int = 0
-    changes: int = 0
-    invalid: dict[Key, str] = field(default_factory=dict)
-    refused: dict[Key, str] = field(default_factory=dict)
-    retrying: dict[Key, str] = field(default_factory=dict)
-    plan: Plan | None = None
-    seconds: float = 0.0
-
-    @property
-    def converged(self) -> bool:
-        return not self.refused and not self.retrying
 
 
 class Controller(Loops):
@@ -124,6 +116,11 @@ class Controller(Loops):
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube)
         self.desired: dict[Owner, Sequence[Row] | None] = {}
+        self.verdicts = Verdicts()
+        # clean outcomes of the settle pass (recorded while it runs), for the full sync
+        # right after it (see settle)
+        self._settling: dict[Key, Outcome] | None = None
+        self._settled: dict[Key, Outcome] = {}
         self._applied: dict[Owner, int] = {}
         self._synced_as_leader = False
         self._nb_down = False  # the last batch found NB unreachable
@@ -198,6 +195,11 @@ class Controller(Loops):
             keys |= set(net.config_subnets)
         return sorted(keys)
 
+    def _all_keys(self) -> list[Key]:
+        return registry.order_keys([(kind, k) for kind in registry.ORDER
+                                    if kind in self.reconcilers
+                                    for k in self._keys_of(kind)], self.ctx.stores)
+
     # -- full sync ----------------------------------------------------------------------------
     def full_sync(self) -> SyncReport:
         """Reconcile every object and make NB equal to the result (with GC)."""
@@ -209,17 +211,20 @@ class Controller(Loops):
         # queued again
         queued = self.queue.get_batch(sys.maxsize, 0)
         covered: set[Key] = set()
+        reuse, self._settled = self._settled, {}
+        for key in queued:  # what settled and nothing queued since
+            reuse.pop(key, None)
         try:
             net = self.triggers.network()
             for sub in net.subnets.values():
                 self.ipam.set_subnet(sub)
             restore_ipam(self.ctx, self.informers, self.nb, net)
-            keys = registry.order_keys([(kind, k) for kind in registry.ORDER
-                                        if kind in self.reconcilers
-                                        for k in self._keys_of(kind)], self.ctx.stores)
+            keys = self._all_keys()
+            self.verdicts.restart()
             progress = Progress(len(keys))
             with gc_paused():  # many new containers, no cycles: no collection scans the heap
-                report = self._reconcile_and_commit(keys, full=True, tick=progress.tick)
+                report = self._reconcile_and_commit(keys, full=True, tick=progress.tick,
+                                                    reuse=reuse)
             covered = set(keys)
         finally:
             for key in queued:
@@ -230,7 +235,8 @@ class Controller(Loops):
         report.seconds = time.monotonic() - start
         self.last_sync = report
         metrics.SYNCS.labels(result="ok" if report.converged else "partial").inc()
-        log.info("full sync done", objects=len(keys), transactions=report.transactions,
+        log.info("full sync done", objects=len(keys), reused=report.reused,
+                 transactions=report.transactions,
                  changes=report.changes, invalid=len(report.invalid),
                  refused=len(report.refused), duration=round(report.seconds, 3))
         return report
@@ -255,11 +261,16 @@ class Controller(Loops):
         if not self.ctx.emulate_cluster:
             return True
         plan_only, self.plan_only = self.plan_only, True
+        self._settling = {}
         try:
             self.full_sync()
-            return self.drain(timeout=timeout)
+            drained = self.drain(timeout=timeout)
+            if drained:
+                self._settled = self._settling
+            return drained
         finally:
             self.plan_only = plan_only
+            self._settling = None
 
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
@@ -271,17 +282,27 @@ class Controller(Loops):
             full=False)
 
     def _reconcile_and_commit(self, keys: list[Key], full: bool,
-                              tick: Callable[[], None] = lambda: None) -> SyncReport:
+                              tick: Callable[[], None] = lambda: None,
+                              reuse: dict[Key, Outcome] | None = None) -> SyncReport:
+        """Reconcile `keys` (or take the outcome `reuse` has for a key: an object whose
+        reconcile would give the same again) and commit the outcomes."""
         outcomes: dict[Key, Outcome] = {}
         freed = False
+        reused = 0
         chunks = self._chunks() if full else None
         for key in keys:
-            outcomes[key], released = self.waiters.reconcile(key, self.reconcile)
-            freed |= released
+            outcome = reuse.get(key) if reuse else None
+            if outcome is not None:
+                outcomes[key] = outcome
+                reused += 1
+            else:
+                outcomes[key], released = self.waiters.reconcile(key, self.reconcile)
+                freed |= released
             if chunks is not None:
-                chunks.add(outcomes[key])
+                chunks.add(key, outcomes[key])
             tick()
         report = self._commit(outcomes, full=full, chunks=chunks)
+        report.reused = reused
         if freed:  # addresses came back: objects refused them get another go
             for key in self.waiters.keys:
                 self.queue.add(key)
@@ -302,13 +323,15 @@ class Controller(Loops):
         if not self._writes_nb() or (self.nb is not None and not self.nb.connected()):
             return None  # NB unreachable: _commit says so
         assert self.applier is not None
-        return Chunks(Stream(self.applier))
+        return Chunks(partial(Stream, self.applier), self.writer.submit)
 
     def _commit(self, outcomes: dict[Key, Outcome], full: bool,
                 chunks: Chunks | None = None) -> SyncReport:
         report = SyncReport()
         rows: dict[Owner, Sequence[Row]] = {}
         keep: set[Owner] = set()
+        if full:  # what a full sync wants is all that is wanted: see verify()
+            self.desired = {}
         for outcome in outcomes.values():
             for owner, owner_rows in outcome.rows.items():
                 self.desired[owner] = owner_rows
@@ -335,23 +358,33 @@ class Controller(Loops):
             nb_metrics.set_owned_rows(self.nb.read(self.nb.index.count_by_table))
         report.transactions, report.changes = result.transactions, result.changes
         submitted: list = []  # handed to the writer at once: one wake-up, not one per key
+        early = chunks.early if chunks is not None else frozenset()  # handed already
         for key, outcome in outcomes.items():
             refused = [result.errors[o] for o in outcome.rows if o in result.errors]
             kind = key[0]
+            if self._settling is not None:  # only a clean outcome is kept, and the newest
+                self._settling.pop(key, None)
             if refused:
                 report.refused[key] = refused[0]
                 effects = outcome.on_refused(refused[0]) if outcome.on_refused else []
                 self.queue.retry(key, refused[0])
                 self._count(kind, "refused")
+                self.verdicts.record(key, "refused", refused[0])
             elif outcome.retry:
                 report.retrying[key] = outcome.retry
                 effects = outcome.effects
                 self.queue.retry(key, outcome.retry)
                 self._count(kind, "retry")
+                self.verdicts.record(key, "retrying", outcome.retry)
             else:
                 if outcome.invalid is not None:
                     report.invalid[key] = outcome.invalid.message
-                effects = outcome.effects
+                    self.verdicts.record(key, "invalid", outcome.invalid.message)
+                else:
+                    self.verdicts.record(key, None)
+                    if self._settling is not None:
+                        self._settling[key] = outcome
+                effects = outcome.effects if key not in early else []
                 self.queue.forget(key)
                 self._count(kind, "invalid" if outcome.invalid else "ok")
             submitted.extend(effects)
@@ -362,9 +395,13 @@ class Controller(Loops):
         freeze_heap(full)
         return report
 
+    def desired_rows(self) -> tuple[dict[Owner, Sequence[Row]], set[Owner]]:
+        """The rows every owner wants, and the owners whose NB rows stay as they are."""
+        rows = {o: r for o, r in self.desired.items() if r is not None}
+        return rows, {o for o, r in self.desired.items() if r is None}
+
     def plan_all(self) -> Plan:
         """The NB changes the current desired state needs (for `render`)."""
         assert self.applier is not None
-        rows = {o: r for o, r in self.desired.items() if r is not None}
-        keep = {o for o, r in self.desired.items() if r is None}
+        rows, keep = self.desired_rows()
         return self.applier.plan(rows, gc=True, keep=keep)

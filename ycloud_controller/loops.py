@@ -1,5 +1,6 @@
 """The controller's loops: a batch step, the leader's serve loop with its full syncs, and
-`drain` (process until nothing is left), used by `sync --once` and the tests.
+`drain` (process until nothing is left) and `verify` (nothing left to write), used by
+`sync --once` and the tests.
 
 A mixin of `Controller` (ycloud_controller.controller), which provides the queue, the
 writer, the informers, `run_batch` and `full_sync`.
@@ -17,10 +18,12 @@ import structlog
 from ycloud_controller import metrics
 
 if TYPE_CHECKING:
+    from topology.apply import Applier
     from topology.nb import NbClient
     from ycloud_controller.config import Config
     from ycloud_controller.kube.informer import Informer
     from ycloud_controller.kube.queue import WorkQueue
+    from ycloud_controller.sync_support import SyncReport, Verdicts
     from ycloud_controller.writer import KubeWriter
 
 log = structlog.get_logger("ycloud_controller.controller")
@@ -38,7 +41,10 @@ class Loops:
     _nb_down: bool
     _synced_as_leader: bool
     is_leader: Callable[[], bool]
-    # and the methods informers_synced, settle, reload_nb, full_sync, run_batch
+    verdicts: Verdicts
+    applier: Applier | None
+    # and the methods informers_synced, settle, reload_nb, full_sync, run_batch, _all_keys,
+    # _writes_nb, desired_rows
 
     def step(self, timeout: float = 0.5) -> int:
         """Process one batch of ready keys; returns how many keys were handled."""
@@ -132,3 +138,29 @@ class Loops:
             if time.monotonic() - quiet_since >= idle:
                 return True
         return False
+
+    def verify(self) -> SyncReport:
+        """What a full sync would find now, without reconciling every object again (the end
+        of `sync --once`, after a full sync and a drain). Every object was reconciled by the
+        last full sync or since (the drain reconciles what events queued): those that were
+        not, and those whose last outcome was refused or retrying, are reconciled now; then
+        NB is made equal to the desired rows, garbage collection included. Converged means
+        this found nothing to write."""
+        start = time.monotonic()
+        keys = self._all_keys()
+        report = self.run_batch(self.verdicts.unsettled(keys))
+        if self._writes_nb():
+            assert self.applier is not None
+            rows, keep = self.desired_rows()
+            result = self.applier.apply(rows, gc=True, keep=keep)
+            report.transactions += result.transactions
+            report.changes += result.changes
+            for owner, msg in result.errors.items():
+                report.refused.setdefault((owner.kind, owner.name), msg)
+        self.verdicts.fill(report, keys)
+        report.objects = len(keys)
+        report.seconds = time.monotonic() - start
+        log.info("verified", objects=len(keys), reconciled=len(self.verdicts.last_checked),
+                 changes=report.changes, invalid=len(report.invalid),
+                 refused=len(report.refused), duration=round(report.seconds, 3))
+        return report

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
 from topology.apply import ApplyResult
 from topology.model import Owner, Row
+from topology.plan import Plan
 from topology.stream import Stream
 from ycloud_controller.reconcilers.base import Outcome
+from ycloud_controller.triggers import Key
 
 log = structlog.get_logger("ycloud_controller.controller")
 
@@ -68,19 +71,28 @@ CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.
 class Chunks:
     """A full sync's rows handed to an NB stream as reconciles produce them: every
     `limit` rows the owners gathered so far are sent, in reconcile (dependency) order, and
-    the server commits them while the next objects are reconciled."""
+    the server commits them while the next objects are reconciled. As a chunk commits, the
+    Kubernetes writes of its objects (a Ready condition says the rows are in NB) go to
+    `submit` at once, so they are written while later chunks are still being committed;
+    `early` says which objects' writes went that way."""
 
-    def __init__(self, stream: Stream, limit: int = CHUNK_ROWS):
-        self.stream = stream
-        self.limit = limit
+    def __init__(self, stream_of: Callable[..., Stream], submit: Callable[[list], None],
+                 limit: int | None = None):
+        self.stream = stream_of(on_landed=self._landed)
+        self.submit = submit
+        self.limit = limit or CHUNK_ROWS
+        self.early: set[Key] = set()
         self._owners: dict[Owner, Sequence[Row]] = {}
         self._rows = 0
+        self._sent: dict[Owner, tuple[Key, Outcome]] = {}  # of an object without a retry
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, key: Key, outcome: Outcome) -> None:
         for owner, rows in outcome.rows.items():
             if rows is not None:  # None: keep what NB has (decided at the end)
                 self._owners[owner] = rows
                 self._rows += len(rows)
+                if outcome.retry is None:
+                    self._sent[owner] = (key, outcome)
         if self._rows >= self.limit:
             self.flush()
 
@@ -89,6 +101,73 @@ class Chunks:
             self.stream.send(self._owners)
             self._owners, self._rows = {}, 0
 
+    def _landed(self, owners: list[Owner]) -> None:
+        effects: list = []
+        for owner in owners:
+            sent = self._sent.pop(owner, None)
+            if sent is None or sent[0] in self.early:
+                continue
+            key, outcome = sent
+            if all(o not in self._sent for o in outcome.rows):  # every owner of it is in
+                self.early.add(key)
+                effects.extend(outcome.effects)
+        self.submit(effects)
+
     def finish(self, gc: bool, keep: set[Owner]) -> ApplyResult:
         self.flush()
         return self.stream.finish(gc=gc, keep=keep)
+
+
+@dataclass
+class SyncReport:
+    objects: int = 0
+    transactions: int = 0
+    changes: int = 0
+    invalid: dict[Key, str] = field(default_factory=dict)
+    refused: dict[Key, str] = field(default_factory=dict)
+    retrying: dict[Key, str] = field(default_factory=dict)
+    plan: Plan | None = None
+    seconds: float = 0.0
+    reused: int = 0  # outcomes of the settle pass taken as they were (Controller.settle)
+
+    @property
+    def converged(self) -> bool:
+        return not self.refused and not self.retrying
+
+
+class Verdicts:
+    """What each object's latest reconcile came to since the last full sync, so that `sync
+    --once` can end without reconciling every object a second time (Controller.verify)."""
+
+    def __init__(self) -> None:
+        self.seen: set[Key] = set()
+        self.open: dict[Key, tuple[str, str]] = {}  # key -> (invalid|refused|retrying, why)
+        self.last_checked: list[Key] = []
+
+    def restart(self) -> None:
+        """A full sync reconciles everything again."""
+        self.seen, self.open = set(), {}
+
+    def record(self, key: Key, state: str | None, message: str = "") -> None:
+        self.seen.add(key)
+        if state is None:
+            self.open.pop(key, None)
+        else:
+            self.open[key] = (state, message)
+
+    def unsettled(self, keys: list[Key]) -> list[Key]:
+        """Keys to reconcile again: not reconciled since the full sync, or last refused by
+        NB or retrying."""
+        seen, open_ = self.seen, self.open
+        self.last_checked = [k for k in keys if k not in seen or
+                             open_.get(k, ("",))[0] in ("refused", "retrying")]
+        return self.last_checked
+
+    def fill(self, report: SyncReport, keys: list[Key]) -> None:
+        """The invalid, refused and retrying objects among `keys`, into a SyncReport."""
+        lists = {"invalid": report.invalid, "refused": report.refused,
+                 "retrying": report.retrying}
+        for key in keys:
+            state = self.open.get(key)
+            if state is not None:
+                lists[state[0]].setdefault(key, state[1])

@@ -96,12 +96,12 @@ class Triggers:
             if svc:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
             return
-        # a ClusterIP Service's own status coming back (our condition): nothing its reconcile
-        # reads changed; its YusurService still hears it. LoadBalancer Services are always
-        # reconciled again: EIP ownership moves through their status (restore, refusals).
-        status_only = (kind == "Service" and event == "MODIFIED" and old is not None
-                       and (obj.get("spec") or {}).get("type") != "LoadBalancer"
-                       and _only_status_changed(obj, old))
+        # our own status condition coming back on a ClusterIP Service or a Pod: nothing their
+        # reconcile reads changed (of a pod's status it reads the phase only); a YusurService
+        # still hears it. LoadBalancer Services are always reconciled again: EIP ownership
+        # moves through their status (restore, refusals).
+        status_only = (kind in ("Service", "Pod") and event == "MODIFIED" and old is not None
+                       and _status_unread(kind, obj, old) and _only_status_changed(obj, old))
         if not status_only:
             self.enqueue((kind, key))
         if kind == "Service":
@@ -136,6 +136,13 @@ class Triggers:
             selector = (ysvc.get("spec") or {}).get("selector")
             if selector and any(selector_matches(selector, lb) for lb in labels):
                 self.enqueue(("YusurService", key_of(ysvc)))
+
+
+def _status_unread(kind: str, obj: dict, old: dict) -> bool:
+    """True when the kind's reconcile reads nothing of the status that may differ."""
+    if kind == "Pod":
+        return (obj.get("status") or {}).get("phase") == (old.get("status") or {}).get("phase")
+    return (obj.get("spec") or {}).get("type") != "LoadBalancer"
 
 
 def _as_backend(obj: dict) -> tuple:

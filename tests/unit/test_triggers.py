@@ -15,7 +15,9 @@ KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Vpc", "Subnet"
 
 def triggers() -> tuple[Triggers, list[Key]]:
     queued: list[Key] = []
-    return Triggers(Config(), {k: Store() for k in KINDS}, queued.append, emulate=True), queued
+    stores = {k: Store() for k in KINDS}
+    stores["Service"].add_index("namespace", lambda o: [o["metadata"].get("namespace", "")])
+    return Triggers(Config(), stores, queued.append, emulate=True), queued
 
 
 def service(labels: dict[str, str] | None = None) -> dict:
@@ -76,3 +78,29 @@ def test_a_deleted_service_is_queued_whatever_its_last_version() -> None:
     t.on_event("Service", "DELETED", with_status(old, "2"), old)
     t.on_event("Service", "DELETED", old, old)
     assert queued.count(("Service", "ns/web")) == 2
+
+
+def pod(phase: str = "Running") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"nodeName": "n1"}, "status": {"phase": phase}}
+
+
+def test_our_condition_on_a_pod_does_not_queue_the_pod_again() -> None:
+    """A pod's reconcile reads only the phase of its status: our own condition coming back
+    is not work (it was every pod once more after a cold sync)."""
+    t, queued = triggers()
+    old = pod()
+    new = copy.deepcopy(old)
+    new["metadata"]["resourceVersion"] = "2"
+    new["status"]["conditions"] = [{"type": "ycloud.io/NetworkReady", "status": "True"}]
+    t.on_event("Pod", "MODIFIED", new, old)
+    assert ("Pod", "ns/p") not in queued
+
+
+def test_a_pod_whose_phase_changes_is_queued() -> None:
+    t, queued = triggers()
+    old = pod()
+    t.on_event("Pod", "MODIFIED", dict(pod("Succeeded"), metadata=dict(
+        old["metadata"], resourceVersion="2")), old)
+    assert ("Pod", "ns/p") in queued

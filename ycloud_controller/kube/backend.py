@@ -181,7 +181,8 @@ class MemoryBackend:
     (in manifests mode both live in this process). The store never modifies a stored dict
     in place (every write builds a new one, sharing unchanged parts), so they are stable
     snapshots; callers must treat them as read-only, which the informer contract already
-    requires. ``get`` and the write methods always return copies (read-modify-write).
+    requires. So does ``patch``'s result (the controller's writes only read it); ``get``
+    and the other write methods return copies (read-modify-write).
     """
 
     def __init__(self, store: MemoryStore, *, bookmark_interval: float = 60.0,
@@ -245,7 +246,11 @@ class MemoryBackend:
         *,
         patch_type: str = MERGE,
     ) -> dict[str, Any]:
-        return self.store.patch(res, name, namespace, patch, patch_type, subresource=subresource)
+        if not self.share:
+            return self.store.patch(res, name, namespace, patch, patch_type,
+                                    subresource=subresource)
+        return _as_version(res, self.store.patch(res, name, namespace, patch, patch_type,
+                                                 subresource=subresource, copy=False))
 
     def update_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         return self.store.update(res, obj, subresource="status")

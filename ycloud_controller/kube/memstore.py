@@ -239,8 +239,10 @@ class MemoryStore(WatchMixin, CascadeMixin):
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        copy: bool = True,
     ) -> dict[str, Any]:
-        """Patch an object; ``patch_type`` is a PATCH content type (merge by default)."""
+        """Patch an object; ``patch_type`` is a PATCH content type (merge by default).
+        ``copy=False`` returns the stored (read-only) dict."""
         res = self._check(res)
         with self._lock:
             old = self._current(res, name, namespace)
@@ -252,7 +254,7 @@ class MemoryStore(WatchMixin, CascadeMixin):
                 raise ApiError(422, "Invalid", "the patched object is not an object")
             if objects.rv_of(new) != objects.rv_of(old):
                 raise self._conflict(res, name)
-            return self._replace(res, old, new, subresource, dry_run)
+            return self._replace(res, old, new, subresource, dry_run, copy)
 
     # ----------------------------------------------------------------- internals
     def _check_type(self, res: Resource, obj: dict[str, Any]) -> None:
@@ -286,6 +288,7 @@ class MemoryStore(WatchMixin, CascadeMixin):
         new: dict[str, Any],
         subresource: str | None,
         dry_run: bool,
+        copy: bool = True,
     ) -> dict[str, Any]:
         if subresource == "status":
             if not res.has_status:
@@ -318,14 +321,14 @@ class MemoryStore(WatchMixin, CascadeMixin):
         if subresource != "status" and objects.spec_changed(old, new):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if objects.same_object(old, new):
-            return objects.clone(old)
+            return self._out(res, old, copy)
         if dry_run:
             return objects.clone(new)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._finish_delete(res, dict(new, metadata=dict(
                 meta, resourceVersion=old["metadata"]["resourceVersion"])))
         self._commit(res, "MODIFIED", new, old)
-        return objects.clone(new)
+        return self._out(res, new, copy)
 
     def _commit(
         self, res: Resource, type_: str, new: dict[str, Any], old: dict[str, Any] | None
