@@ -209,6 +209,10 @@ def compute_plan(index: OwnedIndex, desired: Mapping[Owner, Sequence[Row]],
     deleted too.
     """
     index.refresh()
+    held = {owner for owner, rows in desired.items() if _in_place(index, owner, rows)}
+    if held:  # nothing to plan for them: they stay as they are, like `keep`
+        desired = {o: r for o, r in desired.items() if o not in held}
+        keep = held.union(keep)
     if gc:
         desired = dict(desired)
         kept = set(keep)
@@ -236,6 +240,51 @@ def compute_plan(index: OwnedIndex, desired: Mapping[Owner, Sequence[Row]],
             plan.deletes.append((rid, row_uuid, owner))
     _plan_links(index, b, plan)
     return plan
+
+
+def _in_place(index: OwnedIndex, owner: Owner, rows: Sequence[Row]) -> bool:
+    """Whether NB holds exactly `rows` for `owner`: each row once, held by it, with its
+    content hash; no other row of it; every link its rows declare present, and no other
+    membership of ours on the declaring side. Planning such an owner changes nothing (and
+    as the holder of its rows it keeps them against any other claimant), so the plan
+    leaves it out: a restart or a verification plans only what differs."""
+    held = index.by_owner.get(owner)
+    if held is None or len(held) != len(rows):
+        return not rows and held is None
+    uuid_of: dict[RowId, UUID] = {}
+    for row in rows:
+        rid = row.rid
+        uuids = index.rows.get(rid.table, {}).get(rid.key)
+        if row.owner != owner or rid not in held or not uuids or len(uuids) > 1:
+            return False
+        meta = index.meta[uuids[0]]
+        if meta.owner != owner or (rid.table not in model.OWNED_BY_NAME
+                                   and meta.hash != row.content_hash):
+            return False
+        uuid_of[rid] = uuids[0]
+    for row in rows:
+        declared = set()
+        for link in row.links():
+            parent, child = index.lookup(link.parent), index.lookup(link.child)
+            if not parent or not child or child[0] not in index.members.get(
+                    (parent[0], link.column), ()):
+                return False
+            declared.add((link.parent, link.column, link.child))
+        r_uuid = uuid_of[row.rid]
+        for parent_uuid, column in index.parents_of.get(r_uuid, ()):
+            pmeta = index.meta.get(parent_uuid)
+            if pmeta is not None and model.REF_COLUMNS[(pmeta.table, column)][1] == "child" \
+                    and (RowId(pmeta.table, pmeta.key), column, row.rid) not in declared:
+                return False
+        for column in model.ref_columns(row.TABLE):
+            if model.REF_COLUMNS[(row.TABLE, column)][1] != "parent":
+                continue
+            for child_uuid in index.members.get((r_uuid, column), ()):
+                cmeta = index.meta.get(child_uuid)
+                if cmeta is not None and (row.rid, column,
+                                          RowId(cmeta.table, cmeta.key)) not in declared:
+                    return False
+    return True
 
 
 def _uuid_of(b: _Builder, rid: RowId) -> UUID | None:

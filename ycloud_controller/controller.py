@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -111,7 +112,7 @@ class Controller(Loops):
                                           sb.monitors if sb is not None else registry.no_monitors)
         self._observe = {kind: metrics.RECONCILE_SECONDS.labels(kind=kind).observe
                          for kind in self.reconcilers}  # labels() costs as much as observe()
-        self._counters: dict[tuple[str, str], Callable[[], None]] = {}
+        self._counters: dict[tuple[str, str], Callable[[float], None]] = {}
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube)
@@ -145,6 +146,7 @@ class Controller(Loops):
     def shutdown(self) -> None:
         self.stop_event.set()
         self.queue.shutdown()
+        self.writer.wake()  # it would notice the stop only at its next poll
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -308,12 +310,13 @@ class Controller(Loops):
                 self.queue.add(key)
         return report
 
-    def _count(self, kind: str, result: str) -> None:
-        counter = self._counters.get((kind, result))
-        if counter is None:  # labels() costs as much as inc(): one child per pair, kept
-            counter = self._counters[(kind, result)] = \
-                metrics.RECONCILES.labels(kind=kind, result=result).inc
-        counter()
+    def _count(self, counts: Counter[tuple[str, str]]) -> None:
+        for (kind, result), n in counts.items():
+            counter = self._counters.get((kind, result))
+            if counter is None:  # labels() costs as much as inc(): one child per pair, kept
+                counter = self._counters[(kind, result)] = \
+                    metrics.RECONCILES.labels(kind=kind, result=result).inc
+            counter(n)
 
     def _writes_nb(self) -> bool:
         return not self.plan_only and self.applier is not None and self.is_leader()
@@ -359,6 +362,8 @@ class Controller(Loops):
         report.transactions, report.changes = result.transactions, result.changes
         submitted: list = []  # handed to the writer at once: one wake-up, not one per key
         early = chunks.early if chunks is not None else frozenset()  # handed already
+        counts: Counter[tuple[str, str]] = Counter()
+        succeeded: list[Key] = []
         for key, outcome in outcomes.items():
             refused = [result.errors[o] for o in outcome.rows if o in result.errors]
             kind = key[0]
@@ -368,13 +373,13 @@ class Controller(Loops):
                 report.refused[key] = refused[0]
                 effects = outcome.on_refused(refused[0]) if outcome.on_refused else []
                 self.queue.retry(key, refused[0])
-                self._count(kind, "refused")
+                counts[(kind, "refused")] += 1
                 self.verdicts.record(key, "refused", refused[0])
             elif outcome.retry:
                 report.retrying[key] = outcome.retry
                 effects = outcome.effects
                 self.queue.retry(key, outcome.retry)
-                self._count(kind, "retry")
+                counts[(kind, "retry")] += 1
                 self.verdicts.record(key, "retrying", outcome.retry)
             else:
                 if outcome.invalid is not None:
@@ -385,9 +390,11 @@ class Controller(Loops):
                     if self._settling is not None:
                         self._settling[key] = outcome
                 effects = outcome.effects if key not in early else []
-                self.queue.forget(key)
-                self._count(kind, "invalid" if outcome.invalid else "ok")
+                succeeded.append(key)
+                counts[(kind, "invalid" if outcome.invalid else "ok")] += 1
             submitted.extend(effects)
+        self.queue.forget(*succeeded)
+        self._count(counts)
         if self.plan_only:  # nothing is in NB yet: no condition may say it is ready
             submitted = [replace(e, ready=None) if isinstance(e, StatusEffect) and e.ready
                          else e for e in submitted]

@@ -120,6 +120,11 @@ class KubeWriter:
                 self._cond.wait(left)
         return True
 
+    def wake(self) -> None:
+        """Make `run` look at its stop event now."""
+        with self._cond:
+            self._cond.notify_all()
+
     def idle(self) -> bool:
         with self._cond:
             return not self._pending and not self._busy

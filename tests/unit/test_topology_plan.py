@@ -358,6 +358,33 @@ def test_lb_moved_between_groups():
                                         "load_balancer", lb1.rid, g1, lbu)]
 
 
+def test_an_unchanged_row_left_in_a_stale_group_is_unlinked_from_it():
+    """Rows, hashes and declared links all in NB, plus one membership of ours the row no
+    longer declares: the owner is planned (not taken as in place) and the stale link goes."""
+    nb = FakeNb()
+    owner = Owner("Service", "ns/web")
+    nb.has(LoadBalancerGroup(name="vpc-v1", owner=VPC))
+    g2 = nb.has(LoadBalancerGroup(name="vpc-v2", owner=Owner("Vpc", "v2")))
+    lb = LoadBalancer(name="lb", protocol="tcp", groups=("vpc-v1",), owner=owner)
+    lbu = nb.has(lb)
+    assert nb.plan({owner: [lb]}).empty()  # in place: nothing planned
+    nb.member(g2, "load_balancer", lbu)
+    plan = nb.plan({owner: [lb]})
+    assert plan.link_removes == [LinkOp(RowId("Load_Balancer_Group", "vpc-v2"),
+                                        "load_balancer", lb.rid, g2, lbu)]
+    assert plan.inserts == plan.updates == plan.link_adds == []
+
+
+def test_an_owner_in_place_keeps_its_rows_against_a_younger_claimant():
+    nb = FakeNb()
+    younger = Owner("Pod", "ns/q")
+    nb.has(switch("s1"))
+    nb.has(port("p.ns"))
+    plan = nb.plan({POD: [port("p.ns")], younger: [port("p.ns", owner=younger)]})
+    assert plan.empty() and str(POD) in plan.errors[younger]
+    assert list(plan.errors) == [younger]
+
+
 def test_inserted_child_of_existing_parent():
     nb = FakeNb()
     ru = nb.has(LogicalRouter(name="vpc-v1", owner=VPC))

@@ -90,10 +90,13 @@ class WorkQueue:
         self.add_after(key, delay)
         return delay
 
-    def forget(self, key: Hashable) -> None:
-        """Reset ``key``'s backoff (after it was processed successfully)."""
+    def forget(self, *keys: Hashable) -> None:
+        """Reset the backoff of ``keys`` (after they were processed successfully)."""
         with self._cond:
-            self._failures.pop(key, None)
+            failures = self._failures
+            if failures:
+                for key in keys:
+                    failures.pop(key, None)
 
     def retries(self, key: Hashable) -> int:
         with self._cond:
