@@ -31,7 +31,10 @@ For each N in --services (default 1000,10000), on a private sandbox started here
    another process) sees the LB row with the new backends. Also achieved write rate, commit
    rate and queue depth over time (backlog growth).
 5. peak RSS (VmHWM) of each controller process; the RSS of the process right after filling
-   the in-memory store is shown too (interpreter, imports and the store itself).
+   the in-memory store is shown too (interpreter, imports and the store itself). At the
+   largest N (with churn), also cluster mode (bench/cluster.py): the same objects served by
+   a FakeKube in another process, a cold `sync --once --kubeconfig` through ApiBackend and
+   the kubernetes client, its peak RSS (`--no-cluster` skips it).
 
 Results: a table on stdout and a block in bench/RESULTS.md (the rest of that file is kept).
 """
@@ -53,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import ovsdb, workload
+from bench import cluster, ovsdb, workload
 from topology import model
 from topology.sandbox import Sandbox
 
@@ -369,6 +372,12 @@ def measure(n: int, box: Sandbox, args: argparse.Namespace, workdir: Path,
                 f"{c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, max {c['max_ms']:.1f} ms, "
                 f"lost {c['lost']}, queue max {c['queue_max']}")
     observer.stop()
+    if args.cluster and churn:
+        log(f"[{n}] cluster mode: sync --once against the API server in another process")
+        wipe(client)
+        out["cluster"] = cluster.measure(n, remote, workdir, args.log_level)
+        log(f"[{n}] cluster mode: {out['cluster']['e2e']:.1f}s, peak RSS "
+            f"{out['cluster']['peak_rss_mb']:.0f} MB")
     client.close()
     return out
 
@@ -460,6 +469,13 @@ def details(results: list[dict[str, Any]]) -> str:
             f"{c['check']}; RSS after filling the store {c['rss_after_fill_mb']:.0f} MB, "
             f"peak {c['peak_rss_mb']:.0f} MB; restart first full sync {s['first_sync']:.2f} s, "
             f"restart peak RSS {s['peak_rss_mb']:.0f} MB.")
+        if "cluster" in r:
+            k = r["cluster"]
+            lines.append(f"- {r['services']} services, cluster mode (bench/cluster.py: the "
+                         f"objects in a FakeKube in another process, `{k['command']}`, from "
+                         f"an empty NB): peak RSS {k['peak_rss_mb']:.0f} MB (after imports "
+                         f"{k['rss_imports_mb']:.0f} MB); {k['e2e']:.1f} s, most of it the "
+                         f"Kubernetes writes going one at a time over HTTP to the fake server.")
         if "run_startup" in r:
             u = r["run_startup"]
             lines.append(f"- {r['services']} services, `run` startup (a restart) before churn: "
@@ -541,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", metavar="DIR",
                    help="record every controller process with py-spy (raw stacks) into DIR")
     p.add_argument("--log-level", default="info", help="controller log level (default info)")
+    p.add_argument("--no-cluster", dest="cluster", action="store_false",
+                   help="skip the cluster-mode run (bench/cluster.py) at the largest count")
     p.add_argument("--dir", help="sandbox/work directory (default: a temporary one)")
     p.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
     args = p.parse_args(argv)
