@@ -12,6 +12,11 @@ from tests.fakekube.fixtures import api_client, backend, fake  # noqa: F401 - fi
 from topology.apply import Applier
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
+from ycloud_controller.config import Config
+from ycloud_controller.controller import Controller
+from ycloud_controller.kube import resources as res
+from ycloud_controller.kube.backend import MemoryBackend
+from ycloud_controller.kube.memstore import MemoryStore
 
 WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balancer_Group",
                "HA_Chassis_Group")
@@ -64,3 +69,46 @@ def _plain(value):  # noqa: ANN001, ANN202 - OVSDB JSON -> python
 
 def as_list(value) -> list:  # noqa: ANN001 - ovn-nbctl JSON prints a one-element set bare
     return value if isinstance(value, list) else [value]
+
+
+# -- a manifests-mode Controller over SERVICES ClusterIP Services (full-sync tests) -----------
+SERVICES = 40
+
+
+def service(i: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": f"s{i}", "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": f"10.96.3.{i + 1}",
+                     "clusterIPs": [f"10.96.3.{i + 1}"],
+                     "ports": [{"protocol": "TCP", "port": 80, "targetPort": 8080}]}}
+
+
+def endpoint_slice(i: int) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"s{i}-a", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": f"s{i}"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [f"10.16.0.{10 + i}"], "conditions": {"ready": True}}],
+            "ports": [{"port": 8080, "protocol": "TCP"}]}
+
+
+@pytest.fixture
+def svc_store() -> MemoryStore:
+    """SERVICES ClusterIP Services, each with an EndpointSlice of one endpoint."""
+    store = MemoryStore()
+    for i in range(SERVICES):
+        store.create(res.SERVICES, service(i))
+        store.create(res.ENDPOINTSLICES, endpoint_slice(i))
+    return store
+
+
+@pytest.fixture
+def svc_ctl(svc_store: MemoryStore, nb: NbClient, sandbox: Sandbox) -> Iterator[Controller]:
+    """A manifests-mode Controller on `svc_store` and the session NB, informers listed."""
+    assert sandbox.state is not None
+    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(svc_store), nb,
+                            emulate=True)
+    controller.start()
+    assert controller.wait_synced(30)
+    yield controller
+    controller.shutdown()

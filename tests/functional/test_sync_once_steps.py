@@ -5,45 +5,18 @@ reconciling every object again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.fakekube.util import wait_for
-from tests.functional.conftest import find
-from tests.functional.test_full_sync_queue import endpoint_slice, service
+from tests.functional.conftest import SERVICES, endpoint_slice, find, service
 from topology import naming
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
 from ycloud_controller import sync_support
-from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.reconcilers.base import NETWORK_READY
-
-SERVICES = 30
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    store = MemoryStore()
-    for i in range(SERVICES):
-        store.create(res.SERVICES, service(i))
-        store.create(res.ENDPOINTSLICES, endpoint_slice(i))
-    return store
-
-
-@pytest.fixture
-def ctl(store: MemoryStore, nb: NbClient, sandbox: Sandbox) -> Iterator[Controller]:
-    assert sandbox.state is not None
-    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(store), nb,
-                            emulate=True)
-    controller.start()
-    assert controller.wait_synced(30)
-    yield controller
-    controller.shutdown()
 
 
 def backends(sandbox: Sandbox, i: int) -> str:
@@ -56,69 +29,69 @@ def caught_up(ctl: Controller) -> bool:
 
 
 def test_the_full_sync_takes_settled_outcomes_unless_the_object_was_queued_since(
-        ctl: Controller, store: MemoryStore, sandbox: Sandbox) -> None:
-    assert ctl.settle()
-    store.patch(res.ENDPOINTSLICES, "s3-a", "default", {"endpoints": [
+        svc_ctl: Controller, svc_store: MemoryStore, sandbox: Sandbox) -> None:
+    assert svc_ctl.settle()
+    svc_store.patch(res.ENDPOINTSLICES, "s3-a", "default", {"endpoints": [
         {"addresses": ["10.16.0.99"], "conditions": {"ready": True}}]})
-    wait_for(lambda: caught_up(ctl), timeout=10, what="the informers saw the change")
-    report = ctl.full_sync()
+    wait_for(lambda: caught_up(svc_ctl), timeout=10, what="the informers saw the change")
+    report = svc_ctl.full_sync()
     assert report.converged
     assert 0 < report.reused < report.objects  # s3 (queued by its slice) was reconciled again
     assert backends(sandbox, 3) == "10.16.0.99:8080"  # not the settled, stale outcome
     assert backends(sandbox, 4) == "10.16.0.14:8080"
     # a full sync without a settle pass before it reconciles everything
-    assert ctl.full_sync().reused == 0
+    assert svc_ctl.full_sync().reused == 0
 
 
 def test_ready_conditions_of_a_chunk_are_written_once_it_commits(
-        ctl: Controller, store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        svc_ctl: Controller, svc_store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_support, "CHUNK_ROWS", 5)  # many chunks
-    assert ctl.settle()
+    assert svc_ctl.settle()
     landed: list[tuple[str, bool]] = []
-    submit = ctl.writer.submit
+    submit = svc_ctl.writer.submit
 
     def spy(effects: list) -> None:  # what is handed to the writer while chunks stream
-        landed.extend((e.obj["metadata"]["name"], ctl.last_sync is None)
+        landed.extend((e.obj["metadata"]["name"], svc_ctl.last_sync is None)
                       for e in effects if getattr(e, "ready", None))
         submit(effects)
-    monkeypatch.setattr(ctl.writer, "submit", spy)
-    ctl.last_sync = None
-    report = ctl.full_sync()
+    monkeypatch.setattr(svc_ctl.writer, "submit", spy)
+    svc_ctl.last_sync = None
+    report = svc_ctl.full_sync()
     assert report.transactions > 5  # streamed in many chunks
     early = {name for name, before_the_end in landed if before_the_end}
     assert {f"s{i}" for i in range(SERVICES)} <= early
-    assert ctl.drain(timeout=30)
-    conds = store.get(res.SERVICES, "s0", "default")["status"]["conditions"]
+    assert svc_ctl.drain(timeout=30)
+    conds = svc_store.get(res.SERVICES, "s0", "default")["status"]["conditions"]
     assert [c["status"] for c in conds if c["type"] == NETWORK_READY] == ["True"]
 
 
 def test_the_verification_finds_nothing_after_a_sync_and_repairs_drift(
-        ctl: Controller, sandbox: Sandbox, nb: NbClient) -> None:
-    assert ctl.settle()
-    ctl.full_sync()
-    assert ctl.drain(timeout=30)
-    report = ctl.verify()
+        svc_ctl: Controller, sandbox: Sandbox, nb: NbClient) -> None:
+    assert svc_ctl.settle()
+    svc_ctl.full_sync()
+    assert svc_ctl.drain(timeout=30)
+    report = svc_ctl.verify()
     assert report.converged and report.changes == 0 and report.transactions == 0
-    assert report.objects == ctl.last_sync.objects
-    assert ctl.verdicts.last_checked == []  # every object was reconciled, none again
+    assert report.objects == svc_ctl.last_sync.objects
+    assert svc_ctl.verdicts.last_checked == []  # every object was reconciled, none again
     # drift: an operator deletes one of our LBs; the verification puts it back
     name = naming.service_lb("default", "s5", "tcp")
     lb = next(lb for lb in find(sandbox, "Load_Balancer") if lb["name"] == name)
     sandbox.nbctl("destroy", "Load_Balancer", lb["_uuid"])
     wait_for(lambda: nb.read(nb.index.count_by_table)["Load_Balancer"] == SERVICES - 1,
              timeout=10, what="NB reported the delete")
-    again = ctl.verify()
+    again = svc_ctl.verify()
     assert again.changes >= 1  # written: `sync --once` says NOT converged
     assert backends(sandbox, 5) == "10.16.0.15:8080"
-    assert ctl.verify().changes == 0
+    assert svc_ctl.verify().changes == 0
 
 
 def test_the_verification_reconciles_an_object_the_full_sync_did_not_see(
-        ctl: Controller, store: MemoryStore, sandbox: Sandbox) -> None:
-    ctl.full_sync()
-    store.create(res.SERVICES, service(40))
-    store.create(res.ENDPOINTSLICES, endpoint_slice(40))
-    wait_for(lambda: caught_up(ctl), timeout=10, what="the informers saw it")
-    report = ctl.verify()  # no drain in between: s40 was never reconciled
-    assert ("Service", "default/s40") in ctl.verdicts.last_checked
+        svc_ctl: Controller, svc_store: MemoryStore, sandbox: Sandbox) -> None:
+    svc_ctl.full_sync()
+    svc_store.create(res.SERVICES, service(40))
+    svc_store.create(res.ENDPOINTSLICES, endpoint_slice(40))
+    wait_for(lambda: caught_up(svc_ctl), timeout=10, what="the informers saw it")
+    report = svc_ctl.verify()  # no drain in between: s40 was never reconciled
+    assert ("Service", "default/s40") in svc_ctl.verdicts.last_checked
     assert report.changes >= 1 and backends(sandbox, 40) == "10.16.0.50:8080"
