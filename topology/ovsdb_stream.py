@@ -4,6 +4,7 @@ Mixed into Session, which owns the connection; runs in the session thread only."
 
 from __future__ import annotations
 
+import codecs
 import errno
 import json
 import re
@@ -77,12 +78,10 @@ class StreamMixin:
         buf = self._inbuf
         if not buf or (self._cut and buf[-1] != _CLOSE):
             return []
-        try:
-            text = buf.decode("utf-8")
+        try:  # up to a character cut short at the end, which waits for its other half
+            text, _ = codecs.utf_8_decode(buf, "strict", False)
         except UnicodeDecodeError:
-            if buf[-1] == _CLOSE:
-                return self._invalid()
-            text = buf.decode("utf-8", "ignore")  # a character cut short: parse up to it
+            return self._invalid()
         out: list[dict[str, Any]] = []
         pos, end = 0, len(text)
         self._cut = False

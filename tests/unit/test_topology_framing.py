@@ -93,6 +93,14 @@ def test_a_character_cut_in_half_waits_for_its_other_half() -> None:
     assert not framer._session.rpc.errors
 
 
+def test_invalid_utf8_drops_the_connection_even_before_the_message_ends() -> None:
+    framer = Framer()
+    first = json.dumps(MESSAGES[0]).encode()
+    framer.feed(first + b'{"id": "\xff\xfe", "res')  # the connection goes: no more reads
+    assert framer._session.rpc.errors == [errno.EPROTO]
+    assert not framer._inbuf
+
+
 def test_invalid_json_drops_the_connection() -> None:
     framer = Framer()
     assert framer.feed(b'{"id": 1, "result": tru}') == []
