@@ -37,27 +37,13 @@ def serve(args: argparse.Namespace) -> int:
     import structlog
 
     from tests.fakekube.server import FakeKube
-    from ycloud_controller.kube.errors import ApiError
     # stdout carries only the URL: the server's logs (warnings only) go to stderr
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
                         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     fake = FakeKube(bookmark_interval=60.0, history=100_000)
-    store = fake.store
-    for obj in workload.all_objects(workload.Shape(args.services)):
-        res = store.resource_by_kind(obj["kind"], obj["apiVersion"])
-        assert res is not None, obj["kind"]
-        status = obj.get("status")
-        try:
-            created = store.create(res, obj)
-        except ApiError as exc:
-            if exc.code != 409:  # the fake's own namespaces exist already
-                raise
-            continue
-        if status is not None and res.has_status:
-            created["status"] = status
-            store.update(res, created, subresource="status")
+    workload.fill_store(workload.Shape(args.services), fake.store)
     fake.start()
     fake.write_kubeconfig(args.kubeconfig)
     sys.stdout.write(fake.url + "\n")

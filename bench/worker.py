@@ -43,20 +43,6 @@ def proc_status(field: str) -> int:  # noqa: D103 - see below
 RSS_AT_START = 0
 
 
-def fill_store(shape: workload.Shape):  # noqa: ANN201 - MemoryStore
-    from ycloud_controller.kube.memstore import MemoryStore
-    store = MemoryStore()
-    for obj in workload.all_objects(shape):
-        res = store.resource_by_kind(obj["kind"], obj["apiVersion"])
-        assert res is not None, obj["kind"]
-        status = obj.get("status")
-        created = store.create(res, obj)
-        if status is not None and res.has_status:
-            created["status"] = status
-            store.update(res, created, subresource="status")
-    return store
-
-
 class Timers:
     """Wall time spent inside some functions (main thread only), to say where a full sync's
     time goes. Nested timed calls are counted in each of them."""
@@ -248,7 +234,7 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
     from ycloud_controller.source import Source
 
     t = time.monotonic()
-    store = fill_store(shape)
+    store = workload.fill_store(shape)
     out["fill_seconds"] = time.monotonic() - t
     out["rss_after_fill_kb"] = proc_status("VmRSS")
     out["objects_in_store"] = sum(len(b) for b in store._objects.values())  # noqa: SLF001
@@ -281,7 +267,7 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
 
     logs.configure("json", args.log_level)
     t = time.monotonic()
-    store = fill_store(shape)
+    store = workload.fill_store(shape)
     out["fill_seconds"] = time.monotonic() - t
     out["rss_after_fill_kb"] = proc_status("VmRSS")
     times = SyncTimes()

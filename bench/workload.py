@@ -196,6 +196,28 @@ def all_objects(shape: Shape) -> Iterator[dict[str, Any]]:
     yield from services(shape)
 
 
+def fill_store(shape: Shape, store=None):  # noqa: ANN001, ANN201 - MemoryStore
+    """The generated objects in `store` (a new MemoryStore by default); objects the store
+    holds already (a FakeKube's own namespaces) are left as they are."""
+    from ycloud_controller.kube.errors import ApiError
+    from ycloud_controller.kube.memstore import MemoryStore
+    store = store if store is not None else MemoryStore()
+    for obj in all_objects(shape):
+        res = store.resource_by_kind(obj["kind"], obj["apiVersion"])
+        assert res is not None, obj["kind"]
+        status = obj.get("status")
+        try:
+            created = store.create(res, obj)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            continue
+        if status is not None and res.has_status:
+            created["status"] = status
+            store.update(res, created, subresource="status")
+    return store
+
+
 # -- the LB rows the controller is expected to write (the raw limit writes these) -----------
 def lb_row(shape: Shape, i: int, version: int = 0) -> LoadBalancer:
     n = service_ns(shape, i)
