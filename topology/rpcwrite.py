@@ -152,7 +152,7 @@ class Codecs:
 def _row_values(row: Row) -> dict[str, Any]:
     values = row.columns()
     if row.TABLE not in model.OWNED_BY_NAME:
-        values["external_ids"] = row.external_ids()
+        values["external_ids"] = row.external_ids(values)
     return values
 
 

@@ -51,7 +51,7 @@ from ycloud_controller.sync_support import (
     SyncReport,
     Verdicts,
     freeze_heap,
-    signature,
+    same_rows,
 )
 from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
 from ycloud_controller.writer import KubeWriter
@@ -78,6 +78,20 @@ def _ns_index(obj: dict) -> list[str]:
     return [meta(obj).get("namespace") or ""]
 
 
+def _not_ready(effects: list) -> list:
+    """A plan-only pass's effects: status writes keep their fields but leave the condition
+    alone; one left with nothing to write (most: a ClusterIP Service's status has no fields)
+    is dropped instead of handed to the writer, which would find nothing to change."""
+    out = []
+    for e in effects:
+        if isinstance(e, StatusEffect) and e.ready:
+            if not e.fields:
+                continue
+            e = replace(e, ready=None)
+        out.append(e)
+    return out
+
+
 class Controller(Loops):
     def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
                  emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
@@ -89,7 +103,10 @@ class Controller(Loops):
         self.is_leader = is_leader or (lambda: True)
         self.stop_event = threading.Event()
         self.queue = WorkQueue()
-        self.informers = {kind: Informer(backend, r, on_restart=metrics.watch_restart_hook(kind))
+        # a full sync comes first (sync --once, and run before its first batch), and it
+        # reconciles every listed object: the first list's events would only queue them twice
+        self.informers = {kind: Informer(backend, r, on_restart=metrics.watch_restart_hook(kind),
+                                         quiet_first_list=True)
                           for kind, r in WATCHED.items()}
         stores = {kind: inf.store for kind, inf in self.informers.items()}
         for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
@@ -122,7 +139,7 @@ class Controller(Loops):
         # right after it (see settle)
         self._settling: dict[Key, Outcome] | None = None
         self._settled: dict[Key, Outcome] = {}
-        self._applied: dict[Owner, int] = {}
+        self._applied: dict[Owner, Sequence[Row]] = {}  # what NB holds, by our last apply
         self._synced_as_leader = False
         self._nb_down = False  # the last batch found NB unreachable
         self._threads: list[threading.Thread] = []
@@ -232,7 +249,7 @@ class Controller(Loops):
             for key in queued:
                 if key not in covered:
                     self.queue.add(key)
-                self.queue.done(key)
+            self.queue.done(*queued)
         report.objects = len(keys)
         report.seconds = time.monotonic() - start
         self.last_sync = report
@@ -340,7 +357,7 @@ class Controller(Loops):
                 self.desired[owner] = owner_rows
                 if owner_rows is None:
                     keep.add(owner)
-                elif full or self._applied.get(owner) != signature(owner_rows):
+                elif full or not same_rows(self._applied.get(owner), owner_rows):
                     rows[owner] = owner_rows
         result = ApplyResult()
         if chunks is not None or self._writes_nb():
@@ -357,7 +374,7 @@ class Controller(Loops):
                 if owner in result.errors:
                     self._applied.pop(owner, None)
                 else:
-                    self._applied[owner] = signature(owner_rows)
+                    self._applied[owner] = owner_rows
             nb_metrics.set_owned_rows(self.nb.read(self.nb.index.count_by_table))
         report.transactions, report.changes = result.transactions, result.changes
         submitted: list = []  # handed to the writer at once: one wake-up, not one per key
@@ -396,8 +413,7 @@ class Controller(Loops):
         self.queue.forget(*succeeded)
         self._count(counts)
         if self.plan_only:  # nothing is in NB yet: no condition may say it is ready
-            submitted = [replace(e, ready=None) if isinstance(e, StatusEffect) and e.ready
-                         else e for e in submitted]
+            submitted = _not_ready(submitted)
         self.writer.submit(submitted)
         freeze_heap(full)
         return report

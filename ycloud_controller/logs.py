@@ -41,7 +41,7 @@ def _redact_value(key: str, value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, dict):
         return {k: _redact_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):  # a named tuple (an NB Owner, RowId) renders itself
         return type(value)(_redact_value(key, v) for v in value)
     return value
 

@@ -74,8 +74,7 @@ class Loops:
                 for key in keys:
                     self.queue.retry(key, str(exc))
         finally:
-            for key in keys:
-                self.queue.done(key)
+            self.queue.done(*keys)
         if nb_down and self.nb is not None:
             self.nb.wait_synced(NB_WAIT)
         return len(keys)

@@ -168,6 +168,7 @@ class Informer:
         backoff_max: float = 30.0,
         on_restart: Callable[[str], None] | None = None,
         transform: Transform | None = trim_for_cache,
+        quiet_first_list: bool = False,
     ) -> None:
         self.backend = backend
         self.resource = resource
@@ -179,6 +180,9 @@ class Informer:
         self.backoff_max = backoff_max
         self.on_restart = on_restart
         self.transform = transform
+        # the owner handles every object of the first list itself (a controller's first full
+        # sync): handlers hear only what changes after it (relists included)
+        self.quiet_first_list = quiet_first_list
         self.store = Store()
         self.restarts = 0
         self.resource_version = ""
@@ -194,7 +198,8 @@ class Informer:
         self._handlers.append(fn)
 
     def has_synced(self) -> bool:
-        """True once the first list is in the store and its handlers have run."""
+        """True once the first list is in the store and its handlers have run (none with
+        ``quiet_first_list``)."""
         return self._synced.is_set()
 
     def wait_synced(self, timeout: float | None = None) -> bool:
@@ -291,7 +296,8 @@ class Informer:
             items = [self.transform(obj) for obj in items]
         new = {key_of(obj): obj for obj in items}
         old = self.store.replace(new)
-        for key, obj in new.items():
+        quiet = self.quiet_first_list and not self._synced.is_set()  # old is empty then
+        for key, obj in () if quiet else new.items():
             prev = old.get(key)
             if prev is None:
                 self._dispatch("ADDED", obj, None)

@@ -139,12 +139,16 @@ class WorkQueue:
                 batch.append(key)
             return batch
 
-    def done(self, key: Hashable) -> None:
-        """Finish processing ``key``; re-queue it if it was added meanwhile."""
+    def done(self, *keys: Hashable) -> None:
+        """Finish processing ``keys``; re-queue those added meanwhile."""
         with self._cond:
-            self._processing.discard(key)
-            if key in self._dirty and not self._shutdown:
-                self._queue.append(key)
+            requeued = False
+            for key in keys:
+                self._processing.discard(key)
+                if key in self._dirty and not self._shutdown:
+                    self._queue.append(key)
+                    requeued = True
+            if requeued:
                 self._cond.notify()
 
     # ------------------------------------------------------------------ state

@@ -76,6 +76,28 @@ def test_informer_lists_watches_and_resyncs_after_store_drop(
     assert informer.restarts >= 1
 
 
+def test_a_quiet_first_list_fills_the_cache_and_only_later_changes_reach_handlers(
+    store: MemoryStore, backend: MemoryBackend, spawn, stop: threading.Event
+) -> None:
+    store.create(PODS, {"metadata": {"name": "a", "namespace": "default"}})
+    store.create(PODS, {"metadata": {"name": "gone", "namespace": "default"}})
+    informer = Informer(backend, PODS, backoff_initial=0.01, backoff_max=0.05,
+                        quiet_first_list=True)
+    events = Recorder()
+    informer.add_handler(events)
+    spawn(informer.run, stop)
+    assert informer.wait_synced(5)
+    assert sorted(informer.store.keys()) == ["default/a", "default/gone"]
+    store.create(PODS, {"metadata": {"name": "b", "namespace": "default"}})
+    wait_for(lambda: events.seen(("ADDED", "b")), what="watch ADDED")
+    assert events.events == [("ADDED", "b")]  # nothing of the first list
+    # a relist is not the first one: what changed while nobody watched is heard
+    store.close_watches(dropped=True)
+    store.delete(PODS, "gone", "default")
+    store.compact()
+    wait_for(lambda: events.seen(("DELETED", "gone")), what="DELETED after relist")
+
+
 def test_informer_bookmarks_advance_resource_version(
     store: MemoryStore, backend: MemoryBackend, spawn, stop: threading.Event
 ) -> None:
