@@ -129,6 +129,7 @@ class Session(StreamMixin, MonitorMixin):
         self._seqno = -1
         self._inbuf = bytearray()
         self._cut = False  # the message at the head of _inbuf is not all here
+        self._received: list[dict[str, Any]] = []  # read, to apply once `lock` is free
         self._pending: dict[Any, Callable[[Any, Any], None]] = {}
         self._ids = itertools.count(1)
         self._out_lock = threading.Lock()
@@ -300,6 +301,8 @@ class Session(StreamMixin, MonitorMixin):
                 poller.immediate_wake()  # the connection failed: let Session.run() notice
             elif rpc is not None:
                 rpc.stream.recv_wait(poller)
+                if self._received:
+                    poller.timer_wait(1)  # try the lock again soon
                 if self._out:
                     rpc.stream.send_wait(poller)
                 if self._probe_interval and self.synced.is_set():
@@ -316,7 +319,8 @@ class Session(StreamMixin, MonitorMixin):
 
     def _step(self) -> None:
         """One turn: flush requests, read, then apply messages holding `lock` (the store is
-        locked only while it changes, never during I/O or JSON parsing)."""
+        locked only while it changes, never during I/O or JSON parsing; while another thread
+        holds it, reading goes on and the messages wait)."""
         self._session.run()
         if not self._session.is_connected():
             if self.synced.is_set() or self._pending or self._outbox:
@@ -324,7 +328,9 @@ class Session(StreamMixin, MonitorMixin):
                             pending=len(self._pending), next=self._session.get_name())
                 self._hunt_until = time.monotonic() + HUNT_SECONDS
                 with self.lock:
+                    self._apply_received()  # what came before the drop
                     self._reset()
+            self._received = []
             return
         seqno = self._session.get_seqno()
         if seqno != self._seqno:  # a new connection
@@ -334,6 +340,7 @@ class Session(StreamMixin, MonitorMixin):
             self._handshake_started = False
             self._inbuf.clear()
             self._cut = False
+            self._received = []
             with self.lock:
                 self._reset()
                 self._handshake()
@@ -353,13 +360,25 @@ class Session(StreamMixin, MonitorMixin):
                     continue
                 self._write(rid, data, callback)
         self._flush()
-        messages = self._receive()
-        if messages:
-            with self.lock, gc_paused():
-                for msg in messages:
-                    self._dispatch(msg)
+        self._received += self._receive()
+        # a planner holds the lock for as long as it plans a chunk (Applier.send): reading
+        # goes on meanwhile, since ovsdb-server processes no more requests of a session
+        # whose replies and updates wait to be read; what was read is applied, in order,
+        # at the first turn the lock is free
+        if self._received and self.lock.acquire(blocking=False):
+            try:
+                self._apply_received()
+            finally:
+                self.lock.release()
         self._probe(time.monotonic())
         self._flush()  # replies/requests queued while handling
+
+    def _apply_received(self) -> None:
+        """Handle the messages read so far, in order (caller holds `lock`)."""
+        received, self._received = self._received, []
+        with gc_paused():
+            for msg in received:
+                self._dispatch(msg)
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakekube.util import wait_for
 from tests.functional.conftest import find
 from topology import naming
 from topology.apply import Applier
@@ -86,6 +87,24 @@ def nb_transact(sandbox: Sandbox, ops: list[dict]) -> list[dict]:
 
 def db_size(sandbox: Sandbox) -> int:
     return (Path(sandbox.dir) / "nb.db").stat().st_size
+
+
+def test_the_session_reads_on_while_a_planner_holds_its_lock(nb: NbClient) -> None:
+    """ovsdb-server takes no more requests of a session whose output waits to be read, and a
+    planner holds the session lock for as long as it plans a chunk (Applier.send): the
+    session thread reads on meanwhile, and applies what it read, in order, once the lock is
+    free."""
+    session = nb.session
+    assert session is not None
+    answered: list = []
+    with session.lock:
+        for i in range(3):
+            session.send("echo", [i], lambda result, error: answered.append(result))
+        wait_for(lambda: len(session._received) == 3, timeout=10,  # noqa: SLF001
+                 what="the three replies read")
+        assert answered == []  # applied under the lock only
+    wait_for(lambda: len(answered) == 3, timeout=10, what="replies applied")
+    assert answered == [[0], [1], [2]]
 
 
 # -- write-through --------------------------------------------------------------------------------
