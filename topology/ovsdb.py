@@ -71,7 +71,6 @@ _uuid = uuidlib.UUID
 MAX_BACKOFF_MS = 2000
 
 
-
 # -- the session ------------------------------------------------------------------------------
 @dataclass
 class TableMonitor:
@@ -341,6 +340,7 @@ class Session(StreamMixin, MonitorMixin):
             self._inbuf.clear()
             self._cut = False
             self._received = []
+            self._grow_buffers()
             with self.lock:
                 self._reset()
                 self._handshake()

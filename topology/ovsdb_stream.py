@@ -1,5 +1,5 @@
-"""The byte level of the lean OVSDB session (topology.ovsdb.Session): writing queued
-requests without copies, reading what the socket has and cutting it into JSON messages.
+"""The byte level of the lean OVSDB session (topology.ovsdb.Session): socket buffers, writing
+queued requests without copies, reading what the socket has and cutting it into JSON messages.
 Mixed into Session, which owns the connection; runs in the session thread only."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import codecs
 import errno
 import json
 import re
+import socket
 import time
 from typing import Any
 
@@ -19,9 +20,25 @@ from topology.ovsdb_types import gc_paused
 
 log = structlog.get_logger(__name__)
 
+# socket buffers of a connection: a streamed chunk's request (about 1.3 MB at 2000 rows) goes
+# to the kernel in one write and the server reads it whole, instead of waiting for the session
+# thread to get the GIL back between each 200 KB (the default); likewise for what the server
+# sends back. The kernel caps it at net.core.wmem_max / rmem_max.
+SOCKET_BUFFER = 4 << 20
+
 
 class StreamMixin:
     """Output through our own buffer (`_out`), input through `_inbuf` (see Session)."""
+
+    def _grow_buffers(self) -> None:
+        sock = getattr(self._session.rpc.stream, "socket", None)
+        if sock is None:
+            return
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError as exc:  # a stream without such buffers: the defaults stay
+                log.debug("nb socket buffer not set", error=str(exc))
 
     def _flush(self) -> None:
         rpc = self._session.rpc

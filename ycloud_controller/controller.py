@@ -234,14 +234,16 @@ class Controller(Loops):
         for key in queued:  # what settled and nothing queued since
             reuse.pop(key, None)
         try:
-            net = self.triggers.network()
-            for sub in net.subnets.values():
-                self.ipam.set_subnet(sub)
-            restore_ipam(self.ctx, self.informers, self.nb, net)
-            keys = self._all_keys()
-            self.verdicts.restart()
-            progress = Progress(len(keys))
-            with gc_paused():  # many new containers, no cycles: no collection scans the heap
+            # many new containers, no cycles: no collection scans the heap (a collection of
+            # the listed objects alone took 60 ms at 10k services); the commit freezes it
+            with gc_paused():
+                net = self.triggers.network()
+                for sub in net.subnets.values():
+                    self.ipam.set_subnet(sub)
+                restore_ipam(self.ctx, self.informers, self.nb, net)
+                keys = self._all_keys()
+                self.verdicts.restart()
+                progress = Progress(len(keys))
                 report = self._reconcile_and_commit(keys, full=True, tick=progress.tick,
                                                     reuse=reuse)
             covered = set(keys)

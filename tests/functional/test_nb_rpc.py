@@ -107,6 +107,15 @@ def test_the_session_reads_on_while_a_planner_holds_its_lock(nb: NbClient) -> No
     assert answered == [[0], [1], [2]]
 
 
+def test_the_session_socket_buffers_hold_a_chunk(nb: NbClient) -> None:
+    """A streamed chunk's request (about 1.3 MB) goes to the kernel in one write."""
+    session = nb.session
+    assert session is not None
+    sock = session._session.rpc.stream.socket  # noqa: SLF001
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= min(wmem_max, 1 << 20)
+
+
 # -- write-through --------------------------------------------------------------------------------
 def test_each_apply_is_seen_by_the_next_plan_at_once(applier: Applier, nb: NbClient,
                                                     sandbox: Sandbox) -> None:
