@@ -30,6 +30,7 @@ columns are encoded by a function chosen once from the server's schema.
 
 from __future__ import annotations
 
+import hashlib
 import uuid as uuidlib
 from collections import defaultdict
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from topology.plan import Plan
 
 UUID = uuidlib.UUID
 _NS = uuidlib.UUID("6d1f3f0e-6a59-4f5b-9b8e-0c7f2a9b5e11")
+_NS_BYTES = _NS.bytes
 
 
 class UuidSource:
@@ -60,7 +62,16 @@ class UuidSource:
         found = self._replaced.get(rid)
         if found is not None:
             return found
-        return str(uuidlib.uuid5(_NS, f"{rid.table}\0{rid.key}"))
+        return derived_uuid(rid)
+
+
+def derived_uuid(rid: RowId) -> str:
+    """str(uuid.uuid5(_NS, "table\\0key")), without building UUID objects (an insert each)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + f"{rid.table}\0{rid.key}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # -- encoding ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from functools import partial
 
 import structlog
@@ -43,14 +42,16 @@ from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.loops import Loops
 from ycloud_controller.reconcilers import registry
-from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
+from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.restore import restore_ipam
 from ycloud_controller.sync_support import (
     Chunks,
     Progress,
     SyncReport,
     Verdicts,
+    for_reuse,
     freeze_heap,
+    not_ready,
     same_rows,
 )
 from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
@@ -76,20 +77,6 @@ def _no_chassis(lrp: str) -> str | None:
 
 def _ns_index(obj: dict) -> list[str]:
     return [meta(obj).get("namespace") or ""]
-
-
-def _not_ready(effects: list) -> list:
-    """A plan-only pass's effects: status writes keep their fields but leave the condition
-    alone; one left with nothing to write (most: a ClusterIP Service's status has no fields)
-    is dropped instead of handed to the writer, which would find nothing to change."""
-    out = []
-    for e in effects:
-        if isinstance(e, StatusEffect) and e.ready:
-            if not e.fields:
-                continue
-            e = replace(e, ready=None)
-        out.append(e)
-    return out
 
 
 class Controller(Loops):
@@ -133,6 +120,7 @@ class Controller(Loops):
         self.applier = Applier(nb) if nb is not None else None
         self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
                                  StatusWriter(backend), enabled=write_kube)
+        self.writer.before_patch = self.triggers.expect_patch
         self.desired: dict[Owner, Sequence[Row] | None] = {}
         self.verdicts = Verdicts()
         # clean outcomes of the settle pass (recorded while it runs), for the full sync
@@ -407,7 +395,7 @@ class Controller(Loops):
                 else:
                     self.verdicts.record(key, None)
                     if self._settling is not None:
-                        self._settling[key] = outcome
+                        self._settling[key] = for_reuse(outcome)
                 effects = outcome.effects if key not in early else []
                 succeeded.append(key)
                 counts[(kind, "invalid" if outcome.invalid else "ok")] += 1
@@ -415,7 +403,7 @@ class Controller(Loops):
         self.queue.forget(*succeeded)
         self._count(counts)
         if self.plan_only:  # nothing is in NB yet: no condition may say it is ready
-            submitted = _not_ready(submitted)
+            submitted = not_ready(submitted)
         self.writer.submit(submitted)
         freeze_heap(full)
         return report

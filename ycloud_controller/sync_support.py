@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -14,7 +14,14 @@ from topology.apply import ApplyResult
 from topology.model import Owner, Row
 from topology.plan import Plan
 from topology.stream import Stream
-from ycloud_controller.reconcilers.base import Outcome
+from ycloud_controller.reconcilers.base import (
+    DeleteEffect,
+    Effect,
+    Outcome,
+    PatchEffect,
+    StatusEffect,
+    UpsertEffect,
+)
 from ycloud_controller.triggers import Key
 
 log = structlog.get_logger("ycloud_controller.controller")
@@ -47,6 +54,33 @@ def same_rows(a: Sequence[Row] | None, b: Sequence[Row]) -> bool:
     of rows that did not change. The applied rows are kept as they are (not hashed): a full
     sync records 11k owners, and only the owners of later batches are ever compared."""
     return a is b or (a is not None and len(a) == len(b) and tuple(a) == tuple(b))
+
+
+_KUBE_WRITES = (PatchEffect, UpsertEffect, DeleteEffect)
+
+
+def not_ready(effects: list[Effect]) -> list[Effect]:
+    """A plan-only pass's effects: status writes keep their fields but leave the condition
+    alone; one left with nothing to write (most: a ClusterIP Service's status has no fields)
+    is dropped instead of handed to the writer, which would find nothing to change."""
+    out = []
+    for e in effects:
+        if isinstance(e, StatusEffect) and e.ready:
+            if not e.fields:
+                continue
+            e = replace(e, ready=None)
+        out.append(e)
+    return out
+
+
+def for_reuse(outcome: Outcome) -> Outcome:
+    """A clean outcome of the settle pass as the full sync after it takes it (Controller.settle):
+    without the Kubernetes writes (annotations, derived objects) the settle pass handed to the
+    writer already, which would only be written again to no effect."""
+    if not any(isinstance(e, _KUBE_WRITES) for e in outcome.effects):
+        return outcome
+    return replace(outcome, effects=[e for e in outcome.effects
+                                     if not isinstance(e, _KUBE_WRITES)])
 
 
 class Progress:

@@ -13,6 +13,7 @@ from typing import Any
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
 from ycloud_controller.network import NetworkModel, build_network
+from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 
 Key = tuple[str, str]
@@ -29,6 +30,18 @@ class Triggers:
         self.emulate = emulate
         self._lock = threading.Lock()
         self.model: NetworkModel = build_network([], [], [], cfg)
+        # pod key -> the annotations our own patch is writing (expect_patch)
+        self._own_annotations: dict[str, dict[str, Any]] = {}
+
+    def expect_patch(self, effect: PatchEffect) -> None:
+        """Our patch of a pod's annotations (the addresses its reconcile chose) is about to
+        be written: when it comes back as the only change, the pod's reconcile would give
+        the same again (it was every pod once more after a cold sync's first pass)."""
+        annotations = (effect.patch.get("metadata") or {}).get("annotations")
+        if effect.resource.kind == "Pod" and isinstance(annotations, dict) and \
+                set(effect.patch) == {"metadata"} and set(effect.patch["metadata"]) == {
+                    "annotations"}:
+            self._own_annotations[f"{effect.namespace}/{effect.name}"] = annotations
 
     # -- network model ------------------------------------------------------------------------
     def network(self) -> NetworkModel:
@@ -86,8 +99,13 @@ class Triggers:
     def on_event(self, kind: str, event: str, obj: dict, old: dict | None) -> None:
         key = key_of(obj)
         if kind in ("Vpc", "Subnet", "EipPool"):
-            # rebuilt once per batch by the worker, however many objects changed
-            self.enqueue(NETWORK_KEY)
+            # rebuilt once per batch by the worker, however many objects changed. Our own
+            # status coming back on a VPC or subnet changes nothing the model reads; on a
+            # pool it may follow the release of its last EIP, which a terminating pool waits
+            # for (its retirement is decided when the model is built)
+            if kind == "EipPool" or not (event == "MODIFIED" and old is not None
+                                         and _only_status_changed(obj, old)):
+                self.enqueue(NETWORK_KEY)
             return
         if kind == "Namespace":
             return
@@ -102,7 +120,11 @@ class Triggers:
         # moves through their status (restore, refusals).
         status_only = (kind in ("Service", "Pod") and event == "MODIFIED" and old is not None
                        and _status_unread(kind, obj, old) and _only_status_changed(obj, old))
-        if not status_only:
+        own = self._own_annotations.pop(key, None) if kind == "Pod" else None
+        if own is not None and event == "MODIFIED" and old is not None and \
+                _only_annotated(obj, old, own):
+            pass  # our own addresses coming back: services selecting the pod still hear it
+        elif not status_only:
             self.enqueue((kind, key))
         if kind == "Service":
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
@@ -153,6 +175,22 @@ def _as_backend(obj: dict) -> tuple:
 
 
 _VOLATILE = frozenset({"resourceVersion", "managedFields"})
+_VOLATILE_OR_ANNOTATIONS = _VOLATILE | {"annotations"}
+
+
+def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
+    """True when `obj` is `old` with `annotations` merged in and nothing else changed
+    (but the metadata every write changes)."""
+    if {k: v for k, v in obj.items() if k != "metadata"} != \
+            {k: v for k, v in old.items() if k != "metadata"}:
+        return False
+    new_md, old_md = meta(obj), meta(old)
+    if {k: v for k, v in new_md.items() if k not in _VOLATILE_OR_ANNOTATIONS} != \
+            {k: v for k, v in old_md.items() if k not in _VOLATILE_OR_ANNOTATIONS}:
+        return False
+    merged = {**(old_md.get("annotations") or {}), **annotations}
+    return (new_md.get("annotations") or {}) == {k: v for k, v in merged.items()
+                                                 if v is not None}
 
 
 def _only_status_changed(obj: dict, old: dict) -> bool:

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -62,6 +63,8 @@ class KubeWriter:
         self._busy = 0
         self.written = 0
         self.failed = 0
+        # told of each patch just before it is written (Triggers.expect_patch)
+        self.before_patch: Callable[[PatchEffect], None] | None = None
 
     def submit(self, effects: list[Effect]) -> None:
         if not effects or not self.enabled:
@@ -141,6 +144,8 @@ class KubeWriter:
                                  reason=effect.reason, message=effect.message)
             self.status.set_status(effect.resource, effect.obj, effect.fields, cond)
         elif isinstance(effect, PatchEffect):
+            if self.before_patch is not None:
+                self.before_patch(effect)
             self.backend.patch(effect.resource, effect.name, effect.namespace, effect.patch)
         elif isinstance(effect, UpsertEffect):
             self._upsert(effect)

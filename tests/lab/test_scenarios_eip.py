@@ -132,7 +132,9 @@ def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> 
     the active chassis from SB) moves the service gateway there; scenarios 3 and 4 answer
     again. gw1 comes back: everything returns to it."""
     s3, s4 = CHECKS_BY_ID["s3"], CHECKS_BY_ID["s4"]
-    assert _all_on(lab, "gw1"), (_active_chassis(lab), _svcgw_chassis(lab))
+    # gw1 has the highest priority; right after the lab starts (or after a test that moved
+    # them) the ports may still be on gw2 for a moment
+    wait_until(lambda: _all_on(lab, "gw1"), 30, "gateway ports and svcgw on gw1")
     stopped = time.monotonic()
     lab.stop_chassis("gw1")
     try:
@@ -153,5 +155,12 @@ def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> 
             row = wait_check(lab, check, 30, resolver=examples.resolver, timeout=1)
             assert row.ok, row
         print(f"failback: scenarios 3 and 4 after {time.monotonic() - started:.1f}s")
-    row = run_check(lab, CHECKS_BY_ID["s4"], examples.resolver, batch=20, most=20)
+    # every backend VPC answers again: a batch of 20 right after the first answer may still
+    # meet a flow being reinstalled (one timeout in about ten runs), so the batch is asked
+    # until it passes, for at most 15 s
+    deadline = time.monotonic() + 15
+    while True:
+        row = run_check(lab, CHECKS_BY_ID["s4"], examples.resolver, batch=20, most=20)
+        if (row.ok and set(row.answered) == set(MULTI)) or time.monotonic() > deadline:
+            break
     assert row.ok and set(row.answered) == set(MULTI), row

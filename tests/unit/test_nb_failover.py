@@ -47,6 +47,14 @@ def test_a_row_gets_the_same_uuid_in_every_process():
     assert one(lb) != one(RowId("Logical_Switch", lb.key))
 
 
+def test_the_derived_uuid_is_uuid5_of_table_and_key():
+    """The UUIDs of rows inserted by earlier versions (uuid.uuid5) stay the same."""
+    ns = uuid.UUID("6d1f3f0e-6a59-4f5b-9b8e-0c7f2a9b5e11")
+    for i in range(2000):
+        rid = RowId("Load_Balancer", f"Service_ns-{i}/svc-é{i}_TCP_cluster")
+        assert UuidSource()(rid) == str(uuid.uuid5(ns, f"{rid.table}\0{rid.key}"))
+
+
 def test_a_replaced_uuid_is_kept_for_that_row_only():
     lb, other = RowId("Load_Balancer", "x"), RowId("Load_Balancer", "y")
     source = UuidSource()

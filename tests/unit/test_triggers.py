@@ -6,6 +6,8 @@ import copy
 
 from ycloud_controller.config import Config
 from ycloud_controller.kube.informer import Store
+from ycloud_controller.kube.resources import PODS
+from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 from ycloud_controller.triggers import Key, Triggers
 
@@ -104,3 +106,62 @@ def test_a_pod_whose_phase_changes_is_queued() -> None:
     t.on_event("Pod", "MODIFIED", dict(pod("Succeeded"), metadata=dict(
         old["metadata"], resourceVersion="2")), old)
     assert ("Pod", "ns/p") in queued
+
+
+def test_our_status_on_vpcs_and_subnets_does_not_rebuild_the_network() -> None:
+    """The network model and the Vpc and Subnet reconcilers read none of their status: our
+    own status coming back is not work; any other change is. A pool's status still rebuilds
+    it (test_eippool_lifecycle: a terminating pool waits for its last EIP's release)."""
+    t, queued = triggers()
+    for kind in ("Vpc", "Subnet", "EipPool"):
+        old = {"apiVersion": "iaas.yusur.io/v1", "kind": kind,
+               "metadata": {"name": "x", "resourceVersion": "1"}, "spec": {"cidr": "10.1.0.0/24"}}
+        t.on_event(kind, "MODIFIED", with_status(old, "2"), old)
+        assert queued == ([("Network", "")] if kind == "EipPool" else [])
+        queued.clear()
+        changed = with_status(old, "3")
+        changed["spec"]["cidr"] = "10.2.0.0/24"
+        t.on_event(kind, "MODIFIED", changed, old)
+        assert queued == [("Network", "")]
+        queued.clear()
+
+
+def annotated(obj: dict, rv: str, annotations: dict) -> dict:
+    new = copy.deepcopy(obj)
+    new["metadata"]["resourceVersion"] = rv
+    new["metadata"]["annotations"] = {**new["metadata"].get("annotations", {}), **annotations}
+    return new
+
+
+OURS = {"ycloud.io/ip_address": "10.16.0.5", "ycloud.io/mac_address": "0a:00:00:00:00:05"}
+
+
+def test_our_own_address_annotations_do_not_queue_the_pod_again() -> None:
+    """The addresses a pod's reconcile chose come back as annotations: reconciling the pod
+    again would give the same; services selecting it still hear of it (their endpoints)."""
+    t, queued = triggers()
+    t.stores["Service"].upsert("ns/web", dict(service(), spec=dict(
+        service()["spec"], selector={"app": "web"})))
+    old = pod()
+    old["metadata"]["labels"] = {"app": "web"}
+    t.expect_patch(PatchEffect(PODS, "p", "ns", {"metadata": {"annotations": OURS}}))
+    t.on_event("Pod", "MODIFIED", annotated(old, "2", OURS), old)
+    assert ("Pod", "ns/p") not in queued and ("Endpoints", "ns/web") in queued
+
+
+def test_an_annotation_change_that_is_not_ours_queues_the_pod() -> None:
+    t, queued = triggers()
+    old = pod()
+    t.on_event("Pod", "MODIFIED", annotated(old, "2", OURS), old)  # nothing expected
+    assert queued == [("Pod", "ns/p")]
+    queued.clear()
+    t.expect_patch(PatchEffect(PODS, "p", "ns", {"metadata": {"annotations": OURS}}))
+    other = annotated(old, "3", {**OURS, "ycloud.io/ip_address": "10.16.0.9"})
+    t.on_event("Pod", "MODIFIED", other, old)  # someone else's value
+    assert queued == [("Pod", "ns/p")]
+    queued.clear()
+    t.expect_patch(PatchEffect(PODS, "p", "ns", {"metadata": {"annotations": OURS}}))
+    moved = annotated(old, "4", OURS)
+    moved["spec"]["nodeName"] = "n2"  # more than our annotations changed
+    t.on_event("Pod", "MODIFIED", moved, old)
+    assert queued == [("Pod", "ns/p")]
