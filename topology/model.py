@@ -133,22 +133,22 @@ class Row:
 
     def external_ids(self, columns: dict[str, Any] | None = None) -> dict[str, str]:
         """Our external_ids of the row; `columns`: its `columns()`, when the caller has
-        them (the content hash is computed from them once)."""
-        ids = naming.owner_ids(self.owner.kind, self.owner.name, self.vpc)
-        ids.update(self.ids)
-        digest = self.__dict__.get("content_hash")
-        if digest is None:
-            digest = self.__dict__["content_hash"] = self._hash(
-                self.columns() if columns is None else columns, ids)
+        them (the content hash is then computed from them, not from a second copy)."""
+        ids = self._owner_ids()
+        if columns is not None and "content_hash" not in self.__dict__:
+            self.__dict__["content_hash"] = self._hash(columns, ids)  # cached_property's slot
         ids[naming.KEY] = self.key
-        ids[naming.HASH] = digest
+        ids[naming.HASH] = self.content_hash
         return ids
 
     @cached_property
     def content_hash(self) -> str:
+        return self._hash(self.columns(), self._owner_ids())
+
+    def _owner_ids(self) -> dict[str, str]:
         ids = naming.owner_ids(self.owner.kind, self.owner.name, self.vpc)
         ids.update(self.ids)
-        return self._hash(self.columns(), ids)
+        return ids
 
     def _hash(self, columns: dict[str, Any], ids: dict[str, str]) -> str:
         return naming.content_hash(_HASH_JSON([self.TABLE, self.key, columns, ids]))
