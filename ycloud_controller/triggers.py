@@ -137,6 +137,10 @@ class Triggers:
             ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)
             if ysvc:
                 self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{ysvc}"))
+            elif self.stores["YusurService"].get(key) is not None:
+                # not (or no longer) its Service: a YusurService of the name reports the
+                # conflict, or takes the name once the Service is gone
+                self.enqueue(("YusurService", key))
         if kind in ("Pod", "Vnic"):
             self._backend_changed(kind, obj, old)
         if kind == "NetworkProbe":

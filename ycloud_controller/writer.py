@@ -51,6 +51,21 @@ def _target(effect: Effect) -> tuple:
     return ("delete", effect.resource.kind, effect.namespace, effect.name)
 
 
+def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((r for r in refs if r.get("controller")), None)
+
+
+def _controlled_elsewhere(obj: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when `current` is not controlled by an object of the kind and name that is to
+    control `obj` (an earlier incarnation of the same owner, another uid, is adopted)."""
+    ours, theirs = _controller_ref(obj), _controller_ref(current)
+    if ours is None:
+        return False
+    return theirs is None or (theirs.get("kind"), theirs.get("name")) != (ours.get("kind"),
+                                                                          ours.get("name"))
+
+
 class KubeWriter:
     def __init__(self, backend: Backend, recorder: EventRecorder, status: StatusWriter,
                  enabled: bool = True):
@@ -63,6 +78,7 @@ class KubeWriter:
         self._busy = 0
         self.written = 0
         self.failed = 0
+        self.refused = 0  # upserts of objects that exist and are not ours
         # told of each patch just before it is written (Triggers.expect_patch)
         self.before_patch: Callable[[PatchEffect], None] | None = None
 
@@ -160,7 +176,7 @@ class KubeWriter:
         """True when the object's controller owner no longer exists (or is another object of
         the same name): a write queued before the owner's deletion must not resurrect it."""
         md = obj["metadata"]
-        ref = next((r for r in md.get("ownerReferences") or [] if r.get("controller")), None)
+        ref = _controller_ref(obj)
         if ref is None:
             return False
         try:
@@ -189,6 +205,14 @@ class KubeWriter:
                 current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
                 if current is None:
                     raise
+        if _controlled_elsewhere(obj, current):
+            # e.g. a user's own Service of the name a YusurService wants, not yet in the
+            # reconciler's cache: never take it over. Its watch event queues the owner again,
+            # which then reports the conflict on itself.
+            self.refused += 1
+            log.warning("not taking over an object another controls", kind=effect.resource.kind,
+                        object=key_of(obj), controller=str(_controller_ref(current)))
+            return
         body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
         body["metadata"] = {k: v for k, v in md.items() if k in ("labels", "annotations",
                                                                    "ownerReferences")}

@@ -66,6 +66,25 @@ def test_the_yusurservice_still_hears_its_services_status() -> None:
     assert queued == [("YusurService", "ns/ysvc1")]
 
 
+def test_a_users_service_of_a_yusurservices_name_queues_that_yusurservice() -> None:
+    """The YusurService may have been reconciled before the Service reached the cache: it
+    hears of it (to report the conflict) and of its deletion (to take the name)."""
+    t, queued = triggers()
+    t.stores["YusurService"].upsert("ns/web", {"apiVersion": "iaas.yusur.io/v1",
+                                              "kind": "YusurService",
+                                              "metadata": {"name": "web", "namespace": "ns"}})
+    t.on_event("Service", "ADDED", service(), None)
+    assert ("YusurService", "ns/web") in queued
+    queued.clear()
+    t.on_event("Service", "DELETED", service(), service())
+    assert ("YusurService", "ns/web") in queued
+    queued.clear()
+    other = service()
+    other["metadata"]["name"] = "api"
+    t.on_event("Service", "ADDED", other, None)
+    assert not [k for k in queued if k[0] == "YusurService"]
+
+
 def test_a_loadbalancer_service_is_reconciled_on_every_status_change() -> None:
     t, queued = triggers()
     old = service()

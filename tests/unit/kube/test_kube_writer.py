@@ -8,9 +8,9 @@ from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.memstore import MemoryStore
-from ycloud_controller.kube.resources import PODS, VPCS
+from ycloud_controller.kube.resources import PODS, SERVICES, VPCS, YUSURSERVICES
 from ycloud_controller.kube.status import StatusWriter
-from ycloud_controller.reconcilers.base import PatchEffect, StatusEffect
+from ycloud_controller.reconcilers.base import PatchEffect, StatusEffect, UpsertEffect
 from ycloud_controller.writer import KubeWriter
 
 
@@ -93,3 +93,43 @@ def test_a_conflict_is_retried_and_a_crash_loses_nothing_queued(spawn) -> None:
     finally:
         stop.set()
         stop2.set()
+
+
+def test_an_upsert_never_takes_over_an_object_another_controls(spawn) -> None:
+    """A user's Service of the name a YusurService wants stays as the user made it; the
+    YusurService's own Service is updated."""
+    store = MemoryStore()
+    backend = MemoryBackend(store)
+    uids = {name: store.create(YUSURSERVICES, {"metadata": {"name": name, "namespace": "ns"}})[
+        "metadata"]["uid"] for name in ("taken", "mine")}
+
+    def ref(name: str) -> dict:
+        return {"apiVersion": "iaas.yusur.io/v1", "kind": "YusurService", "name": name,
+                "uid": uids[name], "controller": True}
+
+    store.create(SERVICES, {"metadata": {"name": "taken", "namespace": "ns"},
+                            "spec": {"clusterIP": "10.96.50.1", "ports": [{"port": 80}]}})
+    store.create(SERVICES, {"metadata": {"name": "mine", "namespace": "ns",
+                                         "ownerReferences": [ref("mine")]},
+                            "spec": {"ports": [{"port": 80}]}})
+
+    def wanted(name: str) -> UpsertEffect:
+        return UpsertEffect(SERVICES, {"metadata": {
+            "name": name, "namespace": "ns", "labels": {"ycloud.io/yusurservice": name},
+            "ownerReferences": [ref(name)]}, "spec": {"ports": [{"port": 8080}]}})
+
+    writer = writer_for(backend)
+    writer.submit([wanted("taken"), wanted("mine")])
+    stop = threading.Event()
+    spawn(writer.run, stop)
+    try:
+        assert writer.flush(10)
+    finally:
+        stop.set()
+    taken = backend.get(SERVICES, "taken", "ns")
+    assert taken["spec"]["ports"] == [{"port": 80}] and "labels" not in taken["metadata"]
+    assert "ownerReferences" not in taken["metadata"]
+    mine = backend.get(SERVICES, "mine", "ns")
+    assert mine["spec"]["ports"] == [{"port": 8080}]
+    assert mine["metadata"]["labels"] == {"ycloud.io/yusurservice": "mine"}
+    assert writer.refused == 1 and writer.failed == 0
