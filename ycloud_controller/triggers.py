@@ -110,9 +110,15 @@ class Triggers:
         if kind == "Namespace":
             return
         if kind == "EndpointSlice":
-            svc = (meta(obj).get("labels") or {}).get("kubernetes.io/service-name")
+            labels = meta(obj).get("labels") or {}
+            svc = labels.get("kubernetes.io/service-name")
             if svc:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
+            if event == "ADDED" and labels.get(YSVC_LABEL):
+                # a YusurService's new slice: it may have been written before the YusurService
+                # learnt that a Service of its name is not its own, and is then to be deleted
+                self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/"
+                                              f"{labels[YSVC_LABEL]}"))
             return
         # our own status condition coming back on a ClusterIP Service or a Pod: nothing their
         # reconcile reads changed (of a pod's status it reads the phase only); a YusurService

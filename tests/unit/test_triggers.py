@@ -85,6 +85,20 @@ def test_a_users_service_of_a_yusurservices_name_queues_that_yusurservice() -> N
     assert not [k for k in queued if k[0] == "YusurService"]
 
 
+def test_a_new_slice_of_a_yusurservice_queues_it_and_a_changed_one_does_not() -> None:
+    """A slice written before its YusurService saw a conflicting Service must reach it so it
+    can be deleted; updates of its slices are its own writes coming back."""
+    t, queued = triggers()
+    sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+          "metadata": {"name": "web-1", "namespace": "ns", "resourceVersion": "1",
+                       "labels": {"kubernetes.io/service-name": "web", YSVC_LABEL: "web"}}}
+    t.on_event("EndpointSlice", "ADDED", sl, None)
+    assert ("YusurService", "ns/web") in queued and ("Service", "ns/web") in queued
+    queued.clear()
+    t.on_event("EndpointSlice", "MODIFIED", sl, sl)
+    assert queued == [("Service", "ns/web")]
+
+
 def test_a_loadbalancer_service_is_reconciled_on_every_status_change() -> None:
     t, queued = triggers()
     old = service()

@@ -206,6 +206,9 @@ def _service_refused(existing: dict[str, Any] | None) -> dict[str, Any] | None:
     return cond
 
 
+_CHILDREN = (("EndpointSlice", res.ENDPOINTSLICES), ("NetworkProbe", res.NETWORKPROBES))
+
+
 def _owned(ctx: Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
     return [o for o in ctx.store(kind).by_index("namespace", namespace)
             if (meta(o).get("labels") or {}).get(LABEL) == name]
@@ -228,8 +231,13 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
             raise Invalid("ServiceConflict", f"a Service {key} exists and is not owned by this "
                                              "YusurService")
     except Invalid as exc:
-        return Outcome(invalid=exc, effects=invalid_effects(res.YUSURSERVICES, obj, exc))
-    effects: list[Effect] = []
+        effects: list[Effect] = invalid_effects(res.YUSURSERVICES, obj, exc)
+        if exc.reason == "ServiceConflict":
+            # made while the Service was not yet seen: they would feed a Service not ours
+            effects += [DeleteEffect(resource, meta(o)["name"], namespace)
+                        for kind, resource in _CHILDREN for o in _owned(ctx, kind, namespace, name)]
+        return Outcome(invalid=exc, effects=effects)
+    effects = []
     svc = _service(view, obj)
     old_ip = ((existing or {}).get("spec") or {}).get("clusterIP")
     if existing is not None and view.cluster_ip and old_ip not in (None, str(view.cluster_ip)):
@@ -239,8 +247,7 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
     slices, probes = _slices(ctx, view, obj, backends), _probes(view, obj, backends)
     effects += [UpsertEffect(res.ENDPOINTSLICES, s) for s in slices]
     effects += [UpsertEffect(res.NETWORKPROBES, p) for p in probes]
-    for kind, wanted, resource in (("EndpointSlice", slices, res.ENDPOINTSLICES),
-                                   ("NetworkProbe", probes, res.NETWORKPROBES)):
+    for (kind, resource), wanted in zip(_CHILDREN, (slices, probes), strict=True):
         names = {meta(w)["name"] for w in wanted}
         effects += [DeleteEffect(resource, meta(o)["name"], namespace)
                     for o in _owned(ctx, kind, namespace, name) if meta(o)["name"] not in names]
