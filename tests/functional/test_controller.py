@@ -168,9 +168,11 @@ def test_ipam_never_duplicates_under_concurrent_creations(fake: FakeKube, sandbo
             return ips if all(ips) and len(ips) == 200 else []
         ips = wait_for(annotated, timeout=60, what="200 pods annotated")
         assert len(set(ips)) == 200
-        rows = wait_for(lambda: [p for p in find(sandbox, "Logical_Switch_Port")
-                                 if p["name"].endswith(".default")] if len(
-            port_names(sandbox)) >= 202 else None, timeout=30)
+        def pod_ports() -> list[dict] | None:
+            found = [p for p in find(sandbox, "Logical_Switch_Port")
+                     if p["name"].endswith(".default")]
+            return found if len(found) == 200 else None
+        rows = wait_for(pod_ports, timeout=30)
         addresses = [r["addresses"].split()[1] for r in rows]
         assert sorted(addresses) == sorted(ips)
         client.close()
