@@ -78,7 +78,8 @@ class KubeWriter:
         self._busy = 0
         self.written = 0
         self.failed = 0
-        self.refused = 0  # upserts of objects that exist and are not ours
+        # upserts of objects that exist and are not ours, deletes of objects replaced since
+        self.refused = 0
         # told of each patch just before it is written (Triggers.expect_patch)
         self.before_patch: Callable[[PatchEffect], None] | None = None
 
@@ -167,8 +168,16 @@ class KubeWriter:
             self._upsert(effect)
         elif isinstance(effect, DeleteEffect):
             try:
-                self.backend.delete(effect.resource, effect.name, effect.namespace)
+                self.backend.delete(effect.resource, effect.name, effect.namespace,
+                                    uid=effect.uid)
             except ApiError as exc:
+                if exc.code == 409 and effect.uid:
+                    # another object of that name since the reconcile: not the one to delete
+                    self.refused += 1
+                    log.warning("not deleting an object made since under the same name",
+                                kind=effect.resource.kind, object=f"{effect.namespace}/"
+                                f"{effect.name}", error=str(exc))
+                    return
                 if exc.code != 404:
                     raise
 

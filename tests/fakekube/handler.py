@@ -234,9 +234,10 @@ class Handler(BaseHTTPRequestHandler):
             options = json.loads(raw) if raw else {}
             propagation = query.get("propagationPolicy") or (options or {}).get(
                 "propagationPolicy") or "Background"
-            precondition = ((options or {}).get("preconditions") or {}).get("resourceVersion")
+            preconditions = (options or {}).get("preconditions") or {}
             deleted = store.delete(res, name, namespace, propagation=propagation,
-                                   precondition_rv=precondition, dry_run=dry_run)
+                                   precondition_rv=preconditions.get("resourceVersion"),
+                                   precondition_uid=preconditions.get("uid"), dry_run=dry_run)
             if (res.group, res.plural) in discovery.RETURNS_OBJECT_ON_DELETE:
                 self._send_json(200, deleted)
             else:

@@ -359,8 +359,12 @@ class ApiBackend:
         *,
         missing_ok: bool = True,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> None:
-        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                                   "propagationPolicy": propagation}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         try:
             self._json("DELETE", res.path(namespace, name), body=options)
         except NotFound:

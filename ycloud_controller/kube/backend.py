@@ -109,8 +109,10 @@ class Backend(Protocol):
         *,
         missing_ok: bool = True,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> None:
-        """Delete; a missing object is fine unless ``missing_ok`` is False (NotFound)."""
+        """Delete; a missing object is fine unless ``missing_ok`` is False (NotFound).
+        ``uid``: only that object, not another of the same name (else Conflict, 409)."""
         ...
 
 
@@ -263,9 +265,11 @@ class MemoryBackend:
         *,
         missing_ok: bool = True,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> None:
         try:
-            self.store.delete(res, name, namespace, propagation=propagation)
+            self.store.delete(res, name, namespace, propagation=propagation,
+                              precondition_uid=uid)
         except NotFound:
             if not missing_ok:
                 raise

@@ -58,17 +58,24 @@ class CascadeMixin:
         *,
         propagation: str = "Background",
         precondition_rv: str | None = None,
+        precondition_uid: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """Delete an object (returning its final state) and garbage-collect dependents.
 
         ``propagation`` "Orphan" removes the owner reference from dependents instead.
+        A precondition that does not hold is a Conflict (409), as in Kubernetes.
         """
         res = self._check(res)
         with self._lock:
             old = self._current(res, name, namespace)
             if precondition_rv and precondition_rv != objects.rv_of(old):
                 raise self._conflict(res, name)
+            uid = old["metadata"].get("uid")
+            if precondition_uid and precondition_uid != uid:
+                raise Conflict(409, "Conflict", f"Precondition failed: UID in precondition: "
+                                                f"{precondition_uid}, UID in object meta: {uid}",
+                               details={"name": name, "group": res.group, "kind": res.plural})
             if dry_run:
                 return objects.clone(old)
             if old["metadata"].get("finalizers"):

@@ -74,9 +74,13 @@ class UpsertEffect:
 
 @dataclass(frozen=True)
 class DeleteEffect:
+    """Delete an object the controller owns; with `uid`, only that object (the one the
+    reconcile saw), never another made since under the same name."""
+
     resource: Resource
     name: str
     namespace: str | None
+    uid: str | None = None
 
 
 Effect = StatusEffect | EventEffect | PatchEffect | UpsertEffect | DeleteEffect

@@ -138,6 +138,6 @@ def reconcile_endpoints(ctx: Context, key: str, allocator: ServiceIpAllocator) -
         if old is None or any(old.get(k) != sl.get(k) for k in ("endpoints", "ports",
                                                                  "addressType")):
             effects.append(UpsertEffect(res.ENDPOINTSLICES, sl))
-    effects += [DeleteEffect(res.ENDPOINTSLICES, n, namespace) for n in current
-                if n not in wanted_names]
+    effects += [DeleteEffect(res.ENDPOINTSLICES, n, namespace, meta(s).get("uid"))
+                for n, s in current.items() if n not in wanted_names]
     return Outcome(effects=effects)

@@ -234,14 +234,15 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
         effects: list[Effect] = invalid_effects(res.YUSURSERVICES, obj, exc)
         if exc.reason == "ServiceConflict":
             # made while the Service was not yet seen: they would feed a Service not ours
-            effects += [DeleteEffect(resource, meta(o)["name"], namespace)
+            effects += [DeleteEffect(resource, meta(o)["name"], namespace, meta(o).get("uid"))
                         for kind, resource in _CHILDREN for o in _owned(ctx, kind, namespace, name)]
         return Outcome(invalid=exc, effects=effects)
     effects = []
     svc = _service(view, obj)
     old_ip = ((existing or {}).get("spec") or {}).get("clusterIP")
     if existing is not None and view.cluster_ip and old_ip not in (None, str(view.cluster_ip)):
-        effects.append(DeleteEffect(res.SERVICES, name, namespace))  # clusterIP is immutable
+        # clusterIP is immutable
+        effects.append(DeleteEffect(res.SERVICES, name, namespace, meta(existing).get("uid")))
     else:
         effects.append(UpsertEffect(res.SERVICES, svc))
     slices, probes = _slices(ctx, view, obj, backends), _probes(view, obj, backends)
@@ -249,7 +250,7 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
     effects += [UpsertEffect(res.NETWORKPROBES, p) for p in probes]
     for (kind, resource), wanted in zip(_CHILDREN, (slices, probes), strict=True):
         names = {meta(w)["name"] for w in wanted}
-        effects += [DeleteEffect(resource, meta(o)["name"], namespace)
+        effects += [DeleteEffect(resource, meta(o)["name"], namespace, meta(o).get("uid"))
                     for o in _owned(ctx, kind, namespace, name) if meta(o)["name"] not in names]
     healthy = sum(1 for be in backends
                   if not view.health or _probe_state(ctx, view, be) != "Offline")

@@ -55,7 +55,12 @@ def test_backend_contract(any_backend: Backend) -> None:
     items, rv = b.list(VNICS, "default")
     assert [i["metadata"]["name"] for i in items] == ["n"] and items[0]["kind"] == "Vnic"
     assert int(rv) >= int(items[0]["metadata"]["resourceVersion"])
-    b.delete(VPCS, "v")
+    # a uid precondition: only that object, not another made since under the same name
+    with pytest.raises(Conflict):
+        b.delete(VPCS, "v", uid="not-its-uid")
+    assert b.get(VPCS, "v") is not None
+    b.delete(VPCS, "v", uid=created["metadata"]["uid"])
+    assert b.get(VPCS, "v") is None
     b.delete(VPCS, "v")  # missing is fine by default
     with pytest.raises(NotFound):
         b.delete(VPCS, "v", missing_ok=False)

@@ -8,9 +8,20 @@ from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.memstore import MemoryStore
-from ycloud_controller.kube.resources import PODS, SERVICES, VPCS, YUSURSERVICES
+from ycloud_controller.kube.resources import (
+    ENDPOINTSLICES,
+    PODS,
+    SERVICES,
+    VPCS,
+    YUSURSERVICES,
+)
 from ycloud_controller.kube.status import StatusWriter
-from ycloud_controller.reconcilers.base import PatchEffect, StatusEffect, UpsertEffect
+from ycloud_controller.reconcilers.base import (
+    DeleteEffect,
+    PatchEffect,
+    StatusEffect,
+    UpsertEffect,
+)
 from ycloud_controller.writer import KubeWriter
 
 
@@ -132,4 +143,29 @@ def test_an_upsert_never_takes_over_an_object_another_controls(spawn) -> None:
     mine = backend.get(SERVICES, "mine", "ns")
     assert mine["spec"]["ports"] == [{"port": 8080}]
     assert mine["metadata"]["labels"] == {"ycloud.io/yusurservice": "mine"}
+    assert writer.refused == 1 and writer.failed == 0
+
+
+def test_a_delete_takes_only_the_object_the_reconcile_saw(spawn) -> None:
+    """A slice deleted and made again under its name since the reconcile stays."""
+    store = MemoryStore()
+    backend = MemoryBackend(store)
+    body = {"metadata": {"name": "web-1", "namespace": "ns"}, "addressType": "IPv4",
+            "endpoints": []}
+    seen = store.create(ENDPOINTSLICES, body)["metadata"]["uid"]
+    store.delete(ENDPOINTSLICES, "web-1", "ns")
+    again = store.create(ENDPOINTSLICES, body)["metadata"]["uid"]
+    gone = store.create(ENDPOINTSLICES, dict(body, metadata={"name": "web-2",
+                                                             "namespace": "ns"}))
+    writer = writer_for(backend)
+    writer.submit([DeleteEffect(ENDPOINTSLICES, "web-1", "ns", seen),
+                   DeleteEffect(ENDPOINTSLICES, "web-2", "ns", gone["metadata"]["uid"])])
+    stop = threading.Event()
+    spawn(writer.run, stop)
+    try:
+        assert writer.flush(10)
+    finally:
+        stop.set()
+    assert backend.get(ENDPOINTSLICES, "web-1", "ns")["metadata"]["uid"] == again
+    assert backend.get(ENDPOINTSLICES, "web-2", "ns") is None
     assert writer.refused == 1 and writer.failed == 0
