@@ -46,6 +46,19 @@ def writer_for(backend: MemoryBackend) -> KubeWriter:
     return KubeWriter(backend, EventRecorder(None), StatusWriter(backend))
 
 
+def write_all(backend: MemoryBackend, effects: list, spawn) -> KubeWriter:  # noqa: ANN001
+    """A writer that has written `effects` (its thread stopped again)."""
+    writer = writer_for(backend)
+    writer.submit(effects)
+    stop = threading.Event()
+    spawn(writer.run, stop)
+    try:
+        assert writer.flush(10)
+    finally:
+        stop.set()
+    return writer
+
+
 def test_many_effects_are_all_written_and_flush_waits_for_them(spawn) -> None:
     store = MemoryStore()
     n = 163
@@ -129,14 +142,7 @@ def test_an_upsert_never_takes_over_an_object_another_controls(spawn) -> None:
             "name": name, "namespace": "ns", "labels": {"ycloud.io/yusurservice": name},
             "ownerReferences": [ref(name)]}, "spec": {"ports": [{"port": 8080}]}})
 
-    writer = writer_for(backend)
-    writer.submit([wanted("taken"), wanted("mine")])
-    stop = threading.Event()
-    spawn(writer.run, stop)
-    try:
-        assert writer.flush(10)
-    finally:
-        stop.set()
+    writer = write_all(backend, [wanted("taken"), wanted("mine")], spawn)
     taken = backend.get(SERVICES, "taken", "ns")
     assert taken["spec"]["ports"] == [{"port": 80}] and "labels" not in taken["metadata"]
     assert "ownerReferences" not in taken["metadata"]
@@ -157,15 +163,9 @@ def test_a_delete_takes_only_the_object_the_reconcile_saw(spawn) -> None:
     again = store.create(ENDPOINTSLICES, body)["metadata"]["uid"]
     gone = store.create(ENDPOINTSLICES, dict(body, metadata={"name": "web-2",
                                                              "namespace": "ns"}))
-    writer = writer_for(backend)
-    writer.submit([DeleteEffect(ENDPOINTSLICES, "web-1", "ns", seen),
-                   DeleteEffect(ENDPOINTSLICES, "web-2", "ns", gone["metadata"]["uid"])])
-    stop = threading.Event()
-    spawn(writer.run, stop)
-    try:
-        assert writer.flush(10)
-    finally:
-        stop.set()
+    writer = write_all(backend, [DeleteEffect(ENDPOINTSLICES, "web-1", "ns", seen),
+                                 DeleteEffect(ENDPOINTSLICES, "web-2", "ns",
+                                              gone["metadata"]["uid"])], spawn)
     assert backend.get(ENDPOINTSLICES, "web-1", "ns")["metadata"]["uid"] == again
     assert backend.get(ENDPOINTSLICES, "web-2", "ns") is None
     assert writer.refused == 1 and writer.failed == 0
