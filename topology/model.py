@@ -415,4 +415,11 @@ def written_columns(table: str) -> tuple[str, ...]:
 
 
 def ref_columns(table: str) -> tuple[str, ...]:
-    return tuple(col for (t, col) in REF_COLUMNS if t == table)
+    """Reference columns of `table` held by the controller (REF_COLUMNS order)."""
+    found = _REF_COLUMNS_OF.get(table)
+    if found is None:  # a table we do not write
+        found = _REF_COLUMNS_OF[table] = tuple(col for (t, col) in REF_COLUMNS if t == table)
+    return found
+
+
+_REF_COLUMNS_OF: dict[str, tuple[str, ...]] = {}

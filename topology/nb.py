@@ -37,8 +37,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -61,8 +60,9 @@ READ_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class RowMeta:
+class RowMeta(NamedTuple):
+    """What the index knows of a row of ours (a named tuple: made and compared per row)."""
+
     table: str
     key: str
     owner: Owner | None

@@ -83,13 +83,14 @@ def _enc_uuid(v: Any) -> Any:
 
 
 def _encoder(ct: ColumnType) -> Encoder:
-    """python-ovs form -> OVSDB JSON, for one column type (no sorting: OVSDB does not care)."""
+    """python-ovs form -> OVSDB JSON, for one column type (no sorting: OVSDB does not care;
+    pairs may be tuples: the request is only ever JSON-encoded)."""
     if ct.is_map:
         if ct.key == "uuid" or ct.value == "uuid":
             ek = _enc_uuid if ct.key == "uuid" else (lambda x: x)
             ev = _enc_uuid if ct.value == "uuid" else (lambda x: x)
             return lambda v: ["map", [[ek(k), ev(x)] for k, x in (v or {}).items()]]
-        return lambda v: ["map", [[k, x] for k, x in (v or {}).items()]]
+        return lambda v: ["map", list(v.items()) if v else []]
     if ct.is_scalar:
         return _enc_uuid if ct.key == "uuid" else (lambda v: v)
     if ct.key == "uuid":
@@ -107,41 +108,48 @@ def _as_list(v: Any) -> list[Any]:
     return [v]
 
 
-def _stored(ct: ColumnType, v: Any) -> Any:
+def _storer(ct: ColumnType) -> Encoder:
     """python-ovs form -> the form the monitor store keeps (sets for sets, dicts for maps)."""
     if ct.is_map:
-        return dict(v or {})
+        return lambda v: dict(v or {})
     if ct.is_scalar:
-        return v
-    return set(_as_list(v))
+        return lambda v: v
+    return lambda v: set(_as_list(v))
+
+
+_CONTAINERS = (list, tuple, dict)
 
 
 class _TableCodec:
     def __init__(self, schema: Schema, session: Session, table: str):
         types = schema.tables[table]
-        self.types = types
         self.encoders: dict[str, Encoder] = {c: _encoder(t) for c, t in types.items()}
         mon = session.monitors.get(table)
-        self.monitored = frozenset(mon.columns) & frozenset(types) if mon else frozenset()
+        monitored = frozenset(mon.columns) & frozenset(types) if mon else frozenset()
+        self.storers: dict[str, Encoder] = {c: _storer(types[c]) for c in monitored}
 
     def encode(self, values: dict[str, Any]) -> dict[str, Any]:
         enc = self.encoders
         return {c: enc[c](v) for c, v in values.items()}
 
-    def encode_new(self, values: dict[str, Any]) -> dict[str, Any]:
-        """For an insert: empty sets and maps (the default of such columns) are not sent; the
-        server fills them in (less to encode, send and parse)."""
-        enc = self.encoders
-        out = {}
+    def for_insert(self, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the insert's row, what the store keeps of it), in one pass. Empty sets and maps
+        (the default of such columns) are not sent: the server fills them in (less to
+        encode, send and parse)."""
+        enc, storers = self.encoders, self.storers
+        encoded: dict[str, Any] = {}
+        stored: dict[str, Any] = {}
         for c, v in values.items():
-            if not v and isinstance(v, (list, tuple, dict)):
-                continue
-            out[c] = enc[c](v)
-        return out
+            store = storers.get(c)
+            if store is not None:
+                stored[c] = store(v)
+            if v or not isinstance(v, _CONTAINERS):
+                encoded[c] = enc[c](v)
+        return encoded, stored
 
     def stored(self, values: dict[str, Any]) -> dict[str, Any]:
-        types = self.types
-        return {c: _stored(types[c], v) for c, v in values.items() if c in self.monitored}
+        storers = self.storers
+        return {c: storers[c](v) for c, v in values.items() if c in storers}
 
 
 class Codecs:
@@ -225,26 +233,31 @@ class Transaction:
     def _inserts(self, born: dict[tuple[RowId, str], list[list[str]]]) -> None:
         ops = self.ops
         client = self._client_uuids
+        ident_of, insert_at, inserted = self._ident, self._insert_at, self._rows
+        codecs: dict[str, tuple[_TableCodec, tuple[str, ...]]] = {}
         for row in self.plan.inserts:
             table = row.TABLE
-            codec = self.codec(table)
-            values = _row_values(row)
-            encoded = codec.encode_new(values)
-            stored = codec.stored(values)
-            for column in model.ref_columns(table):
-                refs = born.get((row.rid, column))
-                if refs:
-                    encoded[column] = ["set", refs]
-                    stored[column] = refs  # resolved to UUIDs in reflect()
-            ident = self._ident[row.rid]
+            found = codecs.get(table)
+            if found is None:
+                found = codecs[table] = (self.codec(table), model.ref_columns(table))
+            codec, ref_columns = found
+            rid = row.rid
+            encoded, stored = codec.for_insert(_row_values(row))
+            if born:
+                for column in ref_columns:
+                    refs = born.get((rid, column))
+                    if refs:
+                        encoded[column] = ["set", refs]
+                        stored[column] = refs  # resolved to UUIDs in reflect()
+            ident = ident_of[rid]
             if client:
                 op = {"op": "insert", "table": table, "uuid": ident, "row": encoded}
             else:
                 ops.append(_guard(row))
                 op = {"op": "insert", "table": table, "uuid-name": ident, "row": encoded}
-            self._insert_at[row.rid] = len(ops)
+            insert_at[rid] = len(ops)
             ops.append(op)
-            self._rows.append((table, row.rid, stored))
+            inserted.append((table, rid, stored))
 
     def _updates(self) -> None:
         """Plain columns are replaced; external_ids is mutated: our keys (`naming.is_our_key`)

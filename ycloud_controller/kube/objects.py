@@ -166,15 +166,22 @@ def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Equal apart from metadata.resourceVersion (a write that changes nothing)."""
-    if set(old) != set(new):
+    if len(old) != len(new):
         return False
     for key, value in new.items():
+        if key not in old:
+            return False
+        before = old[key]
+        if before is value:  # a subtree the write left as it was (shared): equal
+            continue
         if key == "metadata":
-            a = {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}
-            b = {k: v for k, v in value.items() if k != "resourceVersion"}
-            if a != b:
+            rv = "resourceVersion"
+            if len(before) - (rv in before) != len(value) - (rv in value):
                 return False
-        elif old[key] != value:
+            for k, v in value.items():
+                if k != rv and (k not in before or before[k] != v):
+                    return False
+        elif before != value:
             return False
     return True
 
