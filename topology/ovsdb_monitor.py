@@ -15,11 +15,11 @@ from topology.ovsdb_types import (
     apply_diff,
     decode,
     empty,
+    uuid_of,
 )
 
 log = structlog.get_logger(__name__)
 UUID = uuidlib.UUID
-_uuid = uuidlib.UUID
 
 # _Server.Database columns read for the leader check (none of them changes per commit)
 SERVER_COLUMNS = ("name", "model", "connected", "leader", "schema")
@@ -215,7 +215,7 @@ class MonitorMixin:
             types = self.schema.tables[table]
             defaults = self._defaults(table)
             for uuid_s, change in rows.items():
-                row_uuid = _uuid(uuid_s)
+                row_uuid = uuid_of(uuid_s)
                 had_overlay = row_uuid in overlay
                 old = self.effective(table, row_uuid) if had_overlay else store.get(row_uuid)
                 changed: frozenset[str] | None = None

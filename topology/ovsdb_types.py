@@ -11,7 +11,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-_uuid = uuidlib.UUID
+_UUID = uuidlib.UUID
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuidlib.SafeUUID.unknown
+
+
+def uuid_of(text: str) -> uuidlib.UUID:
+    """``uuid.UUID(text)`` for the canonical form OVSDB uses (36 characters, 8-4-4-4-12 hex
+    digits), built without UUID.__init__'s parsing of every other form: row UUIDs are made
+    for every row the monitor reads and every row we write, and that parsing (three
+    ``str.replace`` and checks) cost more than the rest of making one. Only the length and
+    the dashes are checked here (the text comes from the server or from
+    topology.rpcwrite.derived_uuid); any other text goes through ``uuid.UUID``."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" \
+            or text[23] != "-":
+        return _UUID(text)
+    value = _new(_UUID)
+    _set(value, "int", int(text.replace("-", ""), 16))
+    _set(value, "is_safe", _UNKNOWN)
+    return value
+
+
+_uuid = uuid_of
 
 _gc_lock = threading.Lock()
 _gc_paused = 0

@@ -39,7 +39,7 @@ from typing import Any
 from topology import model, naming
 from topology.model import Row, RowId
 from topology.ovsdb import Session
-from topology.ovsdb_types import ColumnType, Schema
+from topology.ovsdb_types import ColumnType, Schema, uuid_of
 from topology.plan import Plan
 
 UUID = uuidlib.UUID
@@ -324,21 +324,21 @@ class Transaction:
 
     def real_uuid(self, rid: RowId, result: list[Any]) -> UUID:
         if self._client_uuids:
-            return UUID(self._ident[rid])
-        return UUID(result[self._insert_at[rid]]["uuid"][1])
+            return uuid_of(self._ident[rid])
+        return uuid_of(result[self._insert_at[rid]]["uuid"][1])
 
     def reflect(self, result: list[Any]) -> None:
         """Apply the committed changes to the row store (session thread, lock held)."""
         session = self._session
         if self._client_uuids:
             def resolve(ref: list[str]) -> UUID:
-                return UUID(ref[1])
+                return uuid_of(ref[1])
         else:
             by_name = {ident: rid for rid, ident in self._ident.items()}
 
             def resolve(ref: list[str]) -> UUID:
                 if ref[0] == "uuid":
-                    return UUID(ref[1])
+                    return uuid_of(ref[1])
                 return self.real_uuid(by_name[ref[1]], result)
         for table, rid, stored in self._rows:
             for column in model.ref_columns(table):

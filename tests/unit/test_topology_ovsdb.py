@@ -14,7 +14,7 @@ from topology import naming
 from topology.model import RowId
 from topology.nb import OwnedIndex, _monitors
 from topology.ovsdb import Session
-from topology.ovsdb_types import ColumnType, Schema, apply_diff, decode, encode
+from topology.ovsdb_types import ColumnType, Schema, apply_diff, decode, encode, uuid_of
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 pytestmark = pytest.mark.skipif(not NB_SCHEMA.exists(), reason="OVN NB schema not installed")
@@ -41,6 +41,23 @@ def js_map(d: dict[str, str]) -> list:
 
 
 # -- values ----------------------------------------------------------------------------------------
+def test_uuid_of_gives_the_uuid_that_uuid_uuid_gives() -> None:
+    for _ in range(200):
+        made = uuid.uuid4()
+        for text in (str(made), str(made).upper()):
+            got = uuid_of(text)
+            assert type(got) is uuid.UUID
+            assert (got, hash(got), str(got), got.is_safe) == \
+                (made, hash(made), str(made), made.is_safe)
+            assert {got: 1}[made] == 1
+    made = uuid.uuid4()
+    for other in (made.hex, f"{{{made}}}", f"urn:uuid:{made}"):  # not OVSDB's form
+        assert uuid_of(other) == made
+    for bad in ("", "not-a-uuid", str(made)[:-1] + "g"):
+        with pytest.raises(ValueError):
+            uuid_of(bad)
+
+
 def test_decode_and_encode_follow_the_column_type():
     set_t, map_t = ColumnType("string", None, 0, float("inf")), ColumnType("string", "string",
                                                                             0, float("inf"))
