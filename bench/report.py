@@ -86,6 +86,13 @@ def details(results: list[dict[str, Any]]) -> str:
                               sorted(c["timers"].items(), key=lambda kv: -kv[1]))
             lines.append(f"- {r['services']} services, NB phase ({c['nb_phase']:.2f} s) time "
                          f"in the main thread: {parts}.")
+        rounds = r.get("cold_rounds") or []
+        if len(rounds) > 1:
+            each = "; ".join(f"{x['e2e']:.2f} s / {x['raw']:.3f} s = {x['e2e'] / x['raw']:.2f}x"
+                             f" (NB phase {x['nb_phase'] / x['raw']:.2f}x)" for x in rounds)
+            lines.append(f"- {r['services']} services, cold sync in {len(rounds)} rounds "
+                         f"(each its own raw limit, then a cold sync from an empty NB; the "
+                         f"table shows the round of the median e2e ratio): {each}.")
         lines.append(
             f"- {r['services']} services ({r['pods']} pods): raw runs "
             f"{', '.join(f'{x:.3f}' for x in r['raw_all'])} s; cold: process wall "

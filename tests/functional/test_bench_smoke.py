@@ -16,7 +16,7 @@ def test_quick_bench_runs_every_measurement(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--dir", str(tmp_path / "work"),
-         "--json", str(out), "--log-level", "warning"],
+         "--json", str(out), "--log-level", "warning", "--cold-runs", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = json.loads(out.read_text())
@@ -25,6 +25,12 @@ def test_quick_bench_runs_every_measurement(tmp_path: Path) -> None:
     assert cold["rc"] == 0 and restart["rc"] == 0
     assert cold["check"] == {"lbs": 300, "wrong_vips": 0, "hash_differs_from_raw": 0}
     assert cold["reused"] > 0  # the NB phase took the settle pass's outcomes
+    # two rounds of (raw limit, cold sync); the table shows the round of the median ratio
+    assert len(result["cold_rounds"]) == 2
+    assert (result["raw"], cold["e2e"]) in [(r["raw"], r["e2e"]) for r in result["cold_rounds"]]
+    assert "cold sync in 2 rounds" in proc.stdout
+    # the reconciles' time comes from the controller's own histogram
+    assert result["churn"][-1]["timers"]["reconcile (all kinds)"] > 0
     assert restart["nb_bytes_written"] == 0 and restart["observed_updates"] == 0
     assert restart["controller_transactions"] == 0
     assert [c["rate"] for c in result["churn"]] == [100, 1000]
