@@ -188,15 +188,33 @@ _VOLATILE = frozenset({"resourceVersion", "managedFields"})
 _VOLATILE_OR_ANNOTATIONS = _VOLATILE | {"annotations"}
 
 
+def _same_but(a: dict, b: dict, skip: frozenset[str]) -> bool:
+    """``a`` and ``b`` equal but for the keys in ``skip`` (values that are one shared
+    subtree, as a store write leaves what it does not change, are not compared)."""
+    if len(a) - len(skip & a.keys()) != len(b) - len(skip & b.keys()):
+        return False
+    for k, v in a.items():
+        if k in skip:
+            continue
+        if k not in b:
+            return False
+        w = b[k]
+        if v is not w and v != w:
+            return False
+    return True
+
+
+_METADATA = frozenset({"metadata"})
+_STATUS_AND_METADATA = frozenset({"status", "metadata"})
+
+
 def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
     """True when `obj` is `old` with `annotations` merged in and nothing else changed
     (but the metadata every write changes)."""
-    if {k: v for k, v in obj.items() if k != "metadata"} != \
-            {k: v for k, v in old.items() if k != "metadata"}:
+    if not _same_but(obj, old, _METADATA):
         return False
     new_md, old_md = meta(obj), meta(old)
-    if {k: v for k, v in new_md.items() if k not in _VOLATILE_OR_ANNOTATIONS} != \
-            {k: v for k, v in old_md.items() if k not in _VOLATILE_OR_ANNOTATIONS}:
+    if not _same_but(new_md, old_md, _VOLATILE_OR_ANNOTATIONS):
         return False
     merged = {**(old_md.get("annotations") or {}), **annotations}
     return (new_md.get("annotations") or {}) == {k: v for k, v in merged.items()
@@ -206,9 +224,5 @@ def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
 def _only_status_changed(obj: dict, old: dict) -> bool:
     """True when two versions of an object differ at most in status and in metadata that
     every write changes (resourceVersion, managedFields)."""
-    if {k: v for k, v in obj.items() if k not in ("status", "metadata")} != \
-            {k: v for k, v in old.items() if k not in ("status", "metadata")}:
-        return False
-    new_md, old_md = meta(obj), meta(old)
-    return {k: v for k, v in new_md.items() if k not in _VOLATILE} == \
-        {k: v for k, v in old_md.items() if k not in _VOLATILE}
+    return _same_but(obj, old, _STATUS_AND_METADATA) and \
+        _same_but(meta(obj), meta(old), _VOLATILE)

@@ -337,24 +337,38 @@ class MemoryStore(WatchMixin, CascadeMixin):
         self._rv += 1
         new["metadata"]["resourceVersion"] = str(self._rv)
         skey = storage_key(res)
-        key = (new["metadata"].get("namespace", ""), new["metadata"]["name"])
-        if old is not None:
-            self._uids.pop(old["metadata"].get("uid", ""), None)
-            for uid in objects.owner_uids(old):
-                dependents = self._dependents.get(uid)
-                if dependents is not None:
-                    dependents.discard((skey, key))
-        if type_ == "DELETED":
-            self._objects[skey].pop(key, None)
-        else:
+        new_md = new["metadata"]
+        key = (new_md.get("namespace", ""), new_md["name"])
+        old_md = old["metadata"] if old is not None else None
+        if type_ != "DELETED" and old_md is not None and old_md.get("uid") == new_md["uid"] \
+                and old_md.get("ownerReferences") is new_md.get("ownerReferences"):
+            # most writes (every status write) keep the uid and the very ownerReferences
+            # list: the dependents index stays as it is
             self._objects[skey][key] = new
-            self._uids[new["metadata"]["uid"]] = (res, key)
-            for uid in objects.owner_uids(new):
-                self._dependents[uid].add((skey, key))
+            self._uids[new_md["uid"]] = (res, key)
+        else:
+            self._unlink(skey, key, old)
+            if type_ == "DELETED":
+                self._objects[skey].pop(key, None)
+            else:
+                self._objects[skey][key] = new
+                self._uids[new_md["uid"]] = (res, key)
+                for uid in objects.owner_uids(new):
+                    self._dependents[uid].add((skey, key))
         self._history.record(self._rv, skey, type_, new, old)
         self._last_write[skey] = self._rv
         for sub in list(self._subs.get(skey, ())):
             sub.offer(type_, new, old)
+
+    def _unlink(self, skey: tuple[str, str], key: ObjKey, old: dict[str, Any] | None) -> None:
+        """Take the previous version of an object out of the uid and dependents indexes."""
+        if old is None:
+            return
+        self._uids.pop(old["metadata"].get("uid", ""), None)
+        for uid in objects.owner_uids(old):
+            dependents = self._dependents.get(uid)
+            if dependents is not None:
+                dependents.discard((skey, key))
 
     @staticmethod
     def _generate_name(
