@@ -32,6 +32,7 @@ from ycloud_controller import metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.config import Config
 from ycloud_controller.contention import Waiters
+from ycloud_controller.early_rows import EarlyRows, without_conditions
 from ycloud_controller.internal_ipam import InternalIpam
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube import resources as res
@@ -127,6 +128,8 @@ class Controller(Loops):
         # right after it (see settle)
         self._settling: dict[Key, Outcome] | None = None
         self._settled: dict[Key, Outcome] = {}
+        self._early: EarlyRows | None = None  # the settle pass's rows sent as it goes
+        self._early_landed: dict[Key, object] = {}  # and what of them NB holds (see settle)
         self._applied: dict[Owner, Sequence[Row]] = {}  # what NB holds, by our last apply
         self._synced_as_leader = False
         self._nb_down = False  # the last batch found NB unreachable
@@ -219,6 +222,7 @@ class Controller(Loops):
         queued = self.queue.get_batch(sys.maxsize, 0)
         covered: set[Key] = set()
         reuse, self._settled = self._settled, {}
+        landed, self._early_landed = self._early_landed, {}
         for key in queued:  # what settled and nothing queued since
             reuse.pop(key, None)
         try:
@@ -233,7 +237,7 @@ class Controller(Loops):
                 self.verdicts.restart()
                 progress = Progress(len(keys))
                 report = self._reconcile_and_commit(keys, full=True, tick=progress.tick,
-                                                    reuse=reuse)
+                                                    reuse=reuse, landed=landed)
             covered = set(keys)
         finally:
             for key in queued:
@@ -266,20 +270,44 @@ class Controller(Loops):
         derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
         NB is written, so a restart computes the same state instead of a transient one, and
         objects made for others (a YusurService's Service) exist when the full sync gives
-        contested addresses and EIPs to the older object. Needed on a cold start too."""
+        contested addresses and EIPs to the older object. Needed on a cold start too.
+
+        New rows of objects that contend for nothing are sent to NB as the pass goes, when
+        NB is to be written after it (ycloud_controller.early_rows)."""
         if not self.ctx.emulate_cluster:
             return True
+        early = self._early_rows()
         plan_only, self.plan_only = self.plan_only, True
         self._settling = {}
+        self._early = early
         try:
             self.full_sync()
             drained = self.drain(timeout=timeout)
+            if early is not None:
+                self._early = None
+                landed = early.finish()
             if drained:
                 self._settled = self._settling
+                if early is not None:
+                    self._early_landed = landed
             return drained
         finally:
+            self._early = None
             self.plan_only = plan_only
             self._settling = None
+
+    def _early_rows(self) -> EarlyRows | None:
+        if not self._writes_nb() or self.nb is None or not self.nb.connected():
+            return None
+        assert self.applier is not None
+        if not self.applier.can_run_ahead():
+            return None
+        index = self.nb.index
+        stores = self.ctx.stores
+        return EarlyRows(partial(Stream, self.applier),
+                         in_nb=lambda owner: owner in index.by_owner,
+                         lookup=lambda key: stores[key[0]].get(key[1]),
+                         submit=self.writer.submit)
 
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
@@ -292,13 +320,17 @@ class Controller(Loops):
 
     def _reconcile_and_commit(self, keys: list[Key], full: bool,
                               tick: Callable[[], None] = lambda: None,
-                              reuse: dict[Key, Outcome] | None = None) -> SyncReport:
+                              reuse: dict[Key, Outcome] | None = None,
+                              landed: dict[Key, object] | None = None) -> SyncReport:
         """Reconcile `keys` (or take the outcome `reuse` has for a key: an object whose
-        reconcile would give the same again) and commit the outcomes."""
+        reconcile would give the same again) and commit the outcomes. `landed`: the rows the
+        settle pass sent early per object, in NB now (an object taken from `reuse` with those
+        very rows is not planned again)."""
         outcomes: dict[Key, Outcome] = {}
         freed = False
         reused = 0
         chunks = self._chunks() if full else None
+        early = self._early if full else None  # the settle pass (chunks is None then)
         for key in keys:
             outcome = reuse.get(key) if reuse else None
             if outcome is not None:
@@ -308,8 +340,17 @@ class Controller(Loops):
                 outcomes[key], released = self.waiters.reconcile(key, self.reconcile)
                 freed |= released
             if chunks is not None:
-                chunks.add(key, outcomes[key])
+                if landed and outcome is not None and landed.get(key) is outcome.rows:
+                    # its conditions were handed as its rows landed
+                    chunks.landed_before(key, without_conditions(outcome.effects),
+                                         outcome.rows)
+                else:
+                    chunks.add(key, outcomes[key])
+            elif early is not None:
+                early.add(key, outcomes[key])
             tick()
+        if early is not None:
+            early.flush()
         report = self._commit(outcomes, full=full, chunks=chunks)
         report.reused = reused
         if freed:  # addresses came back: objects refused them get another go
@@ -369,6 +410,8 @@ class Controller(Loops):
         report.transactions, report.changes = result.transactions, result.changes
         submitted: list = []  # handed to the writer at once: one wake-up, not one per key
         early = chunks.early if chunks is not None else frozenset()  # handed already
+        # conditions the settle pass handed as its early rows landed (early_rows)
+        conditions_handed = self._early.handed if self._early is not None else frozenset()
         counts: Counter[tuple[str, str]] = Counter()
         succeeded: list[Key] = []
         for key, outcome in outcomes.items():
@@ -397,6 +440,8 @@ class Controller(Loops):
                     if self._settling is not None:
                         self._settling[key] = for_reuse(outcome)
                 effects = outcome.effects if key not in early else []
+                if key in conditions_handed:
+                    effects = without_conditions(effects)
                 succeeded.append(key)
                 counts[(kind, "invalid" if outcome.invalid else "ok")] += 1
             submitted.extend(effects)

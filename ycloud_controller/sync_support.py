@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -102,6 +102,7 @@ class Progress:
 
 
 CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.stream.Stream)
+READY_BATCH = 500  # writes of objects already in NB handed to the writer together
 
 
 class Chunks:
@@ -121,6 +122,7 @@ class Chunks:
         self._owners: dict[Owner, Sequence[Row]] = {}
         self._rows = 0
         self._sent: dict[Owner, tuple[Key, Outcome]] = {}  # of an object without a retry
+        self._ready: list = []  # writes of objects landed before (landed_before), not handed
 
     def add(self, key: Key, outcome: Outcome) -> None:
         for owner, rows in outcome.rows.items():
@@ -132,7 +134,24 @@ class Chunks:
         if self._rows >= self.limit:
             self.flush()
 
+    def landed_before(self, key: Key, effects: list[Effect], owners: Iterable[Owner]) -> None:
+        """An object whose rows NB holds already, as they are (sent early by the settle
+        pass, ycloud_controller.early_rows): nothing to send; they count as the stream's
+        (its garbage collection keeps them) and its Kubernetes writes `effects` go out at
+        once."""
+        self.stream.owners.update(owners)
+        self.early.add(key)
+        self._ready.extend(effects)
+        if len(self._ready) >= READY_BATCH:
+            self._hand_ready()
+
+    def _hand_ready(self) -> None:
+        if self._ready:
+            self.submit(self._ready)
+            self._ready = []
+
     def flush(self) -> None:
+        self._hand_ready()
         if self._owners:
             self.stream.send(self._owners)
             self._owners, self._rows = {}, 0

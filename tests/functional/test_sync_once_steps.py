@@ -1,7 +1,7 @@
 """The steps of `sync --once` in manifests mode against a real NB: the NB full sync takes the
-settle pass's outcomes for objects nothing changed since, the Ready conditions of a chunk are
-written as soon as it commits, and the closing verification repairs what drifted without
-reconciling every object again."""
+settle pass's outcomes for objects nothing changed since, the settle pass sends new rows as
+it goes, the Ready conditions of a chunk are written as soon as it commits, and the closing
+verification repairs what drifted without reconciling every object again."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def test_the_full_sync_takes_settled_outcomes_unless_the_object_was_queued_since
 
 def test_ready_conditions_of_a_chunk_are_written_once_it_commits(
         svc_ctl: Controller, svc_store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a full sync with no settle pass before it (as `run` on a cluster) streams every row
     monkeypatch.setattr(sync_support, "CHUNK_ROWS", 5)  # many chunks
-    assert svc_ctl.settle()
     landed: list[tuple[str, bool]] = []
     submit = svc_ctl.writer.submit
 
@@ -63,6 +63,45 @@ def test_ready_conditions_of_a_chunk_are_written_once_it_commits(
     assert svc_ctl.drain(timeout=30)
     conds = svc_store.get(res.SERVICES, "s0", "default")["status"]["conditions"]
     assert [c["status"] for c in conds if c["type"] == NETWORK_READY] == ["True"]
+
+
+def test_the_settle_pass_sends_new_rows_as_it_goes(
+        svc_ctl: Controller, svc_store: MemoryStore, sandbox: Sandbox,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_support, "CHUNK_ROWS", 5)  # many chunks
+    assert svc_ctl.applier is not None
+    sends: list[int] = []
+    send = svc_ctl.applier.send
+
+    def count(desired, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        sends.append(len(desired))
+        return send(desired, *args, **kwargs)
+    monkeypatch.setattr(svc_ctl.applier, "send", count)
+    ready: list[str] = []
+    submit = svc_ctl.writer.submit
+
+    def spy(effects: list) -> None:
+        ready.extend(e.obj["metadata"]["name"] for e in effects if getattr(e, "ready", None))
+        submit(effects)
+    monkeypatch.setattr(svc_ctl.writer, "submit", spy)
+
+    assert svc_ctl.settle()
+    # every Service's rows are in NB before the full sync, sent in many transactions while
+    # the pass went on, and each one's Ready condition was handed once its rows were in
+    assert len(sends) > 5
+    assert all(backends(sandbox, i) == f"10.16.0.{10 + i}:8080" for i in range(SERVICES))
+    assert {f"s{i}" for i in range(SERVICES)} <= set(ready)
+    report = svc_ctl.full_sync()
+    assert report.converged and report.reused > 0
+    assert report.transactions == 0 and report.changes == 0  # nothing left to write
+    assert svc_ctl.drain(timeout=30)
+    conds = svc_store.get(res.SERVICES, "s0", "default")["status"]["conditions"]
+    assert [c["status"] for c in conds if c["type"] == NETWORK_READY] == ["True"]
+    assert svc_ctl.verify().changes == 0
+    # a settle pass on rows NB holds already sends nothing (a restart writes nothing)
+    sends.clear()
+    assert svc_ctl.settle()
+    assert sends == []
 
 
 def test_the_verification_finds_nothing_after_a_sync_and_repairs_drift(
