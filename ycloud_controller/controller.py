@@ -291,6 +291,10 @@ class Controller(Loops):
                 if early is not None:
                     self._early_landed = landed
             return drained
+        except BaseException:
+            if early is not None:
+                early.abandon()
+            raise
         finally:
             self._early = None
             self.plan_only = plan_only

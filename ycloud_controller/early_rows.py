@@ -117,6 +117,17 @@ class EarlyRows:
     def flush(self) -> None:
         self.chunks.flush()
 
+    def abandon(self) -> None:
+        """The settle pass failed: chunks may be in flight, and the index holds their rows
+        before they committed. Load it again from the server (which answers in order, after
+        them), so that nothing is taken for written that is not."""
+        if not self.owners:
+            return
+        try:
+            self.chunks.stream.applier.resync()
+        except Exception as exc:  # noqa: BLE001 - a reconnection loads the index again too
+            log.warning("could not reload NB rows after a failed settle pass", error=str(exc))
+
     def finish(self) -> dict[Key, object]:
         """Wait until every chunk sent is committed (or given its careful go); returns, of
         each object all of whose rows are in NB now, the rows sent (its `outcome.rows`)."""

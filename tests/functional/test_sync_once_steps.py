@@ -104,6 +104,27 @@ def test_the_settle_pass_sends_new_rows_as_it_goes(
     assert sends == []
 
 
+def test_a_settle_pass_that_fails_after_sending_rows_reloads_them(
+        svc_ctl: Controller, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert svc_ctl.applier is not None
+    reloads: list[int] = []
+    resync = svc_ctl.applier.resync
+    monkeypatch.setattr(svc_ctl.applier, "resync", lambda: (reloads.append(1), resync()))
+
+    def fail(**_kwargs: object) -> bool:
+        raise RuntimeError("the drain failed")
+    monkeypatch.setattr(svc_ctl, "drain", fail)
+    with pytest.raises(RuntimeError):
+        svc_ctl.settle()
+    assert reloads == [1]  # the index holds what the server holds, nothing assumed
+    monkeypatch.undo()
+    assert svc_ctl.settle()
+    assert svc_ctl.full_sync().converged
+    assert svc_ctl.drain(timeout=30)
+    assert svc_ctl.verify().changes == 0
+    assert all(backends(sandbox, i) == f"10.16.0.{10 + i}:8080" for i in range(SERVICES))
+
+
 def test_the_verification_finds_nothing_after_a_sync_and_repairs_drift(
         svc_ctl: Controller, sandbox: Sandbox, nb: NbClient) -> None:
     assert svc_ctl.settle()

@@ -18,12 +18,24 @@ from ycloud_controller.reconcilers.base import EventEffect, Outcome, PatchEffect
 from ycloud_controller.triggers import YSVC_LABEL
 
 
+class Applier:
+    def __init__(self) -> None:
+        self.resyncs = 0
+        self.fail = False
+
+    def resync(self) -> None:
+        self.resyncs += 1
+        if self.fail:
+            raise TimeoutError("NB not connected")
+
+
 class LandingStream:
     """Lands each chunk as it is sent."""
 
     def __init__(self, on_landed: Any = None):
         self.on_landed = on_landed
         self.sent: list[list[Owner]] = []
+        self.applier = Applier()
 
     def send(self, desired: dict) -> None:
         self.sent.append(list(desired))
@@ -107,3 +119,16 @@ def test_without_conditions_keeps_every_other_write() -> None:
             PatchEffect(res.SERVICES, "a", "ns", {"metadata": {}})]
     condition = StatusEffect(res.SERVICES, obj, {}, True, "Programmed", "in NB")
     assert without_conditions([condition, *kept]) == kept
+
+
+def test_a_failed_settle_pass_reloads_the_index_if_rows_were_sent(early: tuple) -> None:
+    rows, _handed, _in_nb = early
+    applier = rows.chunks.stream.applier
+    rows.abandon()
+    assert applier.resyncs == 0  # nothing sent: nothing to reload
+    rows.add(("Service", "ns/a"), outcome("a"))
+    rows.abandon()
+    assert applier.resyncs == 1
+    applier.fail = True
+    rows.abandon()  # NB down: the reconnection reloads it; the failure is not made worse
+    assert applier.resyncs == 2
