@@ -84,8 +84,9 @@ def details(results: list[dict[str, Any]]) -> str:
         if c.get("timers"):
             parts = ", ".join(f"{k} {v:.2f} s" for k, v in
                               sorted(c["timers"].items(), key=lambda kv: -kv[1]))
-            lines.append(f"- {r['services']} services, NB phase ({c['nb_phase']:.2f} s) time "
-                         f"in the main thread: {parts}.")
+            lines.append(f"- {r['services']} services, the full sync that writes NB "
+                         f"({c.get('full_sync', c['nb_phase']):.2f} s) time in the main "
+                         f"thread: {parts}.")
         rounds = r.get("cold_rounds") or []
         if len(rounds) > 1:
             each = "; ".join(f"{x['e2e']:.2f} s / {x['raw']:.3f} s = {x['e2e'] / x['raw']:.2f}x"

@@ -201,6 +201,7 @@ class SyncTimes:
         self.syncs: list[dict[str, Any]] = []
         self.informers_synced: dict[str, Any] = {}
         self.verify: dict[str, Any] = {}
+        self.first_nb_send: float | None = None
 
     def install(self) -> None:
         from ycloud_controller.controller import Controller
@@ -248,6 +249,15 @@ class SyncTimes:
             return ok
 
         Controller.wait_synced = wait_synced  # type: ignore[method-assign]
+        from topology.apply import Applier
+        original_send = Applier.send
+
+        def send(applier, *args: Any, **kwargs: Any):  # noqa: ANN001, ANN202
+            if recorder.first_nb_send is None:  # the first transaction of rows sent to NB
+                recorder.first_nb_send = time.monotonic()
+            return original_send(applier, *args, **kwargs)
+
+        Applier.send = send  # type: ignore[method-assign]
 
 
 def nb_txn_counter() -> float:
@@ -277,6 +287,7 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
     rc = cli.main(argv)
     t1 = time.monotonic()
     out.update(rc=rc, start=t0, end=t1, seconds=t1 - t0, syncs=times.syncs,
+               first_nb_send=times.first_nb_send,
                informers_synced=times.informers_synced, verify=times.verify,
                rss_imports_kb=RSS_AT_START,
                controller_transactions=nb_txn_counter() - before,

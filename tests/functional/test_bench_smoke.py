@@ -25,6 +25,8 @@ def test_quick_bench_runs_every_measurement(tmp_path: Path) -> None:
     assert cold["rc"] == 0 and restart["rc"] == 0
     assert cold["check"] == {"lbs": 300, "wrong_vips": 0, "hash_differs_from_raw": 0}
     assert cold["reused"] > 0  # the NB phase took the settle pass's outcomes
+    # NB writes begin in the settle pass: the NB phase is more than the full sync after it
+    assert cold["nb_phase"] > cold["full_sync"] > 0
     # two rounds of (raw limit, cold sync); the table shows the round of the median ratio
     assert len(result["cold_rounds"]) == 2
     assert (result["raw"], cold["e2e"]) in [(r["raw"], r["e2e"]) for r in result["cold_rounds"]]
