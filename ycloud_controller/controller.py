@@ -265,54 +265,6 @@ class Controller(Loops):
         self.applier.resync()
         log.info("nb rows reloaded", duration=round(time.monotonic() - start, 3))
 
-    def settle(self, timeout: float = 120.0) -> bool:
-        """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
-        derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
-        NB is written, so a restart computes the same state instead of a transient one, and
-        objects made for others (a YusurService's Service) exist when the full sync gives
-        contested addresses and EIPs to the older object. Needed on a cold start too.
-
-        New rows of objects that contend for nothing are sent to NB as the pass goes, when
-        NB is to be written after it (ycloud_controller.early_rows)."""
-        if not self.ctx.emulate_cluster:
-            return True
-        early = self._early_rows()
-        plan_only, self.plan_only = self.plan_only, True
-        self._settling = {}
-        self._early = early
-        try:
-            self.full_sync()
-            drained = self.drain(timeout=timeout)
-            if early is not None:
-                self._early = None
-                landed = early.finish()
-            if drained:
-                self._settled = self._settling
-                if early is not None:
-                    self._early_landed = landed
-            return drained
-        except BaseException:
-            if early is not None:
-                early.abandon()
-            raise
-        finally:
-            self._early = None
-            self.plan_only = plan_only
-            self._settling = None
-
-    def _early_rows(self) -> EarlyRows | None:
-        if not self._writes_nb() or self.nb is None or not self.nb.connected():
-            return None
-        assert self.applier is not None
-        if not self.applier.can_run_ahead():
-            return None
-        index = self.nb.index
-        stores = self.ctx.stores
-        return EarlyRows(partial(Stream, self.applier),
-                         in_nb=lambda owner: owner in index.by_owner,
-                         lookup=lambda key: stores[key[0]].get(key[1]),
-                         submit=self.writer.submit)
-
     def run_batch(self, keys: Iterable[Key]) -> SyncReport:
         keys = list(keys)
         if NETWORK_KEY in keys:

@@ -1,6 +1,6 @@
-"""The controller's loops: a batch step, the leader's serve loop with its full syncs, and
-`drain` (process until nothing is left) and `verify` (nothing left to write), used by
-`sync --once` and the tests.
+"""The controller's loops: a batch step, the leader's serve loop with its full syncs, the
+settle pass of manifests mode, and `drain` (process until nothing is left) and `verify`
+(nothing left to write), used by `sync --once` and the tests.
 
 A mixin of `Controller` (ycloud_controller.controller), which provides the queue, the
 writer, the informers, `run_batch` and `full_sync`.
@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
 
+from topology.stream import Stream
 from ycloud_controller import metrics
+from ycloud_controller.early_rows import EarlyRows
 
 if TYPE_CHECKING:
     from topology.apply import Applier
@@ -23,7 +26,9 @@ if TYPE_CHECKING:
     from ycloud_controller.config import Config
     from ycloud_controller.kube.informer import Informer
     from ycloud_controller.kube.queue import WorkQueue
+    from ycloud_controller.reconcilers.base import Context, Outcome
     from ycloud_controller.sync_support import SyncReport, Verdicts
+    from ycloud_controller.triggers import Key
     from ycloud_controller.writer import KubeWriter
 
 log = structlog.get_logger("ycloud_controller.controller")
@@ -43,7 +48,13 @@ class Loops:
     is_leader: Callable[[], bool]
     verdicts: Verdicts
     applier: Applier | None
-    # and the methods informers_synced, settle, reload_nb, full_sync, run_batch, _all_keys,
+    ctx: Context
+    plan_only: bool
+    _settling: dict[Key, Outcome] | None
+    _settled: dict[Key, Outcome]
+    _early: EarlyRows | None
+    _early_landed: dict[Key, object]
+    # and the methods informers_synced, reload_nb, full_sync, run_batch, _all_keys,
     # _writes_nb, desired_rows
 
     def step(self, timeout: float = 0.5) -> int:
@@ -111,6 +122,54 @@ class Loops:
         except (RuntimeError, OSError, TimeoutError) as exc:
             log.warning("full sync failed, retrying", error=str(exc))
             self.stop_event.wait(2.0)
+
+    def settle(self, timeout: float = 120.0) -> bool:
+        """Manifests mode: let the controller's own Kubernetes-side work (IPAM annotations,
+        derived ClusterIPs and EndpointSlices, YusurService objects) converge in memory before
+        NB is written, so a restart computes the same state instead of a transient one, and
+        objects made for others (a YusurService's Service) exist when the full sync gives
+        contested addresses and EIPs to the older object. Needed on a cold start too.
+
+        New rows of objects that contend for nothing are sent to NB as the pass goes, when
+        NB is to be written after it (ycloud_controller.early_rows)."""
+        if not self.ctx.emulate_cluster:
+            return True
+        early = self._early_rows()
+        plan_only, self.plan_only = self.plan_only, True
+        self._settling = {}
+        self._early = early
+        try:
+            self.full_sync()
+            drained = self.drain(timeout=timeout)
+            if early is not None:
+                self._early = None
+                landed = early.finish()
+            if drained:
+                self._settled = self._settling
+                if early is not None:
+                    self._early_landed = landed
+            return drained
+        except BaseException:
+            if early is not None:
+                early.abandon()
+            raise
+        finally:
+            self._early = None
+            self.plan_only = plan_only
+            self._settling = None
+
+    def _early_rows(self) -> EarlyRows | None:
+        if not self._writes_nb() or self.nb is None or not self.nb.connected():
+            return None
+        assert self.applier is not None
+        if not self.applier.can_run_ahead():
+            return None
+        index = self.nb.index
+        stores = self.ctx.stores
+        return EarlyRows(partial(Stream, self.applier),
+                         in_nb=lambda owner: owner in index.by_owner,
+                         lookup=lambda key: stores[key[0]].get(key[1]),
+                         submit=self.writer.submit)
 
     def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
         """Process batches until nothing is left to do: the writer idle, every informer
