@@ -75,13 +75,18 @@ class Stream:
                       in_flight=len(self._pending),
                       duration=round(time.monotonic() - start, 4))
 
-    def finish(self, gc: bool = False, keep: Iterable[Owner] = ()) -> ApplyResult:
+    def finish(self, gc: bool = False, keep: Iterable[Owner] = (),
+               last_go: bool = True) -> ApplyResult:
         """Wait for the last chunk, give refused owners their last go and, with gc=True,
         delete the rows of every other owner found in NB (none of the sent ones, not `keep`).
-        Returns what all chunks did."""
+        Returns what all chunks did. Without `last_go`, refused owners are left as they are
+        and in the result's errors (for a caller that plans them again later)."""
         self._settle(0)
         if self._ahead and self.result.transactions:
             self.applier.catch_up()
+        if not last_go:
+            self.result.errors.update({o: "not committed in its chunk" for o in self._retry})
+            return self.result
         last = dict(self._retry)
         if gc:
             last.update(self.applier.orphans(self.owners, keep))

@@ -26,6 +26,10 @@ so these writes overlap the server's work too; the full sync hands them again wi
 of its writes (the writer finds nothing left to change: a condition another write of the
 pass replaced while it waited is written then).
 
+A row is sent only once every row it links to is in NB or sent before it: a VPC attached
+to an EIP pool has a port on the pool's gateway, which the pass settles, so that VPC waits
+for the full sync, and so does everything in it.
+
 Should an object sent early come out different after the pass (an EndpointSlice the pass
 derives for it, say), the full sync reconciles it again and updates its rows, as it would
 any other change. Rows refused by NB here are left to the full sync, which reports them.
@@ -40,7 +44,7 @@ from typing import Any
 
 import structlog
 
-from topology.model import Owner
+from topology.model import Owner, RowId
 from topology.stream import Stream
 from ycloud_controller.reconcilers.base import Effect, Outcome, StatusEffect
 from ycloud_controller.sync_support import Chunks
@@ -82,10 +86,12 @@ class EarlyRows:
 
     def __init__(self, stream_of: Callable[..., Stream], in_nb: Callable[[Owner], bool],
                  lookup: Callable[[Key], dict[str, Any] | None],
-                 submit: Callable[[list], None]):
+                 submit: Callable[[list], None], row_in_nb: Callable[[RowId], bool]):
         self.chunks = Chunks(stream_of, self._landed)
         self.submit = submit
         self.in_nb = in_nb
+        self.row_in_nb = row_in_nb
+        self._rows: set[RowId] = set()  # every row sent
         self.lookup = lookup
         self.owners = 0
         self._sent: dict[Key, object] = {}  # key -> the rows (outcome.rows) sent
@@ -99,9 +105,26 @@ class EarlyRows:
                 return
         if not settled_by_itself(key[0], self.lookup(key) if key[0] == "Service" else None):
             return
+        own = {row.rid for rows in outcome.rows.values() for row in rows}
+        if not self._linked(outcome, own):
+            return
+        self._rows |= own
         self.chunks.add(key, outcome)
         self._sent[key] = outcome.rows
         self.owners += len(outcome.rows)
+
+    def _linked(self, outcome: Outcome, own: set[RowId]) -> bool:
+        """Whether every row the outcome's rows link to is its own, sent before, or in NB: a
+        row that references a row not sent (a VPC's port on an EIP pool's gateway, which the
+        pass settles) would be refused, and so would everything that references it."""
+        sent, in_nb = self._rows, self.row_in_nb
+        for rows in outcome.rows.values():
+            for row in rows:
+                for link in row.links():
+                    other = link.child if link.parent == row.rid else link.parent
+                    if other not in own and other not in sent and not in_nb(other):
+                        return False
+        return True
 
     @property
     def handed(self) -> set[Key]:
@@ -131,7 +154,8 @@ class EarlyRows:
     def finish(self) -> dict[Key, object]:
         """Wait until every chunk sent is committed (or given its careful go); returns, of
         each object all of whose rows are in NB now, the rows sent (its `outcome.rows`)."""
-        result = self.chunks.finish(False, set())
+        # an owner refused here is left to the full sync, which plans and reports it
+        result = self.chunks.finish(False, set(), last_go=False)
         landed = {key: rows for key, rows in self._sent.items() if key in self.chunks.early}
         log.info("settle pass rows sent early", owners=self.owners, objects=len(landed),
                  transactions=result.transactions, changes=result.changes,

@@ -169,7 +169,8 @@ class Loops:
         return EarlyRows(partial(Stream, self.applier),
                          in_nb=lambda owner: owner in index.by_owner,
                          lookup=lambda key: stores[key[0]].get(key[1]),
-                         submit=self.writer.submit)
+                         submit=self.writer.submit,
+                         row_in_nb=lambda rid: bool(index.lookup(rid)))
 
     def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
         """Process batches until nothing is left to do: the writer idle, every informer

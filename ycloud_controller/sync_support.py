@@ -168,9 +168,9 @@ class Chunks:
                 effects.extend(outcome.effects)
         self.submit(effects)
 
-    def finish(self, gc: bool, keep: set[Owner]) -> ApplyResult:
+    def finish(self, gc: bool, keep: set[Owner], last_go: bool = True) -> ApplyResult:
         self.flush()
-        return self.stream.finish(gc=gc, keep=keep)
+        return self.stream.finish(gc=gc, keep=keep, last_go=last_go)
 
 
 @dataclass

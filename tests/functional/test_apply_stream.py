@@ -55,6 +55,18 @@ def test_owner_ahead_of_the_rows_it_references_lands_in_the_last_go(
     assert find(sandbox, "Logical_Switch_Port", "name=p1.ns")
 
 
+def test_without_a_last_go_an_owner_ahead_of_its_references_is_left_out(
+        applier: Applier, sandbox: Sandbox) -> None:
+    owner, rows = pod(1)
+    stream = Stream(applier)
+    stream.send({owner: rows})  # its switch comes in the next chunk
+    stream.send({VPC: vpc(), SUBNET: subnet()})
+    result = stream.finish(last_go=False)
+    assert set(result.errors) == {owner}  # for the caller to plan again
+    assert not find(sandbox, "Logical_Switch_Port", "name=p1.ns")
+    assert find(sandbox, "Logical_Switch", "name=s1")
+
+
 def test_a_bad_owner_is_reported_alone(applier: Applier, sandbox: Sandbox) -> None:
     applier.apply({VPC: vpc(), SUBNET: subnet()})
     sandbox.nbctl("ls-add", "other")

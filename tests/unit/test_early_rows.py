@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from topology.apply import ApplyResult
-from topology.model import LoadBalancer, Owner
+from topology.model import LoadBalancer, LoadBalancerGroup, Owner, RowId
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.early_rows import EarlyRows, settled_by_itself, without_conditions
 from ycloud_controller.kube import resources as res
@@ -41,7 +41,8 @@ class LandingStream:
         self.sent.append(list(desired))
         self.on_landed(list(desired))
 
-    def finish(self, gc: bool = False, keep: Any = ()) -> ApplyResult:
+    def finish(self, gc: bool = False, keep: Any = (), last_go: bool = True) -> ApplyResult:
+        assert not last_go  # refused owners are left to the full sync
         return ApplyResult()
 
 
@@ -51,11 +52,13 @@ def svc(name: str, stype: str = "ClusterIP", labels: dict | None = None) -> dict
             "spec": {"type": stype}}
 
 
-def outcome(name: str, *, invalid: bool = False, retry: str | None = None) -> Outcome:
+def outcome(name: str, *, invalid: bool = False, retry: str | None = None,
+            groups: tuple[str, ...] = ()) -> Outcome:
     owner = Owner("Service", f"ns/{name}")
     obj = svc(name)
     return Outcome(
-        rows={owner: [LoadBalancer(name=f"lb-{name}", protocol="tcp", owner=owner)]},
+        rows={owner: [LoadBalancer(name=f"lb-{name}", protocol="tcp", owner=owner,
+                                   groups=groups)]},
         effects=[StatusEffect(res.SERVICES, obj, {}, True, "Programmed", "in NB"),
                  EventEffect(obj, "Normal", "Programmed", "in NB")],
         invalid=Invalid("Bad", "bad") if invalid else None, retry=retry)
@@ -65,11 +68,12 @@ def outcome(name: str, *, invalid: bool = False, retry: str | None = None) -> Ou
 def early() -> tuple[EarlyRows, list, set]:
     handed: list = []
     in_nb: set[Owner] = set()
+    rows_in_nb = {RowId("Load_Balancer_Group", "in-nb")}
     objects = {("Service", "ns/lb"): svc("lb", "LoadBalancer"),
                ("Service", "ns/made"): svc("made", labels={YSVC_LABEL: "made"})}
     rows = EarlyRows(LandingStream, in_nb=in_nb.__contains__,
                      lookup=lambda key: objects.get(key, svc(key[1].split("/")[1])),
-                     submit=handed.extend)
+                     submit=handed.extend, row_in_nb=rows_in_nb.__contains__)
     return rows, handed, in_nb
 
 
@@ -132,3 +136,13 @@ def test_a_failed_settle_pass_reloads_the_index_if_rows_were_sent(early: tuple) 
     applier.fail = True
     rows.abandon()  # NB down: the reconnection reloads it; the failure is not made worse
     assert applier.resyncs == 2
+
+
+def test_a_row_goes_only_once_every_row_it_links_to_is_in_nb_or_sent(early: tuple) -> None:
+    rows, _handed, _in_nb = early
+    rows.add(("Service", "ns/orphan"), outcome("orphan", groups=("vpc-x",)))  # nothing has it
+    rows.add(("Service", "ns/old"), outcome("old", groups=("in-nb",)))  # NB has its group
+    vpc = Owner("Vpc", "x")
+    rows.add(("Vpc", "x"), Outcome(rows={vpc: [LoadBalancerGroup(name="vpc-x", owner=vpc)]}))
+    rows.add(("Service", "ns/new"), outcome("new", groups=("vpc-x",)))  # its group went first
+    assert list(rows.finish()) == [("Service", "ns/old"), ("Vpc", "x"), ("Service", "ns/new")]
