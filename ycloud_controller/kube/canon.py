@@ -58,8 +58,17 @@ def _same(a: Any, b: Any) -> bool:
 class _Table:
     def __init__(self) -> None:
         self.items: dict[int, Any] = {}
+        self.keys: dict[int, int] = {}  # id of a pinned canonical container -> its key
         self.sweep_at = MIN_SWEEP
         self._sweeping = threading.Lock()
+
+    def known(self, value: Any) -> int | None:
+        """The key of `value` if it is a pinned canonical container (see `pinned`; held by
+        the table, so its id is its own), else None."""
+        key = self.keys.get(id(value))
+        if key is not None and self.items.get(key) is value:
+            return key
+        return None
 
     def canonical(self, value: Any, key: int) -> Any:
         items = self.items
@@ -85,6 +94,7 @@ class _Table:
                 # references: the table, ``value`` here, getrefcount's argument
                 if value is not None and _getrefcount(value) <= 3:
                     items.pop(key, None)
+                    self.keys.pop(id(value), None)
                     dropped += 1
             self.sweep_at = max(MIN_SWEEP, 2 * len(items))
             return dropped
@@ -117,7 +127,12 @@ def _leaf(v: Any) -> tuple[Any, Any]:
 
 
 def _walk(value: Any) -> tuple[Any, int]:
-    """(a compacted, shared copy of the container ``value``, its structural hash)."""
+    """(a compacted, shared copy of the container ``value``, its structural hash); a pinned
+    canonical container is its own copy."""
+    if TABLE.keys:
+        known = TABLE.known(value)
+        if known is not None:
+            return value, known
     if type(value) is dict:
         out: dict[str, Any] = {}
         parts: list[Any] = ["d"]
@@ -175,6 +190,20 @@ def share(value: Any, *, top: bool = False) -> Any:
         return _share(value, top)
     except (_Unusual, RecursionError):  # json.dumps raises what it raises (e.g. cycles)
         return _share(json.loads(json.dumps(value)), top)
+
+
+def pinned(value: Any) -> Any:
+    """``share(value)``, recognised by identity from then on: handed to the store again as it
+    is (the same object), it is not walked again. For a value a writer hands over for many
+    objects (a status condition that thousands of objects get); the caller keeps it (the
+    table forgets it once nothing else holds it)."""
+    try:
+        copy, key = _walk(value) if type(value) in (dict, list) else (share(value), None)
+    except (_Unusual, RecursionError):
+        return share(value)
+    if key is not None and TABLE.items.get(key) is copy:
+        TABLE.keys[id(copy)] = key
+    return copy
 
 
 def _share(value: Any, top: bool) -> Any:

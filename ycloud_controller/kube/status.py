@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from ycloud_controller.kube import canon
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import NotFound
 from ycloud_controller.kube.objects import now_rfc3339
@@ -43,28 +44,42 @@ def merge_condition(
 ) -> list[dict[str, Any]]:
     """Conditions with ``condition`` set (replacing the entry of the same type).
 
-    A new list; the entries of other types are ``conditions``' own (not copied).
+    A new list; the entries of other types are ``conditions``' own (not copied), the new
+    entry is shared and read-only (`_entry`).
     """
     result = list(conditions)
-    entry: dict[str, Any] = {
-        "type": condition.type,
-        "status": condition.status,
-        "reason": condition.reason,
-        "message": condition.message,
-    }
-    if generation is not None:
-        entry["observedGeneration"] = generation
     for pos, current in enumerate(result):
         if current.get("type") != condition.type:
             continue
         same_status = current.get("status") == condition.status
         previous = current.get("lastTransitionTime") if same_status else None
-        entry["lastTransitionTime"] = previous or now_rfc3339()
-        result[pos] = entry
+        result[pos] = _entry(condition, generation, previous or now_rfc3339())
         return result
-    entry["lastTransitionTime"] = now_rfc3339()
-    result.append(entry)
+    result.append(_entry(condition, generation, now_rfc3339()))
     return result
+
+
+_ENTRIES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_MAX_ENTRIES = 4096
+
+
+def _entry(condition: Condition, generation: int | None, since: str) -> dict[str, Any]:
+    """The conditions entry, one shared read-only dict per content: thousands of objects get
+    the same one at once (a cold start), and the in-memory store then takes it as it is
+    instead of copying it for every object (``canon.pinned``)."""
+    key = (condition.type, condition.status, condition.reason, condition.message, generation,
+           since)
+    found = _ENTRIES.get(key)
+    if found is None:
+        entry: dict[str, Any] = {"type": condition.type, "status": condition.status,
+                                 "reason": condition.reason, "message": condition.message}
+        if generation is not None:
+            entry["observedGeneration"] = generation
+        entry["lastTransitionTime"] = since
+        if len(_ENTRIES) >= _MAX_ENTRIES:
+            _ENTRIES.clear()
+        found = _ENTRIES[key] = canon.pinned(entry)
+    return found
 
 
 def desired_status(

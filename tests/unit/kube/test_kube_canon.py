@@ -75,3 +75,46 @@ def test_sweep_drops_what_nothing_stores_any_more() -> None:
     gc.collect()
     canon.TABLE.sweep()
     assert not any(v == marker for v in canon.TABLE.items.values())
+
+
+def test_a_pinned_value_is_stored_as_it_is_and_forgotten_with_it() -> None:
+    entry = canon.pinned({"type": "Ready", "status": "True", "reason": "pinned-for-test"})
+    assert canon.pinned(dict(entry)) is entry  # one per content
+    store = MemoryStore()
+    for name in ("a", "b"):
+        store.create(PODS, {"metadata": {"name": name, "namespace": "default"}})
+        store.patch(PODS, name, "default", {"status": {"conditions": [entry]}},
+                    subresource="status")
+    for name in ("a", "b"):  # not copied: the very object, for every object that gets it
+        assert store.get(PODS, name, "default", copy=False)["status"]["conditions"][0] \
+            is entry
+    key = canon.TABLE.known(entry)
+    assert key is not None
+    # an equal value that is not the pinned object is walked and shared as before
+    equal = {"type": "Ready", "status": "True", "reason": "pinned-for-test"}
+    assert canon.TABLE.known(equal) is None and canon.share(equal) is entry
+    for name in ("a", "b"):
+        store.delete(PODS, name, "default")
+    store.compact()
+    del entry
+    gc.collect()
+    while canon.TABLE.sweep():  # one level of containers per sweep: the list held it
+        pass
+    assert key not in canon.TABLE.keys.values()
+
+
+def test_a_condition_many_objects_get_is_stored_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ycloud_controller.kube import status
+    from ycloud_controller.kube.backend import MemoryBackend
+    monkeypatch.setattr(status, "now_rfc3339", lambda: "2026-01-01T00:00:00Z")
+    store = MemoryStore()
+    writer = status.StatusWriter(MemoryBackend(store))
+    for name in ("a", "b"):
+        store.create(PODS, {"metadata": {"name": name, "namespace": "default"}})
+        writer.set_status(PODS, store.get(PODS, name, "default"), {},
+                          status.Condition("Ready", "True", "Shared", "for the test"))
+    a, b = (store.get(PODS, n, "default", copy=False)["status"]["conditions"][0] for n in "ab")
+    assert a is b
+    assert a == {"type": "Ready", "status": "True", "reason": "Shared",
+                 "message": "for the test", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
