@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import workload
-from bench.worker import proc_status
+from bench.probes import proc_status
 
 HERE = Path(__file__).resolve().parent
 

@@ -44,12 +44,18 @@ def test_chunks_land_as_one_apply_would(applier: Applier, sandbox: Sandbox) -> N
     assert again.ok and again.transactions == 0
 
 
-def test_owner_ahead_of_the_rows_it_references_lands_in_the_last_go(
-        applier: Applier, sandbox: Sandbox) -> None:
+def pod_ahead_of_its_switch(applier: Applier) -> tuple[Owner, Stream]:
+    """A stream whose first chunk is a pod whose switch comes in the next chunk."""
     owner, rows = pod(1)
     stream = Stream(applier)
-    stream.send({owner: rows})  # its switch comes in the next chunk
+    stream.send({owner: rows})
     stream.send({VPC: vpc(), SUBNET: subnet()})
+    return owner, stream
+
+
+def test_owner_ahead_of_the_rows_it_references_lands_in_the_last_go(
+        applier: Applier, sandbox: Sandbox) -> None:
+    _owner, stream = pod_ahead_of_its_switch(applier)
     result = stream.finish()
     assert result.ok, result.errors
     assert find(sandbox, "Logical_Switch_Port", "name=p1.ns")
@@ -57,10 +63,7 @@ def test_owner_ahead_of_the_rows_it_references_lands_in_the_last_go(
 
 def test_without_a_last_go_an_owner_ahead_of_its_references_is_left_out(
         applier: Applier, sandbox: Sandbox) -> None:
-    owner, rows = pod(1)
-    stream = Stream(applier)
-    stream.send({owner: rows})  # its switch comes in the next chunk
-    stream.send({VPC: vpc(), SUBNET: subnet()})
+    owner, stream = pod_ahead_of_its_switch(applier)
     result = stream.finish(last_go=False)
     assert set(result.errors) == {owner}  # for the caller to plan again
     assert not find(sandbox, "Logical_Switch_Port", "name=p1.ns")
