@@ -88,12 +88,12 @@ class EarlyRows:
                  lookup: Callable[[Key], dict[str, Any] | None],
                  submit: Callable[[list], None], row_in_nb: Callable[[RowId], bool]):
         self.chunks = Chunks(stream_of, self._landed)
-        self.submit = submit
-        self.in_nb = in_nb
+        self.in_nb = in_nb  # an owner with a row in NB
         self.row_in_nb = row_in_nb
-        self._rows: set[RowId] = set()  # every row sent
-        self.lookup = lookup
+        self.lookup = lookup  # an object by key, from the informer caches
+        self.submit = submit  # to the Kubernetes writer
         self.owners = 0
+        self._rows: set[RowId] = set()  # every row sent
         self._sent: dict[Key, object] = {}  # key -> the rows (outcome.rows) sent
 
     def add(self, key: Key, outcome: Outcome) -> None:
@@ -152,8 +152,9 @@ class EarlyRows:
             log.warning("could not reload NB rows after a failed settle pass", error=str(exc))
 
     def finish(self) -> dict[Key, object]:
-        """Wait until every chunk sent is committed (or given its careful go); returns, of
-        each object all of whose rows are in NB now, the rows sent (its `outcome.rows`)."""
+        """Wait for the reply of every chunk sent (one that did not commit is committed again
+        the careful way, topology.stream); returns, of each object all of whose rows are in
+        NB now, the rows sent (its `outcome.rows`)."""
         # an owner refused here is left to the full sync, which plans and reports it
         result = self.chunks.finish(False, set(), last_go=False)
         landed = {key: rows for key, rows in self._sent.items() if key in self.chunks.early}

@@ -141,13 +141,10 @@ class Loops:
         try:
             self.full_sync()
             drained = self.drain(timeout=timeout)
-            if early is not None:
-                self._early = None
-                landed = early.finish()
+            landed = early.finish() if early is not None else {}
             if drained:
                 self._settled = self._settling
-                if early is not None:
-                    self._early_landed = landed
+                self._early_landed = landed
             return drained
         except BaseException:
             if early is not None:
