@@ -12,6 +12,7 @@ from typing import Any
 
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
+from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
@@ -188,22 +189,6 @@ _VOLATILE = frozenset({"resourceVersion", "managedFields"})
 _VOLATILE_OR_ANNOTATIONS = _VOLATILE | {"annotations"}
 
 
-def _same_but(a: dict, b: dict, skip: frozenset[str]) -> bool:
-    """``a`` and ``b`` equal but for the keys in ``skip`` (values that are one shared
-    subtree, as a store write leaves what it does not change, are not compared)."""
-    if len(a) - len(skip & a.keys()) != len(b) - len(skip & b.keys()):
-        return False
-    for k, v in a.items():
-        if k in skip:
-            continue
-        if k not in b:
-            return False
-        w = b[k]
-        if v is not w and v != w:
-            return False
-    return True
-
-
 _METADATA = frozenset({"metadata"})
 _STATUS_AND_METADATA = frozenset({"status", "metadata"})
 
@@ -211,10 +196,10 @@ _STATUS_AND_METADATA = frozenset({"status", "metadata"})
 def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
     """True when `obj` is `old` with `annotations` merged in and nothing else changed
     (but the metadata every write changes)."""
-    if not _same_but(obj, old, _METADATA):
+    if not equal_except(obj, old, _METADATA):
         return False
     new_md, old_md = meta(obj), meta(old)
-    if not _same_but(new_md, old_md, _VOLATILE_OR_ANNOTATIONS):
+    if not equal_except(new_md, old_md, _VOLATILE_OR_ANNOTATIONS):
         return False
     merged = {**(old_md.get("annotations") or {}), **annotations}
     return (new_md.get("annotations") or {}) == {k: v for k, v in merged.items()
@@ -224,5 +209,5 @@ def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
 def _only_status_changed(obj: dict, old: dict) -> bool:
     """True when two versions of an object differ at most in status and in metadata that
     every write changes (resourceVersion, managedFields)."""
-    return _same_but(obj, old, _STATUS_AND_METADATA) and \
-        _same_but(meta(obj), meta(old), _VOLATILE)
+    return equal_except(obj, old, _STATUS_AND_METADATA) and \
+        equal_except(meta(obj), meta(old), _VOLATILE)

@@ -164,26 +164,31 @@ def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return any(old.get(k) != new.get(k) for k in keys)
 
 
-def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Equal apart from metadata.resourceVersion (a write that changes nothing)."""
-    if len(old) != len(new):
+def equal_except(a: dict[str, Any], b: dict[str, Any], skip: frozenset[str]) -> bool:
+    """``a`` and ``b`` equal but for the keys in ``skip``. Values that are one shared subtree
+    (what a store write leaves untouched) are not compared."""
+    if len(a) - len(skip & a.keys()) != len(b) - len(skip & b.keys()):
         return False
-    for key, value in new.items():
-        if key not in old:
-            return False
-        before = old[key]
-        if before is value:  # a subtree the write left as it was (shared): equal
+    for k, v in a.items():
+        if k in skip:
             continue
-        if key == "metadata":
-            rv = "resourceVersion"
-            if len(before) - (rv in before) != len(value) - (rv in value):
-                return False
-            for k, v in value.items():
-                if k != rv and (k not in before or before[k] != v):
-                    return False
-        elif before != value:
+        if k not in b:
+            return False
+        w = b[k]
+        if v is not w and v != w:
             return False
     return True
+
+
+_METADATA = frozenset({"metadata"})
+_RESOURCE_VERSION = frozenset({"resourceVersion"})
+
+
+def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal apart from metadata.resourceVersion (a write that changes nothing)."""
+    return ("metadata" in old) == ("metadata" in new) and \
+        equal_except(old, new, _METADATA) and \
+        equal_except(old.get("metadata") or {}, new.get("metadata") or {}, _RESOURCE_VERSION)
 
 
 def owner_uids(obj: dict[str, Any]) -> set[str]:
