@@ -64,7 +64,6 @@ from topology.ovsdb_types import (
 log = structlog.get_logger(__name__)
 
 UUID = uuidlib.UUID
-_uuid = uuidlib.UUID
 
 # Reconnect backoff: 1 s, then 2 s between tries (python-ovs: up to 8 s). A RAFT election takes
 # about a second; the new leader is then found within about 2 s, without a busy loop.

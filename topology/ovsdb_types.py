@@ -33,8 +33,6 @@ def uuid_of(text: str) -> uuidlib.UUID:
     return value
 
 
-_uuid = uuid_of
-
 _gc_lock = threading.Lock()
 _gc_paused = 0
 _gc_was_enabled = True
@@ -120,7 +118,7 @@ class Schema:
 
 def _atom_in(kind: str, js: Any) -> Any:
     if kind == "uuid":
-        return _uuid(js[1])
+        return uuid_of(js[1])
     return js
 
 
@@ -135,7 +133,7 @@ def decode(ct: ColumnType, js: Any) -> Any:
         return _atom_in(ct.key, js)
     if isinstance(js, list) and js and js[0] == "set":
         if ct.key == "uuid":
-            return {_uuid(a[1]) for a in js[1]}
+            return {uuid_of(a[1]) for a in js[1]}
         return set(js[1])
     return {_atom_in(ct.key, js)}
 

@@ -340,19 +340,19 @@ class MemoryStore(WatchMixin, CascadeMixin):
         new_md = new["metadata"]
         key = (new_md.get("namespace", ""), new_md["name"])
         old_md = old["metadata"] if old is not None else None
-        if type_ != "DELETED" and old_md is not None and old_md.get("uid") == new_md["uid"] \
-                and old_md.get("ownerReferences") is new_md.get("ownerReferences"):
-            # most writes (every status write) keep the uid and the very ownerReferences
-            # list: the dependents index stays as it is
+        # most writes (every status write) keep the uid and the very ownerReferences list:
+        # the dependents index stays as it is
+        relinked = type_ == "DELETED" or old_md is None or \
+            old_md.get("uid") != new_md["uid"] or \
+            old_md.get("ownerReferences") is not new_md.get("ownerReferences")
+        if relinked:
+            self._unlink(skey, key, old)
+        if type_ == "DELETED":
+            self._objects[skey].pop(key, None)
+        else:
             self._objects[skey][key] = new
             self._uids[new_md["uid"]] = (res, key)
-        else:
-            self._unlink(skey, key, old)
-            if type_ == "DELETED":
-                self._objects[skey].pop(key, None)
-            else:
-                self._objects[skey][key] = new
-                self._uids[new_md["uid"]] = (res, key)
+            if relinked:
                 for uid in objects.owner_uids(new):
                     self._dependents[uid].add((skey, key))
         self._history.record(self._rv, skey, type_, new, old)
