@@ -149,14 +149,16 @@ class Triggers:
                 # conflict, or takes the name once the Service is gone
                 self.enqueue(("YusurService", key))
         if kind in ("Pod", "Vnic"):
-            self._backend_changed(kind, obj, old)
+            self._backend_changed(kind, event, obj, old)
         if kind == "NetworkProbe":
             owner = (obj.get("spec") or {}).get("service")
             if owner:
                 self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{owner}"))
 
-    def _backend_changed(self, kind: str, obj: dict, old: dict | None) -> None:
-        if old is not None and _as_backend(obj) == _as_backend(old):
+    def _backend_changed(self, kind: str, event: str, obj: dict, old: dict | None) -> None:
+        # a DELETED event carries the object as it last was (the informer passes it as both
+        # versions): it is no backend any more, whatever the two versions say
+        if event != "DELETED" and old is not None and _as_backend(obj) == _as_backend(old):
             return  # e.g. our own status condition on the pod: no service cares
         labels = [meta(o).get("labels") or {} for o in (obj, old) if o is not None]
         ns = meta(obj).get("namespace")

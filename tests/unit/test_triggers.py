@@ -198,3 +198,34 @@ def test_an_annotation_change_that_is_not_ours_queues_the_pod() -> None:
     moved["spec"]["nodeName"] = "n2"  # more than our annotations changed
     t.on_event("Pod", "MODIFIED", moved, old)
     assert queued == [("Pod", "ns/p")]
+
+
+def _backend_pod() -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "ns", "resourceVersion": "5",
+                         "labels": {"app": "web"}},
+            "spec": {"nodeName": "node1"}, "status": {"phase": "Running"}}
+
+
+def test_a_deleted_backend_pod_queues_every_service_that_selected_it() -> None:
+    """The informer hands a DELETED event the last version as both objects (a watch's
+    delete, and a relist that no longer lists the pod): the derived EndpointSlice and the
+    YusurServices that selected the pod must still hear of it."""
+    t, queued = triggers()
+    svc = service()
+    svc["spec"]["selector"] = {"app": "web"}
+    t.stores["Service"].upsert("ns/web", svc)
+    t.stores["YusurService"].upsert("ns/ysvc1", {
+        "apiVersion": "iaas.yusur.io/v1", "kind": "YusurService",
+        "metadata": {"name": "ysvc1", "namespace": "ns"},
+        "spec": {"selector": {"app": "web"}}})
+    pod = _backend_pod()
+    t.on_event("Pod", "DELETED", pod, pod)
+    assert ("Endpoints", "ns/web") in queued
+    assert ("YusurService", "ns/ysvc1") in queued
+    queued.clear()
+    vnic = {"apiVersion": "iaas.yusur.io/v1", "kind": "Vnic",
+            "metadata": {"name": "vm-1", "namespace": "ns", "labels": {"app": "web"}},
+            "spec": {"subnet": "s1"}}
+    t.on_event("Vnic", "DELETED", vnic, vnic)
+    assert ("YusurService", "ns/ysvc1") in queued
