@@ -57,6 +57,7 @@ QUIET_INSERTS = frozenset({model.LoadBalancer.TABLE})  # see the module docstrin
 READ_COLUMNS: dict[str, tuple[str, ...]] = {
     "Logical_Switch_Port": ("addresses",),
     "Logical_Router_Port": ("networks",),
+    "Load_Balancer": ("vips",),  # the VIPs a Service holds (manifests mode's ClusterIPs)
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.reconcilers.base import Outcome
 
@@ -25,7 +26,7 @@ CONTENDED = frozenset({"AddressInUse", "MacInUse", "SubnetFull", "EIPUnavailable
 class Waiters:
     """Not thread-safe: used by the controller's single worker."""
 
-    def __init__(self, allocators: Iterable[Ipam]):
+    def __init__(self, allocators: Iterable[Ipam | ClusterIps]):
         self.allocators = tuple(allocators)
         self.keys: set = set()
 

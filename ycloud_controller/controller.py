@@ -28,8 +28,9 @@ from topology.ovsdb_types import gc_paused
 from topology.plan import Plan
 from topology.sb import SbMonitor
 from topology.stream import Stream
-from ycloud_controller import metrics
+from ycloud_controller import cluster_ips, metrics
 from ycloud_controller.api.common import meta
+from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.config import Config
 from ycloud_controller.contention import Waiters
 from ycloud_controller.early_rows import EarlyRows, without_conditions
@@ -42,6 +43,7 @@ from ycloud_controller.kube.informer import Informer
 from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.loops import Loops
+from ycloud_controller.precedence import NbHoldings, NoHoldings, Precedence
 from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.restore import restore_ipam
@@ -100,16 +102,24 @@ class Controller(Loops):
         for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
             stores[kind].add_index("namespace", _ns_index)
         stores["EndpointSlice"].add_index("service", registry.slice_service_key)
+        stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
         stores["NetworkProbe"].add_index(registry.PROBE_INDEX, registry.probe_index)
+        # manifests mode (emulate): creationTimestamps are this process's own, not the objects'
+        self.precedence = Precedence(NbHoldings(nb) if nb is not None else NoHoldings(),
+                                     ages=not emulate)
         self.triggers = Triggers(cfg, stores, self.queue.add, emulate,
-                                 pool_in_use=self._pool_in_use)
+                                 pool_in_use=self._pool_in_use, precedence=self.precedence)
         for kind, inf in self.informers.items():
             inf.add_handler(self.triggers.handler(kind))
         self.ipam = Ipam()
         self.ctx = Context(cfg, stores, self.triggers.network, self.ipam, emulate,
                            internal=InternalIpam(cfg.internal_cidr),
-                           active_chassis=sb.active_chassis if sb is not None else _no_chassis)
-        self.waiters = Waiters((self.ipam, self.ctx.eips))
+                           active_chassis=sb.active_chassis if sb is not None else _no_chassis,
+                           precedence=self.precedence)
+        if emulate:
+            self.ctx.cluster_ips = ClusterIps(cfg.service_cidr)
+        self.waiters = Waiters((self.ipam, self.ctx.eips,
+                                *([self.ctx.cluster_ips] if self.ctx.cluster_ips else [])))
         self.sb = sb
         if sb is not None:
             sb.callback = self._on_sb
@@ -135,7 +145,9 @@ class Controller(Loops):
         self._nb_down = False  # the last batch found NB unreachable
         self._threads: list[threading.Thread] = []
         self.last_sync: SyncReport | None = None
-        metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age)
+        metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age,
+                            lambda: len(self.queue) + self.queue.delayed() +
+                            self.queue.processing())
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -208,7 +220,8 @@ class Controller(Loops):
     def _all_keys(self) -> list[Key]:
         return registry.order_keys([(kind, k) for kind in registry.ORDER
                                     if kind in self.reconcilers
-                                    for k in self._keys_of(kind)], self.ctx.stores)
+                                    for k in self._keys_of(kind)], self.ctx.stores,
+                                   self.precedence)
 
     # -- full sync ----------------------------------------------------------------------------
     def full_sync(self) -> SyncReport:
@@ -271,7 +284,8 @@ class Controller(Loops):
             self.triggers.rebuild_network()
             keys = [k for k in keys if k != NETWORK_KEY]
         return self._reconcile_and_commit(
-            registry.order_keys([k for k in keys if k[0] in self.reconcilers], self.ctx.stores),
+            registry.order_keys([k for k in keys if k[0] in self.reconcilers], self.ctx.stores,
+                                self.precedence),
             full=False)
 
     def _reconcile_and_commit(self, keys: list[Key], full: bool,

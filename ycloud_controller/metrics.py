@@ -16,15 +16,19 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 QUEUE_DEPTH = Gauge("ycloud_queue_depth", "Keys waiting in the work queue")
 QUEUE_OLDEST = Gauge("ycloud_queue_oldest_seconds", "Age of the oldest queued key")
+QUEUE_UNFINISHED = Gauge("ycloud_queue_unfinished", "Keys not done yet: waiting, waiting for a "
+                                                    "retry, or being reconciled")
 WATCH_RESTARTS = Counter("ycloud_watch_restarts_total", "Informer relists and reconnects",
                          ["kind", "reason"])
 LEADER = Gauge("ycloud_leader", "1 when this replica is the leader and writes NB")
 SYNCS = Counter("ycloud_full_syncs_total", "Full syncs (start, leadership, resync)", ["result"])
 
 
-def track_queue(depth: Callable[[], int], oldest: Callable[[], float]) -> None:
+def track_queue(depth: Callable[[], int], oldest: Callable[[], float],
+                unfinished: Callable[[], int] = lambda: 0) -> None:
     QUEUE_DEPTH.set_function(depth)
     QUEUE_OLDEST.set_function(oldest)
+    QUEUE_UNFINISHED.set_function(unfinished)
 
 
 def watch_restart_hook(kind: str) -> Callable[[str], None]:

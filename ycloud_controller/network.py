@@ -2,22 +2,24 @@
 
 `build_network` is a pure function of the Vpc, Subnet and EipPool objects and the config. It
 decides, deterministically, which objects are valid: an object that conflicts with another
-(overlapping CIDRs in one VPC, two default subnets, a namespace bound twice) loses to the older
-one (creationTimestamp, then name), and gets a reason instead. Reconcilers read the model;
-they never re-validate across objects themselves.
+(overlapping CIDRs in one VPC, two default subnets, a namespace bound twice) loses to the one
+that ranks first by `Precedence` (the holder NB records, then the older in cluster mode, then
+the name: ycloud_controller.precedence), and gets a reason instead. Reconcilers read the
+model; they never re-validate across objects themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ycloud_controller.api.common import Invalid, meta, name_of, overlaps
+from ycloud_controller.api.common import Invalid, IPNetwork, name_of, overlaps
 from ycloud_controller.api.eippool import EipPoolView, parse_eippool
 from ycloud_controller.api.subnet import SubnetView, config_subnet, parse_subnet
 from ycloud_controller.api.vpc import VpcView, parse_vpc
 from ycloud_controller.config import Config
+from ycloud_controller.precedence import Precedence
 
 
 @dataclass
@@ -52,23 +54,40 @@ class NetworkModel:
         return self.errors.get((kind, name))
 
 
-def _age(obj: dict[str, Any]) -> tuple[str, str]:
-    return (str(meta(obj).get("creationTimestamp") or ""), name_of(obj))
+def _no_claim(view: Any) -> tuple[IPNetwork, ...]:
+    return ()
+
+
+def _parsed(kind: str, objs: Iterable[dict], parse: Callable[[dict], Any],
+            precedence: Precedence, claim: Callable[[Any], tuple[IPNetwork, ...]] = _no_claim,
+            ) -> list[tuple[dict, Any]]:
+    """(object, its view or the Invalid it raised), in precedence order. `claim`: the CIDRs
+    a valid view asks for (subnets, pools), held only where NB records an overlapping
+    range for the object."""
+    out = []
+    for obj in objs:
+        try:
+            view = parse(obj)
+        except Invalid as exc:
+            view = exc
+        out.append((obj, view))
+    ranking = precedence.ranking()
+    return sorted(out, key=lambda ov: ranking.rank(
+        kind, ov[0], () if isinstance(ov[1], Invalid) else claim(ov[1])))
 
 
 def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable[dict],
-                  cfg: Config, retired: frozenset[str] = frozenset()) -> NetworkModel:
+                  cfg: Config, retired: frozenset[str] = frozenset(),
+                  precedence: Precedence = Precedence()) -> NetworkModel:
     """`retired`: pools being deleted that nothing uses any more; they leave the model so
     that VPCs detach from them before their own rows go."""
     model = NetworkModel(default_vpc=cfg.default_vpc, join_subnet=cfg.join_subnet.name,
                          default_subnet=cfg.default_subnet.name)
     model.vpcs[cfg.default_vpc] = VpcView(name=cfg.default_vpc)
-    for obj in sorted(vpcs, key=_age):
+    for obj, view in _parsed("Vpc", vpcs, parse_vpc, precedence):
         name = name_of(obj)
-        try:
-            view = parse_vpc(obj)
-        except Invalid as exc:
-            model.errors[("Vpc", name)] = exc
+        if isinstance(view, Invalid):
+            model.errors[("Vpc", name)] = view
             continue
         if name == cfg.default_vpc:
             view = VpcView(name=name, routes=view.routes, nat_outgoing=view.nat_outgoing,
@@ -86,14 +105,16 @@ def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable
                 config_subnet(cfg.default_subnet.name, cfg.default_subnet.cidr, cfg.default_vpc)):
         model.subnets[sub.name] = sub
     model.config_subnets = frozenset(model.subnets)
-    for obj in sorted(subnets, key=_age):
+    for obj, view in _parsed("Subnet", subnets, lambda o: parse_subnet(o, cfg.default_vpc),
+                             precedence, lambda v: v.cidrs):
         name = name_of(obj)
         if name in model.config_subnets:
             model.errors[("Subnet", name)] = Invalid(
                 "ReservedName", f"subnet {name} is defined by the controller configuration")
             continue
         try:
-            view = parse_subnet(obj, cfg.default_vpc)
+            if isinstance(view, Invalid):
+                raise view
             _check_subnet(model, view)
         except Invalid as exc:
             model.errors[("Subnet", name)] = exc
@@ -105,12 +126,14 @@ def build_network(vpcs: Iterable[dict], subnets: Iterable[dict], pools: Iterable
             model.namespace_subnet[ns] = name
             if view.vpc != cfg.default_vpc:
                 model.namespace_vpc.setdefault(ns, view.vpc)
-    for obj in sorted(pools, key=_age):
+    for obj, pool in _parsed("EipPool", pools, parse_eippool, precedence,
+                             lambda p: (p.cidr,)):
         name = name_of(obj)
         if name in retired:
             continue
         try:
-            pool = parse_eippool(obj)
+            if isinstance(pool, Invalid):
+                raise pool
             clash = next((p for p in model.pools.values() if overlaps([p.cidr], [pool.cidr])),
                          None)
             if pool.default and any(p.default for p in model.pools.values()):

@@ -123,10 +123,27 @@ def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient 
             ctx.eips.restore(f"Service/{ids[naming.OWNER]}", pool, _ips(eip), "")
 
 
+def restore_cluster_ips(ctx: Any, informers: dict[str, Any], nb: NbClient) -> int:
+    """Manifests mode: the ClusterIPs each Service's Load_Balancer rows hold in NB."""
+    restored = 0
+    services = informers["Service"].store
+    for lb in nb_rows(nb, "Load_Balancer", ("vips",)):
+        ids = lb["ids"]
+        key = ids.get(naming.OWNER, "")
+        if ids.get(naming.KIND) != "Service" or services.get(key) is None:
+            continue
+        for vip in lb["vips"] or {}:
+            ip = vip.rpartition(":")[0].strip("[]")
+            restored += ctx.cluster_ips.restore(key, ip)
+    return restored
+
+
 def restore_ipam(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
                  net: NetworkModel) -> None:
     ipam: Ipam = ctx.ipam
     restore_eips_and_internal(ctx, informers, nb, net)
+    if nb is not None and ctx.cluster_ips is not None:
+        log.info("cluster ips restored", from_nb=restore_cluster_ips(ctx, informers, nb))
     from_nb = 0
     if nb is not None:
         for kind, owner, switch, addresses in nb_ports(nb):

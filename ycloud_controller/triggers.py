@@ -14,6 +14,7 @@ from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
 from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
+from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 
@@ -23,8 +24,10 @@ NETWORK_KEY: Key = ("Network", "")
 
 class Triggers:
     def __init__(self, cfg: Config, stores: dict[str, Any], enqueue: Callable[[Key], None],
-                 emulate: bool, pool_in_use: Callable[[str], bool] = lambda pool: False):
+                 emulate: bool, pool_in_use: Callable[[str], bool] = lambda pool: False,
+                 precedence: Precedence = Precedence()):
         self.cfg = cfg
+        self.precedence = precedence
         self.pool_in_use = pool_in_use
         self.stores = stores
         self.enqueue = enqueue
@@ -56,7 +59,7 @@ class Triggers:
                                 if meta(p).get("deletionTimestamp")
                                 and not self.pool_in_use(meta(p)["name"]))
             new = build_network(self.stores["Vpc"].list(), self.stores["Subnet"].list(),
-                                pools, self.cfg, retired)
+                                pools, self.cfg, retired, self.precedence)
             self.model = new
         for name in set(old.vpcs) | set(new.vpcs) | {k for (kind, k) in new.errors
                                                       if kind == "Vpc"}:
@@ -84,6 +87,8 @@ class Triggers:
         if changed_ns or changed_subnets or old.pools != new.pools:
             for svc in self.stores["Service"].list():
                 self.enqueue(("Service", key_of(svc)))
+                if self.emulate:  # endpoints are pods placed on subnets that exist
+                    self.enqueue(("Endpoints", key_of(svc)))
             for ysvc in self.stores["YusurService"].list():
                 self.enqueue(("YusurService", key_of(ysvc)))
         if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))

@@ -100,8 +100,14 @@ def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 def render_changes(kubeconfig: Path, nb_remote: str, sb_remote: str) -> list[dict[str, Any]]:
     """What a fresh controller would change in NB (`render --format json`; [] when NB is as
     desired)."""
-    out = cli("render", "--kubeconfig", str(kubeconfig), "--ovn-nb-db", nb_remote,
-              "--ovn-sb-db", sb_remote, "--format", "json")
+    return render_plan(["--kubeconfig", str(kubeconfig)], nb_remote, sb_remote)
+
+
+def render_plan(source: list[str], nb_remote: str, sb_remote: str) -> list[dict[str, Any]]:
+    """`render --format json` of a fresh controller on `source` (`--kubeconfig F` or
+    `--manifests DIR`)."""
+    out = cli("render", *source, "--ovn-nb-db", nb_remote, "--ovn-sb-db", sb_remote,
+              "--format", "json")
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
 

@@ -15,11 +15,7 @@ row of ours exists twice, and none outlives its owner. At the end `ycloud-contro
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +27,7 @@ from tests.fakekube.server import FakeKube
 from tests.fakekube.util import wait_for
 from tests.functional import nbcheck
 from tests.functional.conftest import as_list, nb_db_file
+from tests.functional.ctlproc import ControllerProcess
 from topology import naming
 from topology.model import Owner
 from topology.nb import NbClient
@@ -103,41 +100,6 @@ class Cluster:
 
     def owners(self) -> set[Owner]:
         return nbcheck.expected_owners(NS, self.pods, self.services)
-
-
-class ControllerProcess:
-    """`ycloud-controller run` as a child process; its JSON log events, timed from start."""
-
-    def __init__(self, args: list[str], log: Path):
-        self.start = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ycloud_controller.cli", "run", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            cwd=nbcheck.ROOT)
-        self.events: dict[str, float] = {}
-        self._log = log.open("a")
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._log.write(line)
-            try:
-                event = json.loads(line).get("event")
-            except ValueError:
-                continue
-            self.events.setdefault(str(event), time.monotonic() - self.start)
-
-    def seen(self, event: str) -> float | None:
-        return self.events.get(event)
-
-    def kill(self) -> None:
-        """SIGKILL our own child, by its pid."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        self._reader.join(timeout=10)
-        self._log.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ycloud_controller import cluster_ips
 from ycloud_controller.api.common import key_of, meta
 from ycloud_controller.config import Config
 from ycloud_controller.ipam import Ipam
@@ -30,6 +31,7 @@ class Cluster:
         for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
             self.stores[kind].add_index("namespace", _ns_index)
         self.stores["EndpointSlice"].add_index(SLICE_INDEX, slice_service_key)
+        self.stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
         self.ipam = Ipam()
         self.ctx = Context(self.cfg, self.stores, self.network, self.ipam, emulate)  # type: ignore[arg-type]
 

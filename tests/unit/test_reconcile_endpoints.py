@@ -7,12 +7,14 @@ from typing import Any
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
 from topology import naming
+from topology.model import Owner
+from ycloud_controller.cluster_ips import ClusterIps
+from ycloud_controller.config import Config
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import DeleteEffect, Outcome, PatchEffect, UpsertEffect
 from ycloud_controller.reconcilers.endpoints import (
     EMULATOR,
     MANAGED_BY,
-    ServiceIpAllocator,
     reconcile_endpoints,
 )
 from ycloud_controller.reconcilers.service import reconcile_service
@@ -20,8 +22,10 @@ from ycloud_controller.reconcilers.service import reconcile_service
 WEB = {"app": "web"}
 
 
-def web_pod(name: str, ip: str | None, **kw: Any) -> dict[str, Any]:
-    ann = {naming.ANN_IP: ip} if ip else None
+def web_pod(name: str, ip: str | None, switch: str | None = Config().default_subnet.name,
+            **kw: Any) -> dict[str, Any]:
+    """A pod the controller placed on `switch` (its annotations) with address `ip`."""
+    ann = {naming.ANN_IP: ip, **({naming.ANN_SWITCH: switch} if switch else {})} if ip else None
     return f.pod(name, labels=kw.pop("labels", WEB), annotations=ann, **kw)
 
 
@@ -32,8 +36,8 @@ def svc(**kw: Any) -> dict[str, Any]:
 
 
 def run(c: Cluster, key: str = "default/web",
-        alloc: ServiceIpAllocator | None = None) -> Outcome:
-    return reconcile_endpoints(c.ctx, key, alloc or ServiceIpAllocator(c.cfg.service_cidr))
+        alloc: ClusterIps | None = None) -> Outcome:
+    return reconcile_endpoints(c.ctx, key, alloc or ClusterIps(c.cfg.service_cidr))
 
 
 def upserts(out: Outcome) -> list[dict[str, Any]]:
@@ -53,7 +57,7 @@ def apply(c: Cluster, out: Outcome) -> None:
 # -- ClusterIP allocation --------------------------------------------------------------------------
 def test_cluster_ip_allocated_when_missing():
     c = Cluster(emulate=True).add(f.service("web", selector=WEB), f.service("db"))
-    alloc = ServiceIpAllocator(c.cfg.service_cidr)
+    alloc = ClusterIps(c.cfg.service_cidr)
     out = run(c, alloc=alloc)
     (p,) = [e for e in out.effects if isinstance(e, PatchEffect)]
     assert (p.resource, p.name, p.namespace) == (res.SERVICES, "web", "default")
@@ -69,7 +73,7 @@ def test_cluster_ip_allocated_when_missing():
 def test_existing_cluster_ips_are_never_reused():
     c = Cluster(emulate=True).add(f.service("fixed", cluster_ips=["10.96.0.2"]),
                                   f.service("web"))
-    alloc = ServiceIpAllocator(c.cfg.service_cidr)
+    alloc = ClusterIps(c.cfg.service_cidr)
     assert not [e for e in run(c, "default/fixed", alloc).effects
                 if isinstance(e, PatchEffect)]
     (p,) = [e for e in run(c, "default/web", alloc).effects if isinstance(e, PatchEffect)]
@@ -78,7 +82,7 @@ def test_existing_cluster_ips_are_never_reused():
 
 def test_deleted_service_releases_its_cluster_ip():
     c = Cluster(emulate=True).add(f.service("web"))
-    alloc = ServiceIpAllocator(c.cfg.service_cidr)
+    alloc = ClusterIps(c.cfg.service_cidr)
     run(c, alloc=alloc)
     c.remove("Service", "default/web")
     run(c, alloc=alloc)
@@ -91,7 +95,7 @@ def test_headless_and_external_name_get_no_cluster_ip():
     c = Cluster(emulate=True).add(
         f.service("headless", cluster_ips=["None"]),
         f.service("ext", type="ExternalName", externalName="example.com", ports=[]))
-    alloc = ServiceIpAllocator(c.cfg.service_cidr)
+    alloc = ClusterIps(c.cfg.service_cidr)
     assert run(c, "default/headless", alloc).effects == []
     assert run(c, "default/ext", alloc).effects == []
     assert alloc.used == {}
@@ -199,3 +203,56 @@ def test_deleted_service_removes_its_emulated_slices():
     (name,) = [s["metadata"]["name"] for s in c.stores["EndpointSlice"].list()]
     c.remove("Service", "default/web")
     assert run(c).effects == [DeleteEffect(res.ENDPOINTSLICES, name, "default")]
+
+
+def test_only_pods_placed_on_an_existing_subnet_are_endpoints():
+    """An address a user asked for (annotation ip_address alone) is not the pod's until the
+    controller placed it; a pod placed on a subnet that is gone has no port."""
+    c = Cluster()
+    c.add(svc(), web_pod("placed", "10.16.0.5"), web_pod("asked", "10.16.0.6", switch=None),
+          web_pod("orphaned", "10.16.0.7", switch="gone"))
+    (sl,) = upserts(run(c))
+    assert [e["addresses"] for e in sl["endpoints"]] == [["10.16.0.5"]]
+
+
+def test_a_dynamic_cluster_ip_avoids_addresses_other_services_ask_for():
+    """A Service that names its ClusterIP gets it even when a Service without one is
+    reconciled first (as the API server never hands out an address in use)."""
+    c = Cluster(emulate=True).add(f.service("web"), f.service("fixed", cluster_ips=["10.96.0.2"]))
+    alloc = ClusterIps(c.cfg.service_cidr)
+    (p,) = [e for e in run(c, "default/web", alloc).effects if isinstance(e, PatchEffect)]
+    assert p.patch["spec"]["clusterIP"] == "10.96.0.3"
+    run(c, "default/fixed", alloc)
+    assert alloc.holder("10.96.0.2") == "default/fixed"
+
+
+def test_a_cluster_ip_another_service_holds_is_refused_until_it_is_released():
+    c = Cluster(emulate=True).add(f.service("a", cluster_ips=["10.96.0.9"]),
+                                  f.service("b", cluster_ips=["10.96.0.9"]))
+    c.ctx.cluster_ips = alloc = ClusterIps(c.cfg.service_cidr)
+    assert alloc.restore("default/b", "10.96.0.9")  # NB records b's VIP: b holds it
+    assert not alloc.restore("default/a", "10.96.0.9")
+    out = reconcile_service(c.ctx, "default/a")
+    assert out.invalid is not None and out.invalid.reason == "AddressInUse"
+    assert "default/b" in out.invalid.message
+    assert out.rows == {Owner("Service", "default/a"): None}  # its rows are left alone
+    assert reconcile_service(c.ctx, "default/b").invalid is None
+    released = alloc.releases
+    c.remove("Service", "default/b")
+    reconcile_service(c.ctx, "default/b")
+    assert alloc.releases > released  # what wakes the refused Service (contention.Waiters)
+    assert reconcile_service(c.ctx, "default/a").invalid is None
+    assert alloc.holder("10.96.0.9") == "default/a"
+
+
+def test_a_clusterip_changed_in_a_file_wins_over_the_clusterips_left_from_before():
+    """A merge patch of a file's difference sets clusterIP and leaves the clusterIPs the
+    emulator wrote: the emulator makes them agree, and the LB serves the file's address."""
+    c = Cluster(emulate=True).add(f.service("web", cluster_ips=["10.96.0.2"]))
+    c.stores["Service"].get("default/web")["spec"]["clusterIP"] = "10.96.7.7"
+    c.ctx.cluster_ips = alloc = ClusterIps(c.cfg.service_cidr)
+    (p,) = [e for e in run(c, alloc=alloc).effects if isinstance(e, PatchEffect)]
+    assert p.patch == {"spec": {"clusterIPs": ["10.96.7.7"]}}
+    out = reconcile_service(c.ctx, "default/web")
+    (lb,) = [r for r in out.rows[Owner("Service", "default/web")] if r.TABLE == "Load_Balancer"]
+    assert list(dict(lb.vips)) == ["10.96.7.7:80"]

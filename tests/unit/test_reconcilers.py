@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from ipaddress import ip_address
 
 import pytest
@@ -267,6 +268,18 @@ def test_pod_keeps_its_subnet_when_namespace_binding_changes():
     out = reconcile_pod(c.ctx, "default/web-0")
     assert pod_port(out).switch == "ovn-default"
     assert pod_port(out) == pod_port(first) and patch(out) is None
+
+
+def test_pod_keeps_the_subnet_nb_records_for_it_without_its_annotations():
+    """Manifests mode after a restart: the annotations are gone, IPAM holds what the pod's
+    port in NB records (restore); the pod stays there, as the running controller kept it."""
+    c = Cluster().add(f.pod("web-0"),
+                      f.subnet("s1", "10.1.0.0/24", namespaces=["default"])).sync_subnets()
+    assert c.ipam.restore("Pod/default/web-0", "ovn-default",
+                          (ipaddress.ip_address("10.16.0.9"),), "0a:58:0a:10:00:09")
+    out = reconcile_pod(c.ctx, "default/web-0")
+    assert pod_port(out).switch == "ovn-default"
+    assert pod_port(out).addresses == ("0a:58:0a:10:00:09 10.16.0.9",)
 
 
 def test_sticky_subnet_that_is_gone_is_replaced():

@@ -85,7 +85,7 @@ class ManifestSource:
         with self._lock:
             if not self._scan(force=False):
                 return False
-            self._apply()
+            log.info("manifests reloaded", directory=str(self.directory), objects=self._apply())
             return True
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:

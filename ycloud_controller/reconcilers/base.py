@@ -18,11 +18,13 @@ from typing import Any, Protocol
 
 from topology.model import Owner, Row
 from ycloud_controller.api.common import Invalid
+from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.config import Config
 from ycloud_controller.internal_ipam import InternalIpam
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.resources import Resource
 from ycloud_controller.network import NetworkModel
+from ycloud_controller.precedence import Precedence
 
 READY = "Ready"
 # on core objects (Pods, Services) whose Ready belongs to someone else
@@ -117,6 +119,8 @@ class Context:
     internal: InternalIpam = field(  # transit and link addresses
         default_factory=lambda: InternalIpam("100.88.0.0/16"))
     active_chassis: Callable[[str], str | None] = lambda lrp: None  # from the SB
+    precedence: Precedence = Precedence()  # who keeps a contested resource
+    cluster_ips: ClusterIps | None = None  # manifests mode: the emulated ClusterIP allocator
     # (pool, vpc) -> (reason, message): VPCs a pool's service gateway refused to link (their
     # subnets overlap those of a VPC linked for an older service); set by the EipPool
     # reconciler, read by the services that want the link

@@ -17,7 +17,7 @@ from topology.builders.service_gateway import (
     svcgw_transit_ip,
 )
 from topology.model import Owner
-from ycloud_controller.api.common import Invalid, key_of, meta, overlaps
+from ycloud_controller.api.common import Invalid, key_of, overlaps
 from ycloud_controller.api.eippool import EipPoolView
 from ycloud_controller.api.service import ServiceView, parse_service
 from ycloud_controller.api.subnet import SubnetView
@@ -93,17 +93,21 @@ def ensure_pool(ctx: Context, view: EipPoolView) -> str:
 
 def _links(ctx: Context, net: NetworkModel, pool: str,
            users: dict[str, list[str]]) -> tuple[list[Link], dict[str, str]]:
-    """Links of the pool's service gateway to the VPCs its multi-VPC services use. VPCs are
-    taken in the order of their oldest service, so a VPC whose subnets overlap an already
-    linked VPC's is the one refused: a younger service never takes a link from an older."""
+    """Links of the pool's service gateway to the VPCs its multi-VPC services use. VPCs
+    already linked come first, then the others in the precedence of their first service
+    (ycloud_controller.precedence), so a VPC whose subnets overlap a linked VPC's is the one
+    refused: a newcomer never takes a link from a holder."""
     links: list[Link] = []
     refused: dict[str, str] = {}
     taken: list[tuple[str, SubnetView]] = []
     for (p, vpc) in [k for k in ctx.refused_links if k[0] == pool]:
         del ctx.refused_links[(p, vpc)]
-    ages = {key_of(o): (str(meta(o).get("creationTimestamp") or ""), key_of(o))
-            for o in ctx.store("Service").list()}
-    order = sorted(users, key=lambda v: (min(ages.get(k, ("~", k)) for k in users[v]), v))
+    # the linked VPCs first (restored from NB at start), then by their oldest service
+    linked = {vpc for (p, vpc) in ctx.internal.links if p == pool}
+    ranking = ctx.precedence.ranking()
+    ranks = {key_of(o): ranking.rank("Service", o) for o in ctx.store("Service").list()}
+    order = sorted(users, key=lambda v: (v not in linked,
+                                         min(ranks.get(k, (2, "", k)) for k in users[v]), v))
     for vpc in order:
         if vpc not in net.vpcs:
             refused[vpc] = f"VPC {vpc} does not exist"

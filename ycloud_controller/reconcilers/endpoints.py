@@ -2,7 +2,8 @@
 
 There is no endpoint controller and no API server allocating ClusterIPs when the controller
 runs on a directory of manifests. This reconciler plays both for one Service: it gives the
-Service a ClusterIP from the service CIDR when it has none, and derives its EndpointSlices
+Service a ClusterIP from the service CIDR when it has none (ycloud_controller.cluster_ips;
+the Service reconciler refuses one another Service holds), and derives its EndpointSlices
 from the pods its selector matches, using the addresses our IPAM gave them (pod annotations),
 resolving named targetPorts through the pods' container ports. Selector-less Services (those
 of a YusurService) are left to their owner.
@@ -10,12 +11,19 @@ of a YusurService) are left to their owner.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from topology import naming
 from ycloud_controller.api.common import meta, selector_matches
+from ycloud_controller.cluster_ips import (
+    ClusterIps,
+    consistent,
+    requested_elsewhere,
+    spec_cluster_ips,
+)
+from ycloud_controller.ipam import IpamError
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import (
     Context,
@@ -30,32 +38,6 @@ KIND = "Endpoints"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 EMULATOR = "ycloud-controller/manifests"
 POD_NAMESPACE_INDEX = "namespace"
-
-
-class ServiceIpAllocator:
-    """ClusterIPs from the service CIDR, as the API server would hand them out."""
-
-    def __init__(self, cidrs: str):
-        self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
-        self.used: dict[str, str] = {}
-
-    def note(self, ip: str, key: str) -> None:
-        self.used.setdefault(ip, key)
-
-    def allocate(self, key: str) -> str:
-        held = next((ip for ip, k in self.used.items() if k == key), None)
-        if held:
-            return held
-        net = self.nets[0]
-        for host in net.hosts():
-            if str(host) not in self.used and host != net.network_address + 1:
-                self.used[str(host)] = key
-                return str(host)
-        raise RuntimeError(f"service CIDR {net} is full")
-
-    def release(self, key: str) -> None:
-        for ip in [ip for ip, k in self.used.items() if k == key]:
-            del self.used[ip]
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
@@ -75,14 +57,19 @@ def _resolve(pod: dict[str, Any], target: Any) -> int | None:
     return None
 
 
-def _slices(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _slices(svc: dict[str, Any], pods: list[dict[str, Any]],
+            subnets: Collection[str]) -> list[dict[str, Any]]:
+    """A pod is an endpoint once the controller placed it (annotation logical_switch, with
+    its addresses) on a subnet that still exists: an address a user asked for in the
+    annotation is not the pod's until then, and a pod whose subnet is gone has no port."""
     ns, name = meta(svc)["namespace"], meta(svc)["name"]
     ports = (svc.get("spec") or {}).get("ports") or []
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"IPv4": [], "IPv6": []})
     for pod in pods:
         ann = meta(pod).get("annotations") or {}
         ips = [ip for ip in str(ann.get(naming.ANN_IP, "")).split(",") if ip]
-        if not ips or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if not ips or ann.get(naming.ANN_SWITCH) not in subnets or \
+                (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         resolved = tuple((p.get("name") or "", _resolve(pod, p.get("targetPort", p.get("port"))),
                           p.get("protocol") or "TCP") for p in ports)
@@ -109,7 +96,7 @@ def _slices(svc: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
-def reconcile_endpoints(ctx: Context, key: str, allocator: ServiceIpAllocator) -> Outcome:
+def reconcile_endpoints(ctx: Context, key: str, allocator: ClusterIps) -> Outcome:
     namespace, name = key.split("/", 1)
     svc = ctx.store("Service").get(key)
     existing = [s for s in ctx.store("EndpointSlice").by_index("service", key)
@@ -121,16 +108,22 @@ def reconcile_endpoints(ctx: Context, key: str, allocator: ServiceIpAllocator) -
     else:
         spec = svc.get("spec") or {}
         if not spec.get("clusterIP") and spec.get("type") != "ExternalName":
-            ip = allocator.allocate(key)
+            ip = allocator.allocate(key, requested_elsewhere(ctx, key))
             effects.append(PatchEffect(res.SERVICES, name, namespace,
                                        {"spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
         elif spec.get("clusterIP") not in (None, "None"):
-            allocator.note(spec["clusterIP"], key)
+            fix = consistent(spec)
+            if fix is not None:
+                effects.append(PatchEffect(res.SERVICES, name, namespace, {"spec": fix}))
+            try:
+                allocator.claim(key, spec_cluster_ips(spec))
+            except IpamError:
+                pass  # held by another Service: the Service reconcile refuses it
         selector = spec.get("selector")
         if selector:
             pods = [p for p in ctx.store("Pod").by_index(POD_NAMESPACE_INDEX, namespace)
                     if selector_matches(selector, meta(p).get("labels"))]
-            wanted = _slices(svc, pods)
+            wanted = _slices(svc, pods, ctx.network().subnets)
     wanted_names = {meta(s)["name"] for s in wanted}
     current = {meta(s)["name"]: s for s in existing}
     for sl in wanted:

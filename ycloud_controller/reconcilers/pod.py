@@ -103,11 +103,15 @@ def reconcile_pod(ctx: Context, key: str) -> Outcome:
     net = ctx.network()
     namespace, name = key.split("/", 1)
     ann = meta(obj).get("annotations") or {}
+    # where the pod was placed: its annotation, or what IPAM holds for it, which a restart
+    # restores from the pod's port in NB (in manifests mode annotations do not outlive the
+    # process: the pod must stay where NB has it, as a running controller keeps it)
+    held = ctx.ipam.get(ipam_key)
+    placed = ann.get(naming.ANN_SWITCH) or (held.subnet if held is not None else None)
     try:
-        sub = choose_subnet(net, namespace, ann.get(naming.ANN_SUBNET),
-                            ann.get(naming.ANN_SWITCH))
+        sub = choose_subnet(net, namespace, ann.get(naming.ANN_SUBNET), placed)
         ips, mac = requested_addresses(ann)
-        ips = fitting(ips, sub, ann.get(naming.ANN_SWITCH))
+        ips = fitting(ips, sub, placed)
         alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
     except IpamError as exc:
         if exc.reason == "SubnetNotReady":

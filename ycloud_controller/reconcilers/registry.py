@@ -6,9 +6,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ycloud_controller.api.common import meta
+from ycloud_controller.cluster_ips import ClusterIps
+from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
-from ycloud_controller.reconcilers.endpoints import ServiceIpAllocator, reconcile_endpoints
+from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
 from ycloud_controller.reconcilers.probe import PROBE_INDEX, probe_index, reconcile_probe
@@ -31,22 +33,25 @@ __all__ = ["ORDER", "PROBE_INDEX", "build", "no_monitors", "order_keys", "probe_
 
 
 def order_keys(keys: Iterable[tuple[str, str]], stores: dict[str, Any],
-               ) -> list[tuple[str, str]]:
-    """Keys in the order to reconcile them: by kind (ORDER), then oldest object first, so
-    that when two objects ask for one address, MAC or EIP, the older gets it, whatever their
-    names. A Service made for a YusurService has the age of its YusurService."""
-    def age(key: tuple[str, str]) -> str:
+               precedence: Precedence = Precedence()) -> list[tuple[str, str]]:
+    """Keys in the order to reconcile them: by kind (ORDER), then by `precedence` (the
+    holder NB records, the older in cluster mode, the name), so that when two objects ask
+    for one address, MAC or EIP, the same one gets it in every process. A Service made for
+    a YusurService has the age of its YusurService."""
+    ranking = precedence.ranking()
+
+    def rank(key: tuple[str, str]) -> tuple:
         kind, name = key
         store = stores.get(kind)
         obj = store.get(name) if store is not None else None
         if obj is None:
-            return ""
+            return (1, "", name)
         md = meta(obj)
         ysvc = (md.get("labels") or {}).get(YSVC_LABEL) if kind == "Service" else None
         ysvcs = stores.get("YusurService")
         owner = ysvcs.get(f"{md.get('namespace')}/{ysvc}") if ysvc and ysvcs else None
-        return str(meta(owner if owner is not None else obj).get("creationTimestamp") or "")
-    return sorted(keys, key=lambda k: (_RANK.get(k[0], len(ORDER)), age(k), k[1], k[0]))
+        return ranking.rank(kind, obj, age_of=owner)
+    return sorted(keys, key=lambda k: (_RANK.get(k[0], len(ORDER)), rank(k), k[0]))
 
 
 def no_monitors() -> dict[str, str]:
@@ -68,6 +73,8 @@ def build(ctx: Context, emulate: bool,
         "NetworkProbe": lambda key: reconcile_probe(ctx, key, monitors),
     }
     if emulate:
-        allocator = ServiceIpAllocator(ctx.config.service_cidr)
+        if ctx.cluster_ips is None:
+            ctx.cluster_ips = ClusterIps(ctx.config.service_cidr)
+        allocator = ctx.cluster_ips
         table["Endpoints"] = lambda key: reconcile_endpoints(ctx, key, allocator)
     return table

@@ -21,6 +21,8 @@ from topology.builders.service import Health, LbSpec, Vip, build_lb
 from topology.model import Owner, Row
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.service import ServicePort, ServiceView, parse_service
+from ycloud_controller.cluster_ips import ClusterIps, consistent, requested_elsewhere
+from ycloud_controller.ipam import IpamError
 from ycloud_controller.kube import resources as res
 from ycloud_controller.network import NetworkModel
 from ycloud_controller.reconcilers import service_eip
@@ -129,14 +131,41 @@ def cluster_lbs(ctx: Context, svc: ServiceView, vpc: str, slices: list[dict[str,
     return rows
 
 
+def with_cluster_ip(ctx: Context, key: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """Manifests mode: a Service whose file names no ClusterIP has the one the emulator
+    gives it (the same the Endpoints reconcile writes to it), also before that write comes
+    back, so that a ClusterIP taken out of a file does not take the VIP down meanwhile."""
+    spec = obj.get("spec") or {}
+    if spec.get("type") == "ExternalName" or ctx.cluster_ips is None:
+        return obj
+    if spec.get("clusterIP"):
+        fix = consistent(spec)
+        return obj if fix is None else {**obj, "spec": {**spec, **fix}}
+    ip = ctx.cluster_ips.allocate(key, requested_elsewhere(ctx, key))
+    return {**obj, "spec": {**spec, "clusterIP": ip, "clusterIPs": [ip]}}
+
+
+def claim_cluster_ips(cluster_ips: ClusterIps, key: str, svc: ServiceView) -> None:
+    try:
+        cluster_ips.claim(key, [str(ip) for ip in svc.cluster_ips])
+    except IpamError as exc:
+        raise Invalid(exc.reason, exc.message) from None
+
+
 def reconcile_service(ctx: Context, key: str) -> Outcome:
     obj = ctx.store(KIND).get(key)
     if obj is None:
         service_eip.release(ctx, key)
+        if ctx.cluster_ips is not None:
+            ctx.cluster_ips.release(key)
         return Outcome(rows={owner(key): []})
     net = ctx.network()
     try:
+        if ctx.cluster_ips is not None:  # manifests mode: ClusterIPs as the API server gives
+            obj = with_cluster_ip(ctx, key, obj)
         svc = parse_service(obj)
+        if ctx.cluster_ips is not None:
+            claim_cluster_ips(ctx.cluster_ips, key, svc)
         if not svc.has_lb:
             service_eip.release(ctx, key)
             return Outcome(rows={owner(key): []}, effects=ready_effects(

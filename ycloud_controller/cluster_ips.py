@@ -1,0 +1,110 @@
+"""Manifests mode only: ClusterIPs, as the API server hands them out and keeps them unique.
+
+A Service that names its ClusterIP(s) holds them unless another Service holds one already;
+the Service reconciler then refuses it (AddressInUse), as the API server refuses a
+duplicate. A Service without one is given the first free address of the service CIDR that
+no Service asks for. Holders are decided by state that lasts (ycloud_controller.precedence):
+a restart restores each Service's VIPs from its Load_Balancer rows in NB before anything
+is allocated (ycloud_controller.restore), and keys are reconciled in precedence order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ycloud_controller.ipam import IpamError
+
+
+def spec_cluster_ips(spec: dict[str, Any]) -> list[str]:
+    """The ClusterIPs a Service spec names. clusterIPs[0] is clusterIP, as the API server
+    validates; where a file's change of clusterIP left an older clusterIPs behind (a merge
+    patch of the file's difference), clusterIP wins."""
+    first = spec.get("clusterIP")
+    ips = [str(ip) for ip in spec.get("clusterIPs") or [] if ip]
+    if first and (not ips or ips[0] != first):
+        ips = [str(first)]
+    return [ip for ip in ips if ip != "None"]
+
+
+def consistent(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec fields to patch so that clusterIPs agrees with clusterIP (None: it does)."""
+    first = spec.get("clusterIP")
+    if not first or first == "None" or (spec.get("clusterIPs") or [first])[0] == first:
+        return None
+    return {"clusterIPs": spec_cluster_ips(spec)}
+
+
+INDEX = "clusterIP"  # Service store index: the ClusterIPs each spec names
+
+
+def index(obj: dict[str, Any]) -> list[str]:
+    return spec_cluster_ips(obj.get("spec") or {})
+
+
+def requested_elsewhere(ctx: Any, key: str) -> Callable[[str], bool]:
+    """Whether the spec of another Service names a ClusterIP."""
+    services = ctx.store("Service")
+    return lambda ip: any(k != key for k in services.index_keys(INDEX, ip))
+
+
+class ClusterIps:
+    """Not thread-safe: used by the controller's single worker."""
+
+    def __init__(self, cidrs: str):
+        self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
+        self.used: dict[str, str] = {}  # address -> Service key
+        self.releases = 0  # bumped when an address is given back (contention.Waiters)
+
+    def contains(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in self.nets)
+
+    def holder(self, ip: str) -> str | None:
+        return self.used.get(ip)
+
+    def restore(self, key: str, ip: str) -> bool:
+        """What NB records for a Service (its LB VIPs in the service CIDR): held first."""
+        if not self.contains(ip) or self.used.get(ip, key) != key:
+            return False
+        self.used[ip] = key
+        return True
+
+    def claim(self, key: str, ips: Iterable[str]) -> None:
+        """The Service asks for `ips`: it holds them, and no others, unless one is held by
+        another Service (IpamError AddressInUse; nothing changes then)."""
+        ips = list(ips)
+        for ip in ips:
+            other = self.used.get(ip)
+            if other is not None and other != key:
+                raise IpamError("AddressInUse", f"ClusterIP {ip} is already used by Service "
+                                                f"{other}")
+        self._drop(key, keep=set(ips))
+        for ip in ips:
+            self.used[ip] = key
+
+    def allocate(self, key: str, avoid: Callable[[str], bool] = lambda ip: False) -> str:
+        held = next((ip for ip, k in self.used.items() if k == key), None)
+        if held:
+            return held
+        net = self.nets[0]
+        for host in net.hosts():
+            ip = str(host)
+            if ip not in self.used and host != net.network_address + 1 and not avoid(ip):
+                self.used[ip] = key
+                return ip
+        raise RuntimeError(f"service CIDR {net} is full")
+
+    def release(self, key: str) -> None:
+        self._drop(key, keep=set())
+
+    def _drop(self, key: str, keep: set[str]) -> None:
+        gone = [ip for ip, k in self.used.items() if k == key and ip not in keep]
+        for ip in gone:
+            del self.used[ip]
+        if gone:
+            self.releases += 1

@@ -1,0 +1,122 @@
+"""Who keeps a contested resource: one rule for every conflict the controller refuses.
+
+When two objects ask for one thing (overlapping Subnet or EipPool CIDRs, a namespace bound
+twice, a second default subnet or pool, one static IP, MAC, EIP or ClusterIP, a service
+gateway link), the one that ranks first keeps it and the other is refused with a condition
+and an Event. The rank is decided by state that lasts, never by what one process happened
+to see first, so a restart, a resync, a relist or a new leader decides the same:
+
+1. the holder first: an object whose rows NB records as owned (external_ids
+   `ycloud.io/kind` + `ycloud.io/owner`); where NB records the contested CIDR itself
+   (a subnet's or a pool's router port networks), only if what it records overlaps what the
+   object asks for now, so an edit that moves onto another object's range does not make
+   the editor the holder;
+2. then the older object, by creationTimestamp, in cluster mode only: in manifests mode
+   the timestamps are the loading process's own and say nothing that lasts;
+3. then the name (then the kind).
+
+Addresses (static IPs, MACs, EIPs) follow the same rule through IPAM: what a restart
+restores from NB and from the pod annotations is given back to its holder before anything
+is allocated (ycloud_controller.restore), and keys are reconciled in `rank` order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from topology.model import Owner
+from ycloud_controller.api.common import IPNetwork, key_of, meta, overlaps
+
+ROUTER_PORTS = "Logical_Router_Port"
+
+
+class Holdings(Protocol):
+    def owners(self) -> frozenset[Owner]:
+        """Every owner NB records rows of."""
+
+    def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
+        """Whether what NB records for `owner` overlaps `cidrs` (True where it records
+        no range for it)."""
+
+
+class NoHoldings:
+    """Nothing is held (unit tests, and a controller without NB)."""
+
+    def owners(self) -> frozenset[Owner]:
+        return frozenset()
+
+    def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
+        return False
+
+
+class NbHoldings:
+    """What NB records as owned, read from the NB client's index of our rows. While the
+    session is down or reloading (its index then empty or partial), the last holdings read
+    from a synced index stand: a reconnection must not hand anything to a newcomer."""
+
+    def __init__(self, nb: Any):  # topology.nb.NbClient (duck-typed: index, read, connected)
+        self.nb = nb
+        self._last: frozenset[Owner] = frozenset()
+
+    def owners(self) -> frozenset[Owner]:
+        if self.nb.session is not None:
+            self._last = self.nb.read(self._owners)
+        return self._last
+
+    def _owners(self) -> frozenset[Owner]:
+        return frozenset(self.nb.index.by_owner) if self.nb.connected() else self._last
+
+    def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
+        return bool(self.nb.read(self._records, owner, tuple(cidrs)))
+
+    def _records(self, owner: Owner, cidrs: tuple[IPNetwork, ...]) -> bool:
+        if not self.nb.connected():
+            return True  # as held as the last holdings say
+        index = self.nb.index
+        recorded = []
+        for rid in index.by_owner.get(owner, ()):
+            if rid.table != ROUTER_PORTS:
+                continue
+            for row_uuid in index.lookup(rid):
+                try:
+                    networks = index.row(ROUTER_PORTS, row_uuid).networks
+                except KeyError:
+                    continue
+                recorded += [ipaddress.ip_interface(net).network for net in networks]
+        return not recorded or overlaps(recorded, cidrs)
+
+
+@dataclass(frozen=True)
+class Precedence:
+    holdings: Holdings = NoHoldings()
+    ages: bool = True  # creationTimestamp counts (cluster mode)
+
+    def age(self, obj: dict[str, Any] | None) -> str:
+        if not self.ages or obj is None:
+            return ""
+        return str(meta(obj).get("creationTimestamp") or "")
+
+    def ranking(self) -> Ranking:
+        """A ranking of objects against what NB holds now (read once)."""
+        return Ranking(self, self.holdings.owners())
+
+
+@dataclass(frozen=True)
+class Ranking:
+    precedence: Precedence
+    held: frozenset[Owner]
+
+    def rank(self, kind: str, obj: dict[str, Any], cidrs: Sequence[IPNetwork] = (),
+             age_of: dict[str, Any] | None = None) -> tuple[int, str, str]:
+        """Sort key: lower ranks first. `cidrs`: the ranges the object asks for now;
+        `age_of`: the object whose age counts (a YusurService's Service has the age of its
+        YusurService)."""
+        key = key_of(obj)
+        owner = Owner(kind, key)
+        held = owner in self.held and (
+            not cidrs or self.precedence.holdings.records(owner, cidrs))
+        return (0 if held else 1,
+                self.precedence.age(age_of if age_of is not None else obj), key)
