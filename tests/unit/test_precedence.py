@@ -1,0 +1,50 @@
+"""Who keeps a contested resource (ycloud_controller.precedence), through build_network."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from tests.unit import factories as f
+from topology.model import Owner
+from ycloud_controller.api.common import IPNetwork, overlaps
+from ycloud_controller.config import Config
+from ycloud_controller.network import build_network
+from ycloud_controller.precedence import Precedence
+
+
+class Recorded:
+    """Holdings as NB would record them: owner -> the ranges of its router ports."""
+
+    def __init__(self, **ranges: str):
+        self.ranges = {Owner("Subnet", k): [ipaddress.ip_network(v)] for k, v in ranges.items()}
+
+    def owners(self) -> frozenset[Owner]:
+        return frozenset(self.ranges)
+
+    def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
+        return overlaps(self.ranges[owner], cidrs)
+
+
+def _errors(subnets: list[dict], precedence: Precedence) -> set[str]:
+    net = build_network([f.vpc("v")], subnets, [], Config(), precedence=precedence)
+    return {name for (kind, name) in net.errors if kind == "Subnet"}
+
+
+def test_the_holder_keeps_its_cidr_against_an_older_newcomer_of_a_smaller_name() -> None:
+    established = f.subnet("late", "10.77.0.0/24", vpc="v", age=5)
+    newcomer = f.subnet("aaa", "10.77.0.0/26", vpc="v", age=1)
+    held = Precedence(Recorded(late="10.77.0.0/24"), ages=True)
+    assert _errors([established, newcomer], held) == {"aaa"}
+    # with nothing held, cluster mode goes by age, manifests mode by name
+    assert _errors([established, newcomer], Precedence(ages=True)) == {"late"}
+    young_first = f.subnet("aaa", "10.77.0.0/26", vpc="v", age=9)
+    assert _errors([established, young_first], Precedence(ages=True)) == {"aaa"}
+    assert _errors([established, young_first], Precedence(ages=False)) == {"late"}
+
+
+def test_an_edit_onto_another_holders_range_does_not_make_the_editor_the_holder() -> None:
+    """Both hold rows; `aaa` moved its cidrBlock onto `late`'s range: `late` keeps it."""
+    held = Precedence(Recorded(late="10.77.0.0/24", aaa="10.99.0.0/24"), ages=False)
+    subnets = [f.subnet("late", "10.77.0.0/24", vpc="v"), f.subnet("aaa", "10.77.0.0/25", vpc="v")]
+    assert _errors(subnets, held) == {"aaa"}
