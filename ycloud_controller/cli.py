@@ -166,7 +166,8 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     nb = _nb(args, start=False)
     sb = _sb(args)
     ctl = Controller(cfg, source.backend, nb, emulate=source.emulate, plan_only=render,
-                     write_kube=source.emulate or not render, sb=sb)
+                     write_kube=source.emulate or not render, sb=sb,
+                     object_ages=source.manifests is None)
     try:
         if sb is not None:
             sb.start()
@@ -243,7 +244,8 @@ def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
                                 retry_period=max(0.5, args.lease_duration / 7.5))
     sb = _sb(args)
     ctl = Controller(cfg, source.backend, nb, emulate=source.emulate,
-                     is_leader=(lambda: elector.is_leader) if elector else None, sb=sb)
+                     is_leader=(lambda: elector.is_leader) if elector else None, sb=sb,
+                     object_ages=source.manifests is None)
     if sb is not None:
         sb.start()
     stop = ctl.stop_event

@@ -85,7 +85,8 @@ def _ns_index(obj: dict) -> list[str]:
 class Controller(Loops):
     def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
                  emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
-                 is_leader: Callable[[], bool] | None = None, sb: SbMonitor | None = None):
+                 is_leader: Callable[[], bool] | None = None, sb: SbMonitor | None = None,
+                 object_ages: bool = True):
         self.cfg = cfg
         self.backend = backend
         self.nb = nb
@@ -104,9 +105,10 @@ class Controller(Loops):
         stores["EndpointSlice"].add_index("service", registry.slice_service_key)
         stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
         stores["NetworkProbe"].add_index(registry.PROBE_INDEX, registry.probe_index)
-        # manifests mode (emulate): creationTimestamps are this process's own, not the objects'
+        # object_ages=False (a manifests directory): creationTimestamps are this process's
+        # own, not the objects', and decide no conflict
         self.precedence = Precedence(NbHoldings(nb) if nb is not None else NoHoldings(),
-                                     ages=not emulate)
+                                     ages=object_ages)
         self.triggers = Triggers(cfg, stores, self.queue.add, emulate,
                                  pool_in_use=self._pool_in_use, precedence=self.precedence)
         for kind, inf in self.informers.items():
