@@ -35,8 +35,7 @@ def serve(args: argparse.Namespace) -> int:
     import logging
 
     import structlog
-
-    from tests.fakekube.server import FakeKube
+    from fakekube.server import FakeKube
     # stdout carries only the URL: the server's logs (warnings only) go to stderr
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
                         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

@@ -63,14 +63,15 @@ class Timers:
             ("ycloud_controller.controller", None, "restore_ipam", "restore IPAM from NB"),
             ("ycloud_controller.controller", "Controller", "_commit",
              "commit (apply + bookkeeping)"),
-            ("topology.apply", "Applier", "apply", "Applier.apply"),
-            ("topology.apply", None, "compute_plan", "plan (compute_plan)"),
-            ("topology.apply", None, "Transaction", "build JSON-RPC ops"),
-            ("topology.apply", "Reply", "wait", "wait for the NB reply"),
-            ("topology.apply", "Stream", "send", "streamed chunk (wait previous + plan + send)"),
+            ("topology.nbsync.applier", "Applier", "apply", "Applier.apply"),
+            ("topology.nbsync.applier", None, "compute_plan", "plan (compute_plan)"),
+            ("topology.nbsync.applier", None, "Transaction", "build JSON-RPC ops"),
+            ("topology.nbsync.applier", "Reply", "wait", "wait for the NB reply"),
+            ("topology.nbsync.chunks", "Stream", "send",
+             "streamed chunk (wait previous + plan + send)"),
             ("ycloud_controller.writer", "KubeWriter", "submit", "KubeWriter.submit"),
-            ("ycloud_controller.kube.queue", "WorkQueue", "forget", "WorkQueue.forget"),
-            ("topology.nb", "NbClient", "read", "NbClient.read"),
+            ("ycloud_controller.kube.workqueue", "WorkQueue", "forget", "WorkQueue.forget"),
+            ("topology.nbsync.client", "NbClient", "read", "NbClient.read"),
         ]
         for module, cls, attr, label in targets:
             try:
@@ -226,7 +227,7 @@ class SyncTimes:
             return ok
 
         Controller.wait_synced = wait_synced  # type: ignore[method-assign]
-        from topology.apply import Applier
+        from topology.nbsync.applier import Applier
         original_send = Applier.send
 
         def send(applier, *args: Any, **kwargs: Any):  # noqa: ANN001, ANN202

@@ -59,11 +59,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ovn_sandbox import Sandbox, SandboxState
+
 from bench import cluster, ovsdb, workload
 from bench.raw import raw_limit, wipe
 from bench.report import machine, render, write_results
 from topology import model
-from topology.sandbox import Sandbox, SandboxState
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"

@@ -36,13 +36,13 @@ RSS_AT_START = 0
 
 
 def nb_txn_counter() -> float:
-    from topology import metrics
+    from topology.nbsync import metrics
     return metrics.NB_TRANSACTIONS.labels(result="ok")._value.get()  # noqa: SLF001
 
 
 def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
     from ycloud_controller import cli
-    from ycloud_controller.kube.backend import MemoryBackend
+    from ycloud_controller.memkube.backend import MemoryBackend
     from ycloud_controller.source import Source
 
     t = time.monotonic()
@@ -71,12 +71,12 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
 
 
 def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
-    from topology.nb import NbClient
+    from topology.nbsync.client import NbClient
     from ycloud_controller import config as config_mod
     from ycloud_controller import logs
     from ycloud_controller.controller import Controller
     from ycloud_controller.kube import resources as res
-    from ycloud_controller.kube.backend import MemoryBackend
+    from ycloud_controller.memkube.backend import MemoryBackend
 
     logs.configure("json", args.log_level)
     t = time.monotonic()
@@ -238,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.rates = [int(r) for r in args.rates.split(",") if r]
     shape = workload.Shape(args.services)
-    import topology.apply  # noqa: F401 - what the controller imports, before measuring
     import ycloud_controller.cli  # noqa: F401
     global RSS_AT_START
     RSS_AT_START = proc_status("VmRSS")

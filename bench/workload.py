@@ -200,7 +200,7 @@ def fill_store(shape: Shape, store=None):  # noqa: ANN001, ANN201 - MemoryStore
     """The generated objects in `store` (a new MemoryStore by default); objects the store
     holds already (a FakeKube's own namespaces) are left as they are."""
     from ycloud_controller.kube.errors import ApiError
-    from ycloud_controller.kube.memstore import MemoryStore
+    from ycloud_controller.memkube.store import MemoryStore
     store = store if store is not None else MemoryStore()
     for obj in all_objects(shape):
         res = store.resource_by_kind(obj["kind"], obj["apiVersion"])

@@ -1,4 +1,4 @@
-"""Fixtures shared by every tier: a private OVN central started through topology.sandbox."""
+"""Fixtures shared by every tier: a private OVN central started through ovn_sandbox."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from topology.sandbox import Sandbox, SandboxState
+from ovn_sandbox import Sandbox, SandboxState
 
 
 def _have_ovn() -> str | None:

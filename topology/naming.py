@@ -247,3 +247,8 @@ def owner_ids(kind: str, owner: str, vpc: str | None = None) -> dict[str, str]:
 
 def owner_name(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
+
+
+def monitor_key(ip: str, port: int, protocol: str) -> str:
+    """The key of one OVN health check (SB Service_Monitor) in the SB health monitor's reports."""
+    return f"{ip}:{port}/{(protocol or 'tcp').lower()}"

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology import model
+from topology.index import OwnedIndex
 from topology.model import Link, Owner, Row, RowId
-from topology.nb import OwnedIndex
 
 UUID = uuid.UUID
 

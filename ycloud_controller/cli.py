@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from topology.nb import NbClient, SslConfig
-from topology.sb import SbMonitor
+from topology.nbsync.client import NbClient, SslConfig
+from topology.nbsync.sb_health import SbMonitor
 from ycloud_controller import config as config_mod
 from ycloud_controller import logs
 from ycloud_controller.source import Source, open_source
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:
         if args.command == "inspect":
-            from ycloud_controller.inspect import inspect_command
+            from ycloud_controller.inspection import inspect_command
             return inspect_command(args, _nb(args))
         cfg = config_mod.load(args.config, nb_remote=args.ovn_nb_db, sb_remote=args.ovn_sb_db,
                               batch_size=args.batch_size,
@@ -229,7 +229,7 @@ def _print_plan(plan, fmt: str) -> int:  # noqa: ANN001
 
 def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from ycloud_controller.controller import Controller
-    from ycloud_controller.http import serve
+    from ycloud_controller.health_server import serve
     from ycloud_controller.kube.leader import LeaderElector
     source: Source = open_source(args)
     nb = _nb(args)

@@ -19,15 +19,15 @@ from functools import partial
 
 import structlog
 
-from topology import metrics as nb_metrics
 from topology import naming
-from topology.apply import Applier, ApplyResult
 from topology.model import Owner, Row
-from topology.nb import NbClient
-from topology.ovsdb_types import gc_paused
+from topology.nbsync import metrics as nb_metrics
+from topology.nbsync.applier import Applier, ApplyResult
+from topology.nbsync.chunks import Stream
+from topology.nbsync.client import NbClient
+from topology.nbsync.sb_health import SbMonitor
+from topology.ovsdb.values import gc_paused
 from topology.plan import Plan
-from topology.sb import SbMonitor
-from topology.stream import Stream
 from ycloud_controller import cluster_ips, metrics
 from ycloud_controller.api.common import meta
 from ycloud_controller.cluster_ips import ClusterIps
@@ -40,8 +40,8 @@ from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.informer import Informer
-from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.status import StatusWriter
+from ycloud_controller.kube.workqueue import WorkQueue
 from ycloud_controller.loops import Loops
 from ycloud_controller.precedence import NbHoldings, NoHoldings, Precedence
 from ycloud_controller.reconcilers import registry
@@ -272,7 +272,7 @@ class Controller(Loops):
     def reload_nb(self) -> None:
         """Load our NB rows again from the server before a periodic full sync, so that it
         also repairs Load_Balancer rows with our tags that others inserted (the monitor does
-        not report those inserts: topology.nb QUIET_INSERTS)."""
+        not report those inserts: topology.nbsync.client QUIET_INSERTS)."""
         if self.applier is None or not self._writes_nb() or \
                 (self.nb is not None and not self.nb.connected()):
             return

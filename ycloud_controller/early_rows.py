@@ -34,7 +34,7 @@ Should an object sent early come out different after the pass (an EndpointSlice 
 derives for it, say), the full sync reconciles it again and updates its rows, as it would
 any other change. Rows refused by NB here are left to the full sync, which reports them.
 Early rows need client-chosen UUIDs (OVS >= 3.1): a chunk is planned on top of the chunks
-still in flight (topology.stream.Stream).
+still in flight (topology.nbsync.chunks.Stream).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any
 import structlog
 
 from topology.model import Owner, RowId
-from topology.stream import Stream
+from topology.nbsync.chunks import Stream
 from ycloud_controller.reconcilers.base import Effect, Outcome, StatusEffect
 from ycloud_controller.sync_support import Chunks
 from ycloud_controller.triggers import YSVC_LABEL, Key
@@ -153,7 +153,7 @@ class EarlyRows:
 
     def finish(self) -> dict[Key, object]:
         """Wait for the reply of every chunk sent (one that did not commit is committed again
-        the careful way, topology.stream); returns, of each object all of whose rows are in
+        the careful way, topology.nbsync.chunks); returns, of each object all of whose rows are in
         NB now, the rows sent (its `outcome.rows`)."""
         # an owner refused here is left to the full sync, which plans and reports it
         result = self.chunks.finish(False, set(), last_go=False)

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from topology.stream import Stream
+from topology.nbsync.chunks import Stream
 from ycloud_controller import metrics
 from ycloud_controller.early_rows import EarlyRows
 
 if TYPE_CHECKING:
-    from topology.apply import Applier
-    from topology.nb import NbClient
+    from topology.nbsync.applier import Applier
+    from topology.nbsync.client import NbClient
     from ycloud_controller.config import Config
     from ycloud_controller.kube.informer import Informer
-    from ycloud_controller.kube.queue import WorkQueue
+    from ycloud_controller.kube.workqueue import WorkQueue
     from ycloud_controller.reconcilers.base import Context, Outcome
     from ycloud_controller.sync_support import SyncReport, Verdicts
     from ycloud_controller.triggers import Key

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the Kubernetes side (NB metrics live in topology.metrics)."""
+"""Prometheus metrics of the Kubernetes side (NB metrics live in topology.nbsync.metrics)."""
 
 from __future__ import annotations
 

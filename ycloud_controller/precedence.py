@@ -57,7 +57,7 @@ class NbHoldings:
     session is down or reloading (its index then empty or partial), the last holdings read
     from a synced index stand: a reconnection must not hand anything to a newcomer."""
 
-    def __init__(self, nb: Any):  # topology.nb.NbClient (duck-typed: index, read, connected)
+    def __init__(self, nb: Any):  # an NbClient (duck-typed: index, read, connected)
         self.nb = nb
         self._last: frozenset[Owner] = frozenset()
 

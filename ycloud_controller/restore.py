@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from topology import naming
-from topology.nb import NbClient
+from topology.nbsync.client import NbClient
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.network import NetworkModel
 

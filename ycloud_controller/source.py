@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from ycloud_controller.kube.backend import Backend, MemoryBackend
-from ycloud_controller.kube.manifests import ManifestSource
-from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.kube.backend import Backend
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.manifests import ManifestSource
+from ycloud_controller.memkube.store import MemoryStore
 
 log = structlog.get_logger(__name__)
 

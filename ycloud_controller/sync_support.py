@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from topology.apply import ApplyResult
 from topology.model import Owner, Row
+from topology.nbsync.applier import ApplyResult
+from topology.nbsync.chunks import Stream
 from topology.plan import Plan
-from topology.stream import Stream
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
     Effect,
@@ -101,7 +101,7 @@ class Progress:
             log.info("sync progress", done=self.done, total=self.total, rate=round(rate, 1))
 
 
-CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (see topology.stream.Stream)
+CHUNK_ROWS = 2000  # rows per transaction of a streamed full sync (topology.nbsync.chunks)
 READY_BATCH = 500  # writes of objects already in NB handed to the writer together
 
 

@@ -16,7 +16,7 @@ from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
-from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
+from ycloud_controller.reconcilers.ysvc import LABEL as YSVC_LABEL
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")

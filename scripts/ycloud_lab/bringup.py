@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from topology.sandbox import Sandbox
+from ovn_sandbox import Sandbox
+
 from ycloud_lab.chassis import EXTERNAL_IF, UNDERLAY_IF, tunnel_mac
 from ycloud_lab.netns import (
     add_address,

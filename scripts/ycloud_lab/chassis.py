@@ -15,7 +15,8 @@ import os
 import time
 from pathlib import Path
 
-from topology.sandbox import pid_alive, read_pid
+from ovn_sandbox import pid_alive, read_pid
+
 from ycloud_lab.netns import add_address, wait_link
 from ycloud_lab.proc import LabError, ProcRecord, daemon_record, run
 from ycloud_lab.shape import Shape

@@ -25,7 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from topology.sandbox import pid_alive, read_pid
+from ovn_sandbox import pid_alive, read_pid
+
 from ycloud_lab import scenarios
 from ycloud_lab.lab import DEFAULT_SHAPE, Lab
 from ycloud_lab.netns import list_ns

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topology.sandbox import Sandbox, SandboxState
+from ovn_sandbox import Sandbox, SandboxState
+
 from ycloud_lab import workload
 from ycloud_lab.bringup import (
     Builder,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from topology.sandbox import pid_alive, read_pid, stop_pid
+from ovn_sandbox import pid_alive, read_pid, stop_pid
 
 log = logging.getLogger("ycloud_lab")
 

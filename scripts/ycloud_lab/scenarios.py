@@ -32,7 +32,7 @@ from ycloud_lab.proc import LabError
 from ycloud_lab.workload import Reply, Server
 
 if TYPE_CHECKING:
-    from ycloud_controller.kube.backend import MemoryBackend
+    from ycloud_controller.memkube.backend import MemoryBackend
     from ycloud_lab.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -534,8 +534,8 @@ class InProcessController:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 60.0) -> InProcessController:
-        from topology.nb import NbClient
-        from topology.sb import SbMonitor
+        from topology.nbsync.client import NbClient
+        from topology.nbsync.sb_health import SbMonitor
         from ycloud_controller import config as config_mod
         from ycloud_controller.controller import Controller
 

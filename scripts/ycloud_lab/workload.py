@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from topology.sandbox import read_pid
+from ovn_sandbox import read_pid
+
 from ycloud_lab.proc import LabError, ProcRecord, run
 from ycloud_lab.traffic import send_control
 

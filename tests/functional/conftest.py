@@ -7,16 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakekube.fixtures import api_client, backend, fake  # noqa: F401 - fixtures
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.fixtures import api_client, backend, fake  # noqa: F401 - fixtures
-from topology.apply import Applier
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.applier import Applier
+from topology.nbsync.client import NbClient
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import MemoryBackend
-from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.store import MemoryStore
 
 WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balancer_Group",
                "HA_Chassis_Group")

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 
-from tests.fakekube.server import FakeKube
-from topology.nb import NbClient
-from topology.sandbox import free_port
+from fakekube.server import FakeKube
+from ovn_sandbox import free_port
+
+from topology.nbsync.client import NbClient
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
-from ycloud_controller.http import serve
+from ycloud_controller.health_server import serve
 from ycloud_controller.kube.backend import ApiBackend
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 
+from ovn_sandbox import Sandbox
+
 from tests.functional.conftest import as_list, find, nb_db_file
 from topology import naming
-from topology.apply import Applier
 from topology.builders.port import PortSpec, build_port
 from topology.builders.subnet import SubnetSpec, build_subnet
 from topology.builders.vpc import Route, VpcSpec, build_vpc
 from topology.model import GatewayChassis, LogicalRouterPort, Owner, Row
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.applier import Applier
+from topology.nbsync.client import NbClient
 
 VPC = Owner("Vpc", "vpc1")
 SUBNET = Owner("Subnet", "subnet1")

@@ -1,4 +1,4 @@
-"""A full sync streamed to a real ovsdb-server in chunks (topology.stream.Stream): each chunk
+"""A full sync streamed to a real ovsdb-server in chunks (topology.nbsync.chunks.Stream): each chunk
 is sent while the caller computes the next, later chunks reference rows of earlier ones, and
 the result is the NB a single transaction would have made."""
 
@@ -7,15 +7,15 @@ from __future__ import annotations
 import os
 import signal
 
+from ovn_sandbox import Sandbox
 from prometheus_client import REGISTRY
 
 from tests.functional.conftest import find
 from tests.functional.test_nb_rpc import VPC, base, lb, pod, subnet, vpc
-from topology.apply import Applier
 from topology.model import Owner, Row
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
-from topology.stream import Stream
+from topology.nbsync.applier import Applier
+from topology.nbsync.chunks import Stream
+from topology.nbsync.client import NbClient
 
 SUBNET = Owner("Subnet", "s1")
 

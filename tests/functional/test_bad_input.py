@@ -27,15 +27,15 @@ from typing import Any
 
 import pytest
 import yaml
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import find
 from tests.functional.test_controller import running
 from topology import naming
 from topology.model import ROW_TYPES
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.errors import AlreadyExists

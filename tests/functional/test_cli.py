@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ovn_sandbox import Sandbox
+
 from tests.functional.conftest import find, nb_db_file
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "manifests" / "examples"

@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import find, nb_db_file
 from topology import naming
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
+
 from tests.functional.conftest import find
 from tests.functional.test_controller import running
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.errors import NotFound
 from ycloud_controller.reconcilers.eippool import FINALIZER

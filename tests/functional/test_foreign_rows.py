@@ -26,15 +26,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import NB_SCHEMA, Sandbox
+
 from tests.functional import nbcheck
 from tests.functional.conftest import as_list, find
 from tests.functional.ctlrun import Running, controller
 from tests.functional.test_bad_input import create
 from topology import naming
-from topology.nb import NbClient
-from topology.sandbox import NB_SCHEMA, Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res
 
 GROUP = "iaas.yusur.io/v1"

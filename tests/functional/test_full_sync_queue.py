@@ -3,10 +3,10 @@ object a second time, and it ends when every write has been handled."""
 
 from __future__ import annotations
 
+from ovn_sandbox import Sandbox
 from prometheus_client import REGISTRY
 
 from tests.functional.conftest import SERVICES, find
-from topology.sandbox import Sandbox
 from ycloud_controller.controller import Controller
 
 

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fakekube.server import FakeKube
 
-from tests.fakekube.server import FakeKube
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.resources import Resource
 

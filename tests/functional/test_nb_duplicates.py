@@ -12,16 +12,16 @@ import uuid
 from typing import Any
 
 import pytest
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import find
 from tests.functional.test_nb_rpc import VPC, lb, vpc
-from topology.apply import Applier
 from topology.model import RowId
-from topology.nb import NbClient
+from topology.nbsync.applier import Applier
+from topology.nbsync.client import NbClient
+from topology.nbsync.transact import OURS, Transaction, UuidSource, first_error, holder
 from topology.plan import compute_plan
-from topology.rpcwrite import OURS, Transaction, UuidSource, first_error, holder
-from topology.sandbox import Sandbox
 
 
 def remote(sandbox: Sandbox) -> str:

@@ -23,15 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox, pid_alive
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional import nbcheck
 from tests.functional.conftest import find
 from tests.functional.ctlrun import controller
 from topology import naming
 from topology.model import Owner
-from topology.sandbox import Sandbox, pid_alive
 from ycloud_controller.kube import resources as res
 
 NS = "default"

@@ -17,20 +17,20 @@ import time
 from pathlib import Path
 
 import pytest
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import find
 from topology import naming
-from topology.apply import Applier
 from topology.builders.port import PortSpec, build_port
 from topology.builders.service import LbSpec, Vip, build_lb
 from topology.builders.subnet import SubnetSpec, build_subnet
 from topology.builders.vpc import VpcSpec, build_vpc
 from topology.model import Owner, Row, RowId
-from topology.nb import NbClient
+from topology.nbsync.applier import Applier
+from topology.nbsync.client import NbClient
+from topology.nbsync.transact import Transaction
 from topology.plan import compute_plan
-from topology.rpcwrite import Transaction
-from topology.sandbox import Sandbox
 
 VPC = Owner("Vpc", "v1")
 

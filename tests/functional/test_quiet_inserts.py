@@ -1,16 +1,18 @@
-"""Load_Balancer inserts are not echoed by the monitor (topology.nb QUIET_INSERTS): our own
-inserts are in the index as soon as they are written, updates and deletes of our rows by
-anyone are still seen at once, and a row with our tags inserted by someone else is found by
-a reload of the monitor: on a refused insert, and before every periodic full sync of `run`.
-Also here: a streamed full sync whose chunk is refused while later chunks, planned on top of
-it, are already in flight."""
+"""Load_Balancer inserts are not echoed by the monitor (topology.nbsync.client QUIET_INSERTS): our
+own inserts are in the index as soon as they are written, updates and deletes of our rows by
+anyone are still seen at once, and a row with our tags inserted by someone else is found by a
+reload of the monitor: on a refused insert, and before every periodic full sync of `run`. Also
+here: a streamed full sync whose chunk is refused while later chunks, planned on top of it, are
+already in flight."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
+
 from tests.functional.conftest import find
 from tests.functional.ctlrun import controller
 from tests.functional.test_bad_input import create
@@ -18,11 +20,10 @@ from tests.functional.test_foreign_rows import lb as service_lb
 from tests.functional.test_foreign_rows import objects
 from tests.functional.test_nb_rpc import VPC, base, lb, pod, subnet, vpc
 from topology import naming
-from topology.apply import Applier
 from topology.model import Owner, RowId
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
-from topology.stream import Stream
+from topology.nbsync.applier import Applier
+from topology.nbsync.chunks import Stream
+from topology.nbsync.client import NbClient
 
 
 def copy_of(sandbox: Sandbox, name: str) -> None:

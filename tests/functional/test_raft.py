@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
 from tests.conftest import _have_ovn
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional import nbcheck
 from topology import naming
-from topology.apply import Applier
 from topology.builders.service import LbSpec, Vip, build_lb
 from topology.builders.vpc import VpcSpec, build_vpc
 from topology.model import Owner, Row
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.applier import Applier
+from topology.nbsync.client import NbClient
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res

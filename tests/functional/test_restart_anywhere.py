@@ -29,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox, free_port
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional import nbcheck
 from tests.functional.conftest import nb_db_file, wipe_nb
 from tests.functional.ctlproc import ControllerProcess
 from tests.functional.world import World
-from topology.nb import NbClient
-from topology.sandbox import Sandbox, free_port
+from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.resources import Resource
 

@@ -22,16 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional import nbcheck
 from tests.functional.conftest import as_list, nb_db_file
 from tests.functional.ctlproc import ControllerProcess
 from topology import naming
 from topology.model import Owner
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res
 
 SEED = 20240909

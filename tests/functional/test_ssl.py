@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakekube.server import FakeKube
+from ovn_sandbox import NB_SCHEMA, free_port, read_pid, stop_pid, wait_for_socket
 
-from tests.fakekube.server import FakeKube
 from tests.functional.test_bad_input import create
-from topology.sandbox import NB_SCHEMA, free_port, read_pid, stop_pid, wait_for_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "iaas.yusur.io/v1"

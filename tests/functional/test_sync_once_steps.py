@@ -6,16 +6,16 @@ verification repairs what drifted without reconciling every object again."""
 from __future__ import annotations
 
 import pytest
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import SERVICES, endpoint_slice, find, service
 from topology import naming
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller import sync_support
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.memkube.store import MemoryStore
 from ycloud_controller.reconcilers.base import NETWORK_READY
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakekube.server import FakeKube
+from fakekube.util import wait_for
+from ovn_sandbox import Sandbox
 
-from tests.fakekube.server import FakeKube
-from tests.fakekube.util import wait_for
 from tests.functional.conftest import find
 from tests.functional.test_bad_input import (
     DEADLINE,
@@ -32,8 +33,7 @@ from tests.functional.test_bad_input import (
 )
 from tests.functional.test_controller import running
 from topology import naming
-from topology.nb import NbClient
-from topology.sandbox import Sandbox
+from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res
 
 GROUP = "iaas.yusur.io/v1"

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SHAPE = Path(__file__).resolve().parent / "shape.yaml"
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-from ycloud_lab import Lab, Server  # noqa: E402
-from ycloud_lab.ovsdb import rows  # noqa: E402
-from ycloud_lab.scenarios import (  # noqa: E402
+from ycloud_lab import Lab, Server
+from ycloud_lab.ovsdb import rows
+from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
     InProcessController,
     Resolver,
@@ -34,9 +27,11 @@ from ycloud_lab.scenarios import (  # noqa: E402
     wait_until,
 )
 
-from topology import naming  # noqa: E402
-from ycloud_controller.kube.backend import MemoryBackend  # noqa: E402
+from topology import naming
+from ycloud_controller.memkube.backend import MemoryBackend
 
+ROOT = Path(__file__).resolve().parents[2]
+SHAPE = Path(__file__).resolve().parent / "shape.yaml"
 TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl",
          "ovn-controller", "ovn-northd", "ovn-nbctl", "ovn-sbctl", "ip", "ethtool", "ping")
 

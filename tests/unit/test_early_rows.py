@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from topology.apply import ApplyResult
 from topology.model import LoadBalancer, LoadBalancerGroup, Owner, RowId
+from topology.nbsync.applier import ApplyResult
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.early_rows import EarlyRows, settled_by_itself, without_conditions
 from ycloud_controller.kube import resources as res

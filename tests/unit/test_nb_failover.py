@@ -12,15 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ovn_sandbox import Process, SandboxState
 
 from topology import naming
+from topology.index import OwnedIndex
 from topology.model import Owner, RowId
-from topology.nb import OwnedIndex, _monitors
-from topology.ovsdb import Session
-from topology.ovsdb_types import Schema
+from topology.nbsync.client import _monitors
+from topology.nbsync.transact import (
+    GONE,
+    NOT_OURS,
+    OURS,
+    Transaction,
+    UuidSource,
+    first_error,
+    holder,
+)
+from topology.ovsdb.session import Session
+from topology.ovsdb.values import Schema
 from topology.plan import compute_plan
-from topology.rpcwrite import GONE, NOT_OURS, OURS, Transaction, UuidSource, first_error, holder
-from topology.sandbox import Process, SandboxState
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 needs_schema = pytest.mark.skipif(not NB_SCHEMA.exists(), reason="OVN NB schema not installed")

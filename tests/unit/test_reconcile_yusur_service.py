@@ -11,7 +11,7 @@ from ycloud_controller.api.common import key_of
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import DeleteEffect, StatusEffect, UpsertEffect
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.yusur_service import LABEL, reconcile_yusur_service
+from ycloud_controller.reconcilers.ysvc import LABEL, reconcile_yusur_service
 
 
 def ysvc(name: str = "web") -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The OVSDB session's framing (topology.ovsdb_stream): bytes in, whole JSON-RPC messages out,
+"""The OVSDB session's framing (topology.ovsdb.wire): bytes in, whole JSON-RPC messages out,
 each parsed once, however the stream is cut."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import random
 from typing import Any
 
-from topology.ovsdb_stream import StreamMixin
+from topology.ovsdb.wire import StreamMixin
 
 
 class _Rpc:

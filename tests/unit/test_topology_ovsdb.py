@@ -1,5 +1,5 @@
-"""topology.ovsdb on plain data: value decoding, update2 diffs, and the write-through overlay,
-which must give the same rows whichever comes first, a transaction's reply or its monitor
+"""topology.ovsdb.session on plain data: value decoding, update2 diffs, and the write-through
+overlay, which must give the same rows whichever comes first, a transaction's reply or its monitor
 update (ovsdb-server sends either first, depending on timing)."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from topology import naming
+from topology.index import OwnedIndex
 from topology.model import RowId
-from topology.nb import OwnedIndex, _monitors
-from topology.ovsdb import Session
-from topology.ovsdb_types import ColumnType, Schema, apply_diff, decode, encode, uuid_of
+from topology.nbsync.client import _monitors
+from topology.ovsdb.session import Session
+from topology.ovsdb.values import ColumnType, Schema, apply_diff, decode, encode, uuid_of
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 pytestmark = pytest.mark.skipif(not NB_SCHEMA.exists(), reason="OVN NB schema not installed")

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 
 from topology import model
+from topology.index import OwnedIndex, RowMeta
 from topology.model import (
     LoadBalancer,
     LoadBalancerGroup,
@@ -18,7 +19,6 @@ from topology.model import (
     RowId,
     StaticRoute,
 )
-from topology.nb import OwnedIndex, RowMeta
 from topology.plan import LinkOp, Plan, compute_plan
 
 

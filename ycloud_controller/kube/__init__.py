@@ -3,8 +3,8 @@
 Every Kubernetes call goes through a :class:`~ycloud_controller.kube.backend.Backend`:
 ``ApiBackend`` (a real API server, raw JSON over the official client's ApiClient built
 by :func:`~ycloud_controller.kube.client.make_api_client`) or ``MemoryBackend`` (a
-:class:`~ycloud_controller.kube.memstore.MemoryStore`, filled from YAML files by
-:class:`~ycloud_controller.kube.manifests.ManifestSource` in manifests mode).
+:class:`~ycloud_controller.memkube.store.MemoryStore`, filled from YAML files by
+:class:`~ycloud_controller.memkube.manifests.ManifestSource` in manifests mode).
 
 Modules:
     resources   Resource descriptors (paths, keys) and the constants for every kind used

@@ -11,15 +11,15 @@ from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
+from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, probe_index, reconcile_probe
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.probe import PROBE_INDEX, probe_index, reconcile_probe
 from ycloud_controller.reconcilers.service import reconcile_service, slice_service_key
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
-from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
-from ycloud_controller.reconcilers.yusur_service import reconcile_yusur_service
+from ycloud_controller.reconcilers.ysvc import LABEL as YSVC_LABEL
+from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",

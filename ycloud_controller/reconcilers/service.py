@@ -34,7 +34,7 @@ from ycloud_controller.reconcilers.base import (
     ready_effects,
     refused_effects,
 )
-from ycloud_controller.reconcilers.probes import probe_mappings
+from ycloud_controller.reconcilers.health_sources import probe_mappings
 
 KIND = "Service"
 SLICE_INDEX = "service"

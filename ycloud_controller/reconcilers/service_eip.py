@@ -31,7 +31,7 @@ from ycloud_controller.api.service import ServiceView
 from ycloud_controller.ipam import IpamError
 from ycloud_controller.reconcilers.base import Context, NotReady
 from ycloud_controller.reconcilers.eippool import ensure_pool, pool_of_service
-from ycloud_controller.reconcilers.probes import probe_mappings
+from ycloud_controller.reconcilers.health_sources import probe_mappings
 
 LB_CLASS = "ycloud.io/eip"
 

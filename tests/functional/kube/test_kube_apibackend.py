@@ -5,15 +5,16 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fakekube import FakeKube
+from fakekube.util import wait_for
 from kubernetes.client import ApiClient
 
-from tests.fakekube import FakeKube
-from tests.fakekube.util import wait_for
-from ycloud_controller.kube.backend import ApiBackend, Backend, MemoryBackend
+from ycloud_controller.kube.backend import ApiBackend, Backend
 from ycloud_controller.kube.errors import AlreadyExists, ApiError, Conflict, Expired, NotFound
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.patch import JSON_PATCH
 from ycloud_controller.kube.resources import LEASES, NODES, PODS, VNICS, VPCS
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.store import MemoryStore
 
 
 def pod(name: str, ns: str = "default") -> dict:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from tests.fakekube import FakeKube
-from tests.fakekube.util import wait_for
+from fakekube import FakeKube
+from fakekube.util import wait_for
+
 from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.kube.informer import Informer
-from ycloud_controller.kube.queue import WorkQueue
 from ycloud_controller.kube.resources import NODES, PODS, SERVICES
+from ycloud_controller.kube.workqueue import WorkQueue
 
 
 class Events:

@@ -6,11 +6,11 @@ import threading
 import time
 
 import pytest
+from fakekube import FakeKube
+from fakekube.util import wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakekube import FakeKube
-from tests.fakekube.util import wait_for
 from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.kube.errors import Conflict
 from ycloud_controller.kube.leader import LeaderElector

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from fakekube import FakeKube
+from fakekube.util import wait_for
 from kubernetes import client
 
-from tests.fakekube import FakeKube
-from tests.fakekube.util import wait_for
 from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.resources import (

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakekube import FakeKube
 from kubernetes import client
 
-from tests.fakekube import FakeKube
 from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.kube.client import KubeConfigError, make_api_client
 from ycloud_controller.kube.resources import CONFIGMAPS, NAMESPACES, VPCS
@@ -74,7 +74,7 @@ def test_fakekube_as_a_process(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakekube", "--port", "0", "--kubeconfig", str(kubeconfig)],
+        [sys.executable, "-m", "fakekube", "--port", "0", "--kubeconfig", str(kubeconfig)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

@@ -6,12 +6,12 @@ import json
 import threading
 
 import pytest
+from fakekube import FakeKube
+from fakekube.util import wait_for
 from kubernetes import client, watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakekube import FakeKube
-from tests.fakekube.util import wait_for
 from ycloud_controller.kube.resources import BUILTINS
 
 

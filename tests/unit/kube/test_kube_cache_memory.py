@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from tests.fakekube.util import wait_for
+from fakekube.util import wait_for
+
 from ycloud_controller.kube import objects
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.informer import Informer
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import PODS
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.store import MemoryStore
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

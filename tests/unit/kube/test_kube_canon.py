@@ -9,8 +9,8 @@ import pytest
 
 from ycloud_controller.kube import canon, objects
 from ycloud_controller.kube.errors import ApiError
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import ENDPOINTSLICES, PODS
+from ycloud_controller.memkube.store import MemoryStore
 
 
 def endpoint(pod: str, ip: str) -> dict:
@@ -105,7 +105,7 @@ def test_a_pinned_value_is_stored_as_it_is_and_forgotten_with_it() -> None:
 
 def test_a_condition_many_objects_get_is_stored_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from ycloud_controller.kube import status
-    from ycloud_controller.kube.backend import MemoryBackend
+    from ycloud_controller.memkube.backend import MemoryBackend
     monkeypatch.setattr(status, "now_rfc3339", lambda: "2026-01-01T00:00:00Z")
     store = MemoryStore()
     writer = status.StatusWriter(MemoryBackend(store))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fakekube.util import wait_for
 
-from tests.fakekube.util import wait_for
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.informer import Informer, Store
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import EVENTS, PODS, VPCS
 from ycloud_controller.kube.status import Condition, StatusWriter
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.store import MemoryStore
 
 
 class Recorder:

@@ -7,11 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from fakekube.util import wait_for
 
-from tests.fakekube.util import wait_for
 from ycloud_controller.kube.errors import NotFound
-from ycloud_controller.kube.manifests import ManifestSource
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     NAMESPACES,
@@ -22,6 +20,8 @@ from ycloud_controller.kube.resources import (
     VPCS,
     Resource,
 )
+from ycloud_controller.memkube.manifests import ManifestSource
+from ycloud_controller.memkube.store import MemoryStore
 
 SCENARIO = """\
 apiVersion: iaas.yusur.io/v1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ycloud_controller.kube.errors import AlreadyExists, ApiError, Conflict, Expired, NotFound
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     ENDPOINTSLICES,
@@ -17,6 +16,7 @@ from ycloud_controller.kube.resources import (
     YUSURSERVICES,
     Resource,
 )
+from ycloud_controller.memkube.store import MemoryStore
 
 
 def pod(name: str, ns: str = "default", labels: dict[str, str] | None = None, **spec):

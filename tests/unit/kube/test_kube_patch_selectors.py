@@ -12,7 +12,7 @@ from ycloud_controller.kube.patch import (
     strategic_merge_patch,
 )
 from ycloud_controller.kube.resources import PODS, VPCS, by_kind, split_key
-from ycloud_controller.kube.selectors import field_matcher, label_matcher, parse_label_selector
+from ycloud_controller.memkube.labelsel import field_matcher, label_matcher, parse_label_selector
 
 RFC7386_CASES = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

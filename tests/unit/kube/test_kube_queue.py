@@ -6,8 +6,9 @@ import threading
 import time
 from collections import Counter
 
-from tests.fakekube.util import wait_for
-from ycloud_controller.kube.queue import WorkQueue
+from fakekube.util import wait_for
+
+from ycloud_controller.kube.workqueue import WorkQueue
 
 SVC_A = ("Service", "default/a")
 SVC_B = ("Service", "default/b")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import (
     ENDPOINTSLICES,
     PODS,
@@ -16,6 +14,8 @@ from ycloud_controller.kube.resources import (
     YUSURSERVICES,
 )
 from ycloud_controller.kube.status import StatusWriter
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.store import MemoryStore
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
     PatchEffect,

@@ -6,7 +6,7 @@ import pytest
 
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.errors import NotFound
-from ycloud_controller.kube.memstore import MemoryStore
+from ycloud_controller.memkube.store import MemoryStore
 
 
 def test_delete_with_finalizer_marks_then_removing_it_deletes() -> None:

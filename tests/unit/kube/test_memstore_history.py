@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fakekube.util import wait_for
 
-from tests.fakekube.util import wait_for
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.errors import Expired
 from ycloud_controller.kube.informer import Informer
-from ycloud_controller.kube.memhistory import covered, field_paths
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import ENDPOINTSLICES, PODS
+from ycloud_controller.memkube.backend import MemoryBackend
+from ycloud_controller.memkube.history import covered, field_paths
+from ycloud_controller.memkube.store import MemoryStore
 
 
 def pod(name: str, labels: dict[str, str] | None = None, node: str = "n1") -> dict:

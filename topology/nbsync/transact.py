@@ -1,5 +1,5 @@
 """A Plan as one OVSDB `transact`: plain JSON-RPC operations, and what they change in the
-monitored row store once committed (write-through, see topology.ovsdb).
+monitored row store once committed (write-through, see topology.ovsdb.session).
 
 Operations, in this order inside the one transaction:
 - insert every new row with all its columns, its external_ids and the members it holds as
@@ -38,8 +38,8 @@ from typing import Any
 
 from topology import model, naming
 from topology.model import Row, RowId
-from topology.ovsdb import Session
-from topology.ovsdb_types import ColumnType, Schema, uuid_of
+from topology.ovsdb.session import Session
+from topology.ovsdb.values import ColumnType, Schema, uuid_of
 from topology.plan import Plan
 
 UUID = uuidlib.UUID

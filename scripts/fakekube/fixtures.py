@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
-from tests.fakekube.server import FakeKube
+from fakekube.server import FakeKube
 from ycloud_controller.kube.backend import ApiBackend
 
 

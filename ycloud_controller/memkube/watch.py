@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ycloud_controller.kube.errors import ApiError
-from ycloud_controller.kube.memhistory import History, field_paths
 from ycloud_controller.kube.registry import storage_key
 from ycloud_controller.kube.resources import Resource
-from ycloud_controller.kube.selectors import field_matcher, label_matcher
+from ycloud_controller.memkube.history import History, field_paths
+from ycloud_controller.memkube.labelsel import field_matcher, label_matcher
 
 Event = dict[str, Any]
 
@@ -127,7 +127,7 @@ class Subscription:
 
 
 class WatchMixin:
-    """The watch side of :class:`~ycloud_controller.kube.memstore.MemoryStore`: starting
+    """The watch side of :class:`~ycloud_controller.memkube.store.MemoryStore`: starting
     subscriptions (history replay or synthetic ADDED), bookmarks, compaction."""
 
     if TYPE_CHECKING:

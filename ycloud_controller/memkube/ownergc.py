@@ -2,7 +2,7 @@
 the cascades: ownerReference garbage collection, namespace deletion and
 CustomResourceDefinition deletion.
 
-Mixed into :class:`~ycloud_controller.kube.memstore.MemoryStore`; the cascade methods run
+Mixed into :class:`~ycloud_controller.memkube.store.MemoryStore`; the cascade methods run
 with the store lock held and write through the store's ``_commit``.
 """
 

@@ -16,16 +16,13 @@ import structlog
 from ovsdbapp.backend.ovs_idl import connection as ovs_conn
 from ovsdbapp.backend.ovs_idl import idlutils
 
-from topology.nb import SslConfig, configure_ssl
+from topology.naming import monitor_key
+from topology.nbsync.client import SslConfig, configure_ssl
 
 log = structlog.get_logger(__name__)
 
 SCHEMA = "OVN_Southbound"
 Callback = Callable[[str, str], None]
-
-
-def monitor_key(ip: str, port: int, protocol: str) -> str:
-    return f"{ip}:{port}/{(protocol or 'tcp').lower()}"
 
 
 class _SbIdl(ovs_conn.OvsdbIdl):

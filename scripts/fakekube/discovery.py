@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.resources import Resource
+from ycloud_controller.memkube.store import MemoryStore
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 RETURNS_OBJECT_ON_DELETE = {("", "pods"), ("", "services"), ("", "namespaces")}

@@ -1,5 +1,5 @@
 """In-process fake Kubernetes API server for tests (see server.FakeKube)."""
 
-from tests.fakekube.server import FakeKube, RequestRecord
+from fakekube.server import FakeKube, RequestRecord
 
 __all__ = ["FakeKube", "RequestRecord"]

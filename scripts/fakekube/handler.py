@@ -14,14 +14,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 import yaml
 
-from tests.fakekube import discovery
+from fakekube import discovery
 from ycloud_controller.kube.errors import REASONS, ApiError, Expired, NotFound
-from ycloud_controller.kube.memwatch import Subscription
 from ycloud_controller.kube.patch import APPLY, MERGE
 from ycloud_controller.kube.resources import Resource
+from ycloud_controller.memkube.watch import Subscription
 
 if TYPE_CHECKING:
-    from tests.fakekube.server import FakeKube
+    from fakekube.server import FakeKube
 
 log = structlog.get_logger(__name__)
 

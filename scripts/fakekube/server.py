@@ -24,12 +24,12 @@ import structlog
 import yaml
 from kubernetes.client import ApiClient, Configuration
 
-from tests.fakekube.handler import Handler
+from fakekube.handler import Handler
 from ycloud_controller.kube.client import configure_transport
 from ycloud_controller.kube.errors import ApiError, Expired
-from ycloud_controller.kube.memstore import MemoryStore
-from ycloud_controller.kube.memwatch import Subscription
 from ycloud_controller.kube.resources import ALL, NAMESPACES, Resource
+from ycloud_controller.memkube.store import MemoryStore
+from ycloud_controller.memkube.watch import Subscription
 
 log = structlog.get_logger(__name__)
 

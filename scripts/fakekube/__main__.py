@@ -1,4 +1,4 @@
-"""Run FakeKube as a process: ``python -m tests.fakekube --port N [--kubeconfig PATH]``.
+"""Run FakeKube as a process: ``python -m fakekube --port N [--kubeconfig PATH]``.
 
 Prints the server URL on stdout (one line, flushed) and serves until SIGINT/SIGTERM.
 """
@@ -12,11 +12,11 @@ import threading
 
 import structlog
 
-from tests.fakekube.server import FakeKube
+from fakekube.server import FakeKube
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakekube")
+    parser = argparse.ArgumentParser(prog="python -m fakekube")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--kubeconfig", help="write a kubeconfig for the server here")

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from topology import model, naming
-from topology.nb import NbClient
+from topology.nbsync.client import NbClient
 
 KINDS = {k.lower(): k for k in ("Vpc", "Subnet", "Pod", "Node", "Service", "EipPool", "Vnic",
                                 "YusurService", "NetworkProbe")}

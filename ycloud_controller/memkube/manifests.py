@@ -28,10 +28,10 @@ import structlog
 import yaml
 
 from ycloud_controller.kube.errors import AlreadyExists, ApiError, NotFound
-from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.kube.objects import clone
 from ycloud_controller.kube.patch import create_merge_patch
 from ycloud_controller.kube.resources import CUSTOMRESOURCEDEFINITIONS, NAMESPACES, Resource
+from ycloud_controller.memkube.store import MemoryStore
 
 log = structlog.get_logger(__name__)
 

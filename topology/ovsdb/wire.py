@@ -1,6 +1,6 @@
-"""The byte level of the lean OVSDB session (topology.ovsdb.Session): socket buffers, writing
-queued requests without copies, reading what the socket has and cutting it into JSON messages.
-Mixed into Session, which owns the connection; runs in the session thread only."""
+"""The byte level of the lean OVSDB session (topology.ovsdb.session.Session): socket buffers,
+writing queued requests without copies, reading what the socket has and cutting it into JSON
+messages. Mixed into Session, which owns the connection; runs in the session thread only."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import ovs.jsonrpc
 import ovs.timeval
 import structlog
 
-from topology.ovsdb_types import gc_paused
+from topology.ovsdb.values import gc_paused
 
 log = structlog.get_logger(__name__)
 

@@ -32,9 +32,6 @@ from typing import Any
 
 from ycloud_controller.kube import objects
 from ycloud_controller.kube.errors import AlreadyExists, ApiError, Conflict, Expired, NotFound
-from ycloud_controller.kube.memgc import CascadeMixin, ObjKey, StoreKey, same_resource
-from ycloud_controller.kube.memhistory import History
-from ycloud_controller.kube.memwatch import Subscription, WatchMixin
 from ycloud_controller.kube.patch import MERGE, apply_patch
 from ycloud_controller.kube.registry import ResourceRegistry, prepare_crd, storage_key
 from ycloud_controller.kube.resources import (
@@ -44,7 +41,10 @@ from ycloud_controller.kube.resources import (
     NODES,
     Resource,
 )
-from ycloud_controller.kube.selectors import field_matcher, label_matcher
+from ycloud_controller.memkube.history import History
+from ycloud_controller.memkube.labelsel import field_matcher, label_matcher
+from ycloud_controller.memkube.ownergc import CascadeMixin, ObjKey, StoreKey, same_resource
+from ycloud_controller.memkube.watch import Subscription, WatchMixin
 
 __all__ = ["MemoryStore", "ApiError", "Expired", "Subscription"]
 

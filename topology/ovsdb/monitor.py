@@ -1,6 +1,6 @@
 """The monitor half of the lean OVSDB session: handshake (schema, _Server leader check),
 monitor_cond replies and update2 diffs into the row store, and the write-through overlay of
-committed transactions. Mixed into topology.ovsdb.Session, which owns the connection."""
+committed transactions. Mixed into topology.ovsdb.session.Session, which owns the connection."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from typing import Any
 
 import structlog
 
-from topology.ovsdb_types import (
-    Schema,
-    apply_diff,
-    decode,
-    empty,
-    uuid_of,
-)
+from topology.ovsdb.values import Schema, apply_diff, decode, empty, uuid_of
 
 log = structlog.get_logger(__name__)
 UUID = uuidlib.UUID

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from topology import metrics
-from topology.apply import Applier, ApplyResult, Reply
 from topology.model import Owner, Row
+from topology.nbsync import metrics
+from topology.nbsync.applier import Applier, ApplyResult, Reply
 from topology.plan import Plan
 
-log = structlog.get_logger("topology.apply")
+log = structlog.get_logger("topology.nbsync.applier")
 
 
 class Stream:

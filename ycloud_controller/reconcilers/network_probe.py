@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from topology.sb import monitor_key
+from topology.naming import monitor_key
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
 

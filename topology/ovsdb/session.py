@@ -10,7 +10,7 @@ whole insert). This client instead
   memberships, and a few columns `restore` needs), and only our own rows (condition on
   external_ids:ycloud.io/managed-by; Load_Balancer_Group, which has no external_ids, whole);
 - decodes JSON into plain Python values (C JSON parser of python-ovs when present);
-- sends `transact` requests built as plain JSON (see topology/rpcwrite.py), and reflects a
+- sends `transact` requests built as plain JSON (see topology/nbsync/transact.py), and reflects a
   committed transaction into its row store at once when the reply arrives (write-through),
   so the next plan sees it without waiting for the server's echo of our own change; the
   monitor update that follows carries the same values.
@@ -23,7 +23,8 @@ leadership while we use it is left at once. After every (re)connection the monit
 reply (`monitor_cond`, not `monitor_cond_since`: a full resync) replaces the whole row store:
 nothing from before a reconnect is trusted. A request whose reply was lost with the
 connection fails with Disconnected: its outcome is unknown, and the writer plans again from
-the new contents (topology.apply; inserts carry client-chosen UUIDs, topology.rpcwrite).
+the new contents (topology.nbsync.applier; inserts carry client-chosen UUIDs,
+topology.nbsync.transact).
 
 Threading: one thread owns the session: all socket I/O and JSON decoding happen there, without
 holding `lock`. Everything that reads or changes the row store holds `lock` (the session
@@ -52,14 +53,9 @@ import ovs.poller
 import ovs.timeval
 import structlog
 
-from topology.ovsdb_monitor import HUNT_SECONDS, MonitorMixin
-from topology.ovsdb_stream import StreamMixin
-from topology.ovsdb_types import (
-    Disconnected,
-    OvsdbError,
-    Schema,
-    gc_paused,
-)
+from topology.ovsdb.monitor import HUNT_SECONDS, MonitorMixin
+from topology.ovsdb.values import Disconnected, OvsdbError, Schema, gc_paused
+from topology.ovsdb.wire import StreamMixin
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@ raw JSON-RPC transaction.
 
 `Applier.apply` holds the session lock while it computes the Plan (topology.plan, the single
 source of truth for what changes; `render` uses the same plan) and builds its operations
-(topology.rpcwrite); the request is serialised outside the lock and queued to the session,
+(topology.nbsync.transact); the request is serialised outside the lock and queued to the session,
 which drops it if the monitor was re-synced meanwhile (a reconnect). When the server
 commits, the reply's write-through puts the changes into the index before `apply` returns:
 the next plan sees them.
@@ -38,12 +38,10 @@ from uuid import UUID
 
 import structlog
 
-from topology import metrics
 from topology.model import Owner, Row, RowId
-from topology.nb import NbClient
-from topology.ovsdb_types import Disconnected, OvsdbError, gc_paused
-from topology.plan import Plan, compute_plan
-from topology.rpcwrite import (
+from topology.nbsync import metrics
+from topology.nbsync.client import NbClient
+from topology.nbsync.transact import (
     NOT_OURS,
     OURS,
     Codecs,
@@ -52,6 +50,8 @@ from topology.rpcwrite import (
     first_error,
     holder,
 )
+from topology.ovsdb.values import Disconnected, OvsdbError, gc_paused
+from topology.plan import Plan, compute_plan
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
-"""OVSDB wire values for the lean client (topology.ovsdb): the schema's column types, decoding
-JSON to plain Python (sets, dicts, UUIDs), update2 diffs, encoding for transact, and the
-errors and GC pause the session shares with its users."""
+"""OVSDB wire values for the lean client (topology.ovsdb.session): the schema's column types,
+decoding JSON to plain Python (sets, dicts, UUIDs), update2 diffs, encoding for transact, and
+the errors and GC pause the session shares with its users."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def uuid_of(text: str) -> uuidlib.UUID:
     for every row the monitor reads and every row we write, and that parsing (three
     ``str.replace`` and checks) cost more than the rest of making one. Only the length and
     the dashes are checked here (the text comes from the server or from
-    topology.rpcwrite.derived_uuid); any other text goes through ``uuid.UUID``."""
+    topology.nbsync.transact.derived_uuid); any other text goes through ``uuid.UUID``."""
     if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" \
             or text[23] != "-":
         return _UUID(text)

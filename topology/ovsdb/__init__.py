@@ -1,0 +1,1 @@
+"""A generic OVSDB client: session, monitor, wire framing, values, TLS. No NB knowledge."""

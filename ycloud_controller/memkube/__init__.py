@@ -1,0 +1,2 @@
+"""The in-memory Kubernetes API of manifests mode and tests: store, watch, owner GC,
+history, label selectors, manifests."""
