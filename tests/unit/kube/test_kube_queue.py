@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Hashable
 
 from tests.fakekube.util import wait_for
 from ycloud_controller.kube.queue import WorkQueue
@@ -46,6 +47,33 @@ def test_key_added_while_processing_is_requeued_on_done() -> None:
     assert queue.get_batch(1, timeout=0) == []
 
 
+def start_workers(queue: WorkQueue, count: int,
+                  handle: Callable[[list[Hashable]], None]) -> list[threading.Thread]:
+    """`count` threads that take batches of up to 3 keys, pass each to `handle`, then mark
+    it done, until the queue shuts down."""
+    def worker() -> None:
+        while True:
+            batch = queue.get_batch(3, timeout=0.05)
+            if not batch:
+                if queue.shutting_down:
+                    return
+                continue
+            handle(batch)
+            queue.done(*batch)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def drain_and_stop(queue: WorkQueue, workers: list[threading.Thread]) -> None:
+    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
+    queue.shutdown()
+    for thread in workers:
+        thread.join(timeout=5)
+
+
 def test_never_processed_by_two_workers_at_once() -> None:
     queue = WorkQueue()
     keys = [("Pod", f"ns/p{i}") for i in range(5)]
@@ -54,78 +82,52 @@ def test_never_processed_by_two_workers_at_once() -> None:
     violations: list = []
     processed: Counter = Counter()
 
-    def worker() -> None:
-        while True:
-            batch = queue.get_batch(3, timeout=0.05)
-            if not batch:
-                if queue.shutting_down:
-                    return
-                continue
-            for key in batch:
-                with lock:
-                    active[key] += 1
-                    if active[key] > 1:
-                        violations.append(key)
-                    processed[key] += 1
-            time.sleep(0.001)
-            for key in batch:
-                with lock:
-                    active[key] -= 1
-                queue.done(key)
+    def handle(batch: list[Hashable]) -> None:
+        for key in batch:
+            with lock:
+                active[key] += 1
+                if active[key] > 1:
+                    violations.append(key)
+                processed[key] += 1
+        time.sleep(0.001)
+        for key in batch:
+            with lock:
+                active[key] -= 1
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(6)]
-    for thread in workers:
-        thread.start()
+    workers = start_workers(queue, 6, handle)
     for i in range(3000):
         queue.add(keys[i % len(keys)])
-    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
-    queue.shutdown()
-    for thread in workers:
-        thread.join(timeout=5)
+    drain_and_stop(queue, workers)
     assert not violations
     assert set(processed) == set(keys)
 
 
 def test_adds_coalesce_while_workers_are_busy() -> None:
-    """3000 adds of 5 keys while every key is queued or held by a worker: each key is
-    handed out at most twice (the batch held when the adds came, then once more because it
-    was added meanwhile). Workers wait on a gate, not on the clock: the count does not
-    depend on how fast the adds run."""
+    """3000 adds of 5 keys while every key is held by a worker: each key is handed out
+    twice (the batch held when the adds came, then once more because it was added
+    meanwhile). Workers wait on a gate, not on the clock: the count does not depend on how
+    fast the adds run."""
     queue = WorkQueue()
     keys = [("Pod", f"ns/p{i}") for i in range(5)]
     gate = threading.Event()
     lock = threading.Lock()
     processed: Counter = Counter()
-    holding: list[int] = []
 
-    def worker() -> None:
-        while True:
-            batch = queue.get_batch(3, timeout=0.05)
-            if not batch:
-                if queue.shutting_down:
-                    return
-                continue
-            with lock:
-                processed.update(batch)
-                holding.append(len(batch))
-            gate.wait(30)
-            queue.done(*batch)
+    def handle(batch: list[Hashable]) -> None:
+        with lock:
+            processed.update(batch)
+        gate.wait(30)
 
     for key in keys:
         queue.add(key)
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
-    for thread in workers:
-        thread.start()
+    workers = start_workers(queue, 2, handle)
     # the workers hold a batch each (3 + 2 keys): every key is processing before the adds
     wait_for(lambda: queue.processing() == len(keys), what="every key handed out")
     for i in range(3000):
         queue.add(keys[i % len(keys)])
     assert len(queue) == 0  # added while processing: never queued twice, nor handed out
     gate.set()
-    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
-    queue.shutdown()
-    for thread in workers:
-        thread.join(timeout=5)
+    drain_and_stop(queue, workers)
     assert processed == Counter(dict.fromkeys(keys, 2))  # once before the adds, once after
     assert sum(processed.values()) < 3000  # adds coalesced
 
