@@ -4,6 +4,10 @@ Like `running()` of test_controller.py (which always uses the session sandbox's 
 but with the NB remote, the resync period and the NB timeout given by the test, the loop
 started only once every informer has listed (as `ycloud-controller run` does), and
 optionally the HTTP endpoints (`/readyz`) that `run` serves.
+
+`handled_everything(fake, ctl)` is the witness tests wait for before checking that something
+did not happen: it holds once the controller has seen every write made to FakeKube so far
+(its own included) and has nothing left to do with them, whatever the time it took.
 """
 
 from __future__ import annotations
@@ -46,6 +50,27 @@ class Running:
         """Keys the work queue still holds: ready, waiting for a retry, or being processed."""
         q = self.ctl.queue
         return len(q) + q.delayed() + q.processing()
+
+
+def handled_everything(fake: FakeKube, ctl: Controller) -> bool:
+    """The controller has looked at every write made to FakeKube so far and is done with it:
+    each informer has handled FakeKube's last write to its resource (its handlers ran, so the
+    keys they queue are queued), then no key is queued or being reconciled (its NB
+    transaction committed) and no Kubernetes write is pending; and FakeKube's last writes
+    did not move meanwhile (a write made while looking, the controller's own included,
+    makes this False until it is handled in turn). Keys waiting for a retry are not counted:
+    they come back later, as new work."""
+    def latest() -> dict[str, int]:
+        return {kind: int(fake.store.latest_resource_version(inf.resource))
+                for kind, inf in ctl.informers.items()}
+    before = latest()
+    if not all(inf.has_synced() and int(inf.resource_version or 0) >= before[kind]
+               for kind, inf in ctl.informers.items()):
+        return False
+    queue = ctl.queue
+    if len(queue) or queue.processing() or not ctl.writer.idle():
+        return False
+    return latest() == before
 
 
 @contextmanager

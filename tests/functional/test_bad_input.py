@@ -20,7 +20,7 @@ import ipaddress
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
 from tests.functional.conftest import find
+from tests.functional.ctlrun import handled_everything
 from tests.functional.test_controller import running
 from topology import naming
 from topology.model import ROW_TYPES
@@ -218,18 +219,11 @@ def snapshot(sandbox: Sandbox, owners: set[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
-def steady(read: Callable[[], Any], quiet: float = 1.0, timeout: float = DEADLINE) -> Any:
-    """`read()` once it returned the same non-empty value for `quiet` seconds."""
-    deadline = time.monotonic() + timeout
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        value = read()
-        if value != last:
-            last, since = value, time.monotonic()
-        elif value and time.monotonic() - since >= quiet:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"did not settle within {timeout}s: {last}")
+def settled(fake: FakeKube, ctl: Controller) -> None:
+    """Wait until the controller has handled every write made so far (the witness that it
+    looked, instead of a quiet period: see ctlrun.handled_everything)."""
+    wait_for(lambda: handled_everything(fake, ctl), timeout=DEADLINE,
+             what="the controller handled every write so far")
 
 
 def row_owner(obj: dict[str, Any]) -> tuple[str, str]:
@@ -315,7 +309,8 @@ def test_corpus_live_on_top_of_the_examples(fake: FakeKube, sandbox: Sandbox, nb
         # without the corpus: every example converged; that is the reference
         wait_for(lambda: not mismatches(fake, [ok(o) for o in examples], events=False),
                  timeout=DEADLINE, what="examples ready")
-        baseline = steady(lambda: snapshot(sandbox, owners))
+        settled(fake, ctl)
+        baseline = snapshot(sandbox, owners)
         assert "lb Service_demo/multi_TCP_eip" in baseline
         assert "lb Service_default/ysvc1_TCP_cluster" in baseline
         # the corpus, the younger side of each conflict pair a second later
@@ -326,7 +321,8 @@ def test_corpus_live_on_top_of_the_examples(fake: FakeKube, sandbox: Sandbox, nb
             create(fake, tier)
         converge(fake, corpus)
         assert_alive(ctl)
-        assert steady(lambda: snapshot(sandbox, owners)) == baseline
+        settled(fake, ctl)
+        assert snapshot(sandbox, owners) == baseline
         assert not check_nb_of_corpus(sandbox, corpus)
         assert not mismatches(fake, [ok(o) for o in examples], events=False)
     # a restart with everything in place: the same verdicts (conditions and Events erased in
@@ -336,7 +332,8 @@ def test_corpus_live_on_top_of_the_examples(fake: FakeKube, sandbox: Sandbox, nb
         wait_for(again.ready, timeout=DEADLINE, what="restarted controller ready")
         converge(fake, corpus)
         assert_alive(again)
-        assert steady(lambda: snapshot(sandbox, owners)) == baseline
+        settled(fake, again)
+        assert snapshot(sandbox, owners) == baseline
         assert not check_nb_of_corpus(sandbox, corpus)
 
 
@@ -355,7 +352,8 @@ def test_corpus_and_examples_from_a_cold_start(fake: FakeKube, sandbox: Sandbox,
         wait_for(lambda: not mismatches(fake, [ok(o) for o in examples], events=False),
                  timeout=DEADLINE, what="examples ready")
         assert_alive(ctl)
-        state = steady(lambda: snapshot(sandbox, example_owners(examples)))
+        settled(fake, ctl)
+        state = snapshot(sandbox, example_owners(examples))
         assert not check_nb_of_corpus(sandbox, corpus)
     # the examples' shape: every LB with its VIPs and as many backends as without the corpus
     vips = {k: {vip: len(bes.split(",")) for vip, bes in v.items()}
@@ -514,14 +512,9 @@ def test_name_collisions_refuse_the_younger_object(fake: FakeKube, sandbox: Sand
                                                    examples: list[dict[str, Any]]) -> None:
     collisions = load(COLLISIONS)
     create(fake, examples)
-    with running(fake, sandbox, emulate=True, wait_synced=True):
+    with running(fake, sandbox, emulate=True, wait_synced=True) as ctl:
         wait_for(lambda: not mismatches(fake, [ok(o) for o in examples], events=False),
                  timeout=DEADLINE, what="examples ready")
-        for i, tier in enumerate(tiers(collisions)):
-            if i:
-                converge(fake, tiers(collisions)[0])
-                next_second()
-            create(fake, tier)
 
         def older_rows() -> dict[str, Any]:
             return {
@@ -531,9 +524,21 @@ def test_name_collisions_refuse_the_younger_object(fake: FakeKube, sandbox: Sand
                     sandbox, "Logical_Router_Port", "name=cx-y-z")],
                 "web-1": [p["external_ids"][naming.OWNER] for p in find(
                     sandbox, "Logical_Switch_Port", "name=web-1.ns-vpc1")]}
-        before = steady(older_rows)
-        time.sleep(2)  # the younger objects had their chance to take the rows
-        after = steady(older_rows)
+        before: dict[str, Any] = {}
+        for i, tier in enumerate(tiers(collisions)):
+            if i:
+                converge(fake, tiers(collisions)[0])
+                settled(fake, ctl)
+                before = older_rows()  # the rows of the older objects, before the younger
+                next_second()
+            create(fake, tier)
+        # the younger objects had their chance to take the rows: each was refused (the
+        # controller looked at it), and the controller handled everything that caused
+        wait_for(lambda: all(condition(live(fake, o)).get("status") == "False"
+                             for o in tiers(collisions)[1]),
+                 timeout=DEADLINE, what="the younger objects refused")
+        settled(fake, ctl)
+        after = older_rows()
         assert after == before
         assert after["vnic x"][0][1] == "bad/x"
         assert after["cx-y-z"] == [("10.77.0.1/24", "y-z")]
@@ -634,7 +639,7 @@ def test_the_loser_of_a_conflict_gets_the_address_when_the_winner_goes(
                  timeout=DEADLINE, what="examples ready")
         create(fake, losers)
         converge(fake, losers)
-        steady(lambda: (len(ctl.queue), ctl.writer.idle()) == (0, True) or None)
+        settled(fake, ctl)
         fake.store.delete(*winner)
         wait_for(lambda: not mismatches(fake, [ok(o) for o in losers], events=False),
                  timeout=10, what="the loser ready once the winner is gone")

@@ -14,6 +14,7 @@ from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
 from tests.functional.conftest import find, nb_db_file
+from tests.functional.ctlrun import handled_everything
 from topology import naming
 from topology.nbsync.client import NbClient
 from ycloud_controller.config import Config
@@ -193,4 +194,7 @@ def test_restart_with_nothing_changed_writes_nothing(fake: FakeKube, sandbox: Sa
     with running(fake, sandbox) as again:
         wait_for(lambda: again.last_sync is not None, timeout=15)
         assert again.last_sync.transactions == 0 and again.last_sync.changes == 0
+        # witness: it handled every event after its sync too (none of them wrote either)
+        wait_for(lambda: handled_everything(fake, again), timeout=15,
+                 what="the restarted controller handled every write")
     assert nb_db_file(sandbox).stat().st_size == size

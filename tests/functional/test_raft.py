@@ -143,6 +143,13 @@ class Churn:
             i = (i + 1) % SERVICES
             time.sleep(0.004)
 
+    def advance(self, updates: int) -> None:
+        """Wait until `updates` more endpoint updates were made (not a span of time: the
+        count the test needs does not depend on how fast this machine is)."""
+        target = self.updates + updates
+        wait_for(lambda: self.updates >= target, timeout=60, interval=0.01,
+                 what=f"{updates} more endpoint updates")
+
     def desired(self) -> dict[str, set[str]]:
         return {naming.service_lb("default", f"svc-{i}", "TCP"): set(backends(i, v))
                 for i, v in self.version.items()}
@@ -179,12 +186,12 @@ def test_leader_killed_during_endpoint_churn(raft: Sandbox, fake: FakeKube,
         failovers = []
         with Churn(fake) as churn:
             for _ in range(2):  # the leader dies twice; the dead member comes back each time
-                time.sleep(1.0)
+                churn.advance(200)  # endpoints change while the leader serves
                 old, new, elected, resynced = fail_over(raft, ctl)
                 failovers.append((old, new, round(elected, 2), round(resynced, 2)))
-                time.sleep(0.5)
+                churn.advance(100)  # and with one member down
                 raft.relaunch(old)
-            time.sleep(1.0)
+            churn.advance(200)
         assert churn.updates > 100
         wait_for(lambda: lb_backends(raft) == churn.desired(), timeout=60, interval=0.2,
                  what="NB equal to the last endpoints of every service")

@@ -1,17 +1,22 @@
 """Health checks with real packets: YusurService backends (pods and a Vnic) behind a VIP and
-behind a multi-VPC EIP; a backend that stops answering leaves the service within
-interval x failureCount + 1 s (the service's own healthCheck numbers) and its NetworkProbe
-says Offline; started again, it comes back and the probe says Online.
+behind a multi-VPC EIP; a backend that stops answering leaves the service and its
+NetworkProbe says Offline; started again, it comes back and the probe says Online. The probe
+OVN runs (SB Service_Monitor) has the service's own healthCheck numbers (interval,
+failureCount, timeout): OVN takes a backend out after failureCount failed probes, one every
+interval. How long that took is recorded (`record_property`, the log), never asserted.
 
 Runs on the examples served by the in-process controller (`examples` fixture)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from ycloud_lab.ovsdb import rows
 from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
     CLIENT1,
@@ -32,6 +37,35 @@ from .conftest import Examples, lb_vips, wait_deleted, wait_vip
 pytestmark = pytest.mark.lab
 
 IPERF1, VM1 = naming.pod_port("ns-vpc1", "iperf-1"), naming.vnic_port("ns-vpc1", "vm-1")
+log = logging.getLogger(__name__)
+
+
+def monitor_options(examples: Examples, ip: str, port: int) -> dict[str, str]:
+    """Options of the SB Service_Monitor that probes ip:port: the probe OVN runs (northd
+    copies them from the Load_Balancer_Health_Check the controller wrote)."""
+    for r in rows("ovn-sbctl", examples.lab.sb_remote, "--columns=ip,port,options", "list",
+                  "Service_Monitor", what="read SB Service_Monitor options"):
+        if f"{r['ip']}:{r['port']}" == f"{ip}:{port}":
+            return r["options"] if isinstance(r["options"], dict) else {}
+    return {}
+
+
+def assert_probed_as_asked(examples: Examples, ip: str, port: int,
+                           health: dict[str, Any]) -> None:
+    """OVN probes ip:port with the service's healthCheck numbers: it takes the backend out
+    after failureCount failed probes, one every interval, each waiting timeout seconds."""
+    want = {"interval": str(health["interval"]), "failure_count": str(health["failureCount"])}
+    if "timeout" in health:
+        want["timeout"] = str(health["timeout"])
+    got = monitor_options(examples, ip, port)
+    assert {k: got.get(k) for k in want} == want, got
+
+
+def report_seconds(record_property: Callable[[str, object], None], name: str,
+                   seconds: float) -> None:
+    """How long something took: recorded for the report (junit property, log), not asserted."""
+    record_property(name, round(seconds, 2))
+    log.info("%s: %.2f s", name, seconds)
 
 
 def _probe_state(examples: Examples, namespace: str, ip: str, port: int) -> dict:
@@ -145,7 +179,7 @@ def test_yusurservice_deleted_right_after_creation_leaves_nothing(examples: Exam
 
 
 def test_dead_backend_leaves_clusterip_ysvc_and_comes_back(
-        examples: Examples, ysvc_fast: tuple[str, dict]) -> None:
+        examples: Examples, ysvc_fast: tuple[str, dict], record_property) -> None:
     lab, resolver = examples.lab, examples.resolver
     vip, handles = ysvc_fast
     ips = sorted([resolver.port_ips(IPERF1)[0], *resolver.port_ips(VM1)])
@@ -158,16 +192,15 @@ def test_dead_backend_leaves_clusterip_ysvc_and_comes_back(
     assert row.ok, row
 
     pod_ip = resolver.port_ips(IPERF1)[0]
+    for ip in ips:  # out after failureCount failed probes, one every interval
+        assert_probed_as_asked(examples, ip, 5002, FAST)
     iperf = next(h for s, h in handles.items() if s.target == IPERF1)
-    budget = FAST["interval"] * FAST["failureCount"] + 1
     stopped = time.monotonic()
     assert lab.stop_server(iperf)
     wait_until(lambda: _offline_and_avoided(examples, "ns-vpc1", pod_ip, 5002, CLIENT1, vip,
-                                            5002, "iperf-1"), budget + 10,
+                                            5002, "iperf-1"), 60,
                "iperf-1 Offline and avoided")
-    took = time.monotonic() - stopped
-    print(f"ClusterIP: iperf-1 out after {took:.2f}s (budget {budget}s)")
-    assert took <= budget, f"iperf-1 left the service after {took:.2f}s, budget {budget}s"
+    report_seconds(record_property, "ysvc_fast_backend_out_s", time.monotonic() - stopped)
     assert service_monitors(lab)[f"{pod_ip}:5002"] == "offline"
 
     handles[ServerSpec(IPERF1, "iperf-1", "tcp", 5002)] = lab.start_server(
@@ -177,32 +210,32 @@ def test_dead_backend_leaves_clusterip_ysvc_and_comes_back(
                "iperf-1's NetworkProbe Online again")
     row = wait_check(lab, check, 10, resolver=resolver)
     assert row.ok, row
-    print(f"ClusterIP: iperf-1 back after {time.monotonic() - restarted:.2f}s")
+    report_seconds(record_property, "ysvc_fast_backend_back_s", time.monotonic() - restarted)
 
 
-def test_dead_backend_leaves_multi_vpc_eip_and_comes_back(examples: Examples) -> None:
+def test_dead_backend_leaves_multi_vpc_eip_and_comes_back(examples: Examples,
+                                                           record_property) -> None:
     """The examples' `multi` (namespace demo, backends in vpc1 and vpc2, healthCheck interval
     2, failureCount 2) through its EIP from the external host."""
     lab, resolver = examples.lab, examples.resolver
     ysvc = examples.controller.get("YusurService", "multi", "demo")
     assert ysvc is not None
     health = ysvc["spec"]["healthCheck"]
-    budget = health["interval"] * health["failureCount"] + 1
     ip = resolver.port_ips(naming.pod_port("ns-vpc1", "multi-1"))[0]
     both = [ip, resolver.port_ips(naming.pod_port("ns-vpc2", "multi-2"))[0]]
     wait_until(lambda: _online(examples, "demo", both, 8080), 20, "multi's probes Online")
     row = examples.check("s4")
     assert row.ok, row
+    for backend in both:  # out after failureCount failed probes, one every interval
+        assert_probed_as_asked(examples, backend, 8080, health)
 
     stopped = time.monotonic()
     spec = examples.stop_server("multi-1", 8080)
     try:
         wait_until(lambda: _offline_and_avoided(examples, "demo", ip, 8080, EXT_HOST,
-                                                MULTI_EIP, 80, "multi-1"), budget + 10,
+                                                MULTI_EIP, 80, "multi-1"), 60,
                    "multi-1 Offline and avoided")
-        took = time.monotonic() - stopped
-        print(f"EIP: multi-1 out after {took:.2f}s (budget {budget}s)")
-        assert took <= budget, f"multi-1 left the EIP after {took:.2f}s, budget {budget}s"
+        report_seconds(record_property, "multi_eip_backend_out_s", time.monotonic() - stopped)
         assert service_monitors(lab)[f"{ip}:8080"] == "offline"
     finally:
         examples.start_server(spec)
@@ -211,4 +244,4 @@ def test_dead_backend_leaves_multi_vpc_eip_and_comes_back(examples: Examples) ->
                "multi-1's NetworkProbe Online again")
     row = wait_check(lab, CHECKS_BY_ID["s4"], 10, resolver=resolver)
     assert row.ok and set(row.answered) == {"multi-1", "multi-2"}, row
-    print(f"EIP: multi-1 back after {time.monotonic() - restarted:.2f}s")
+    report_seconds(record_property, "multi_eip_backend_back_s", time.monotonic() - restarted)

@@ -1,12 +1,14 @@
-"""topology.plan.compute_plan on plain data: an OwnedIndex filled by hand, no NB."""
+"""topology.plan.compute_plan on plain data: an OwnedIndex fed rows as NB's monitor feeds it
+(`OwnedIndex.on_row`), no NB."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from topology import model
-from topology.index import OwnedIndex, RowMeta
+from topology import model, naming
+from topology.index import OwnedIndex
 from topology.model import (
     LoadBalancer,
     LoadBalancerGroup,
@@ -22,37 +24,40 @@ from topology.model import (
 from topology.plan import LinkOp, Plan, compute_plan
 
 
-class _NoTables:
-    """Stands in for the IDL: no tables, so OwnedIndex.refresh() is a no-op."""
-
-    tables: dict = {}
-
-
 class FakeNb:
-    """An OwnedIndex holding the rows we say NB has."""
+    """An OwnedIndex holding the rows we say NB has, each given to it as the session gives
+    a monitored row: its name, its ownership external_ids and its reference columns."""
 
     def __init__(self) -> None:
-        self.index = OwnedIndex(_NoTables())  # type: ignore[arg-type]
+        self.index = OwnedIndex()
         self.uuids: dict[RowId, uuid.UUID] = {}
+        self.rows: dict[uuid.UUID, tuple[str, dict[str, Any]]] = {}
 
     def record(self, table: str, key: str, *, owner: Owner | None, hash: str | None,
                row_uuid: uuid.UUID | None = None,
                members: dict[str, Iterable[uuid.UUID]] | None = None) -> uuid.UUID:
         u = row_uuid or uuid.uuid4()
-        idx = self.index
-        idx.meta[u] = RowMeta(table, key, owner, hash)
-        idx.rows[table].setdefault(key, []).append(u)
-        if owner is not None:
-            idx.by_owner[owner].add(RowId(table, key))
+        row: dict[str, Any] = {"name": key}
+        if table not in model.OWNED_BY_NAME:
+            assert owner is not None, "a row of ours names its owner"
+            ids = {**naming.owner_ids(owner.kind, owner.name), naming.KEY: key}
+            if hash is not None:
+                ids[naming.HASH] = hash
+            row["external_ids"] = ids
+        row.update({column: set() for column in model.ref_columns(table)})
+        self.rows[u] = (table, row)
+        self.index.on_row(table, u, None, row, None)
         for column, children in (members or {}).items():
             self.member(u, column, *children)
         self.uuids.setdefault(RowId(table, key), u)
         return u
 
     def member(self, parent: uuid.UUID, column: str, *children: uuid.UUID) -> None:
-        self.index.members.setdefault((parent, column), set()).update(children)
-        for c in children:
-            self.index.parents_of[c].add((parent, column))
+        """Add `children` to the parent's `column`, as a monitor update of that column."""
+        table, old = self.rows[parent]
+        new = dict(old, **{column: old.get(column, set()) | set(children)})
+        self.rows[parent] = (table, new)
+        self.index.on_row(table, parent, old, new, frozenset({column}))
 
     def has(self, row: Row, *, hash: str | None = None, owner: Owner | None = None) -> uuid.UUID:
         """Record `row` as NB holds it, linked into every recorded row it declares a link with."""
@@ -66,9 +71,14 @@ class FakeNb:
                 self.member(parent, link.column, child)
         return u
 
-    def foreign(self) -> uuid.UUID:
-        """A row that is not ours: never in meta."""
-        return uuid.uuid4()
+    def foreign(self, table: str = "Logical_Switch") -> uuid.UUID:
+        """A row that is not ours (no managed-by external_id): the index ignores it."""
+        u = uuid.uuid4()
+        row = {"name": f"foreign-{u}", "external_ids": {},
+               **{column: set() for column in model.ref_columns(table)}}
+        self.rows[u] = (table, row)
+        self.index.on_row(table, u, None, row, None)
+        return u
 
     def plan(self, desired: dict[Owner, list[Row]], **kw) -> Plan:
         return compute_plan(self.index, desired, **kw)
@@ -448,7 +458,7 @@ def test_dropped_owner_keeps_its_existing_rows():
     plan = nb.plan({POD: [port(sw="gone")]})
     assert set(plan.errors) == {POD}
     assert plan.empty()
-    assert pu in nb.index.meta
+    assert nb.index.lookup(port(sw="s1").rid) == [pu]  # still indexed: nothing deleted
 
 
 def test_two_owners_wanting_a_new_row_the_first_listed_gets_it():

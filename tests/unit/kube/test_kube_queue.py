@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Hashable
 
 from fakekube.util import wait_for
 
@@ -26,7 +27,7 @@ def test_adds_coalesce_while_queued() -> None:
 
 def test_batch_size_and_timeout() -> None:
     queue = WorkQueue()
-    assert queue.get_batch(5, timeout=0.05) == []
+    assert queue.get_batch(5, timeout=0.05) == []  # an empty queue waits out its timeout
     for i in range(5):
         queue.add(i)
     assert queue.get_batch(2, timeout=1) == [0, 1]
@@ -39,11 +40,39 @@ def test_key_added_while_processing_is_requeued_on_done() -> None:
     assert queue.get_batch(1, timeout=1) == [SVC_A]
     queue.add(SVC_A)
     queue.add(SVC_A)
-    assert queue.get_batch(1, timeout=0.05) == []  # never handed out while processing
+    assert len(queue) == 0  # marked dirty, not queued: never handed out while processing
+    assert queue.get_batch(1, timeout=0) == []
     queue.done(SVC_A)
     assert queue.get_batch(1, timeout=1) == [SVC_A]
     queue.done(SVC_A)
     assert queue.get_batch(1, timeout=0) == []
+
+
+def start_workers(queue: WorkQueue, count: int,
+                  handle: Callable[[list[Hashable]], None]) -> list[threading.Thread]:
+    """`count` threads that take batches of up to 3 keys, pass each to `handle`, then mark
+    it done, until the queue shuts down."""
+    def worker() -> None:
+        while True:
+            batch = queue.get_batch(3, timeout=0.05)
+            if not batch:
+                if queue.shutting_down:
+                    return
+                continue
+            handle(batch)
+            queue.done(*batch)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def drain_and_stop(queue: WorkQueue, workers: list[threading.Thread]) -> None:
+    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
+    queue.shutdown()
+    for thread in workers:
+        thread.join(timeout=5)
 
 
 def test_never_processed_by_two_workers_at_once() -> None:
@@ -53,49 +82,67 @@ def test_never_processed_by_two_workers_at_once() -> None:
     lock = threading.Lock()
     violations: list = []
     processed: Counter = Counter()
-    producing = threading.Event()
 
-    def worker() -> None:
-        while True:
-            batch = queue.get_batch(3, timeout=0.05)
-            if not batch:
-                if queue.shutting_down:
-                    return
-                continue
-            for key in batch:
-                with lock:
-                    active[key] += 1
-                    if active[key] > 1:
-                        violations.append(key)
-                    processed[key] += 1
-            time.sleep(0.001)
-            for key in batch:
-                with lock:
-                    active[key] -= 1
-                queue.done(key)
+    def handle(batch: list[Hashable]) -> None:
+        for key in batch:
+            with lock:
+                active[key] += 1
+                if active[key] > 1:
+                    violations.append(key)
+                processed[key] += 1
+        time.sleep(0.001)
+        for key in batch:
+            with lock:
+                active[key] -= 1
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(6)]
-    for thread in workers:
-        thread.start()
-    producing.set()
+    workers = start_workers(queue, 6, handle)
     for i in range(3000):
         queue.add(keys[i % len(keys)])
-    wait_for(lambda: len(queue) == 0 and queue.processing() == 0, what="queue drained")
-    queue.shutdown()
-    for thread in workers:
-        thread.join(timeout=5)
+    drain_and_stop(queue, workers)
     assert not violations
     assert set(processed) == set(keys)
+
+
+def test_adds_coalesce_while_workers_are_busy() -> None:
+    """3000 adds of 5 keys while every key is held by a worker: each key is handed out
+    twice (the batch held when the adds came, then once more because it was added
+    meanwhile). Workers wait on a gate, not on the clock: the count does not depend on how
+    fast the adds run."""
+    queue = WorkQueue()
+    keys = [("Pod", f"ns/p{i}") for i in range(5)]
+    gate = threading.Event()
+    lock = threading.Lock()
+    processed: Counter = Counter()
+
+    def handle(batch: list[Hashable]) -> None:
+        with lock:
+            processed.update(batch)
+        gate.wait(30)
+
+    for key in keys:
+        queue.add(key)
+    workers = start_workers(queue, 2, handle)
+    # the workers hold a batch each (3 + 2 keys): every key is processing before the adds
+    wait_for(lambda: queue.processing() == len(keys), what="every key handed out")
+    for i in range(3000):
+        queue.add(keys[i % len(keys)])
+    assert len(queue) == 0  # added while processing: never queued twice, nor handed out
+    gate.set()
+    drain_and_stop(queue, workers)
+    assert processed == Counter(dict.fromkeys(keys, 2))  # once before the adds, once after
     assert sum(processed.values()) < 3000  # adds coalesced
 
 
 def test_add_after_and_earliest_delay_wins() -> None:
+    """A delayed key is not ready before its delay: one of 60 s shows that without waiting
+    for the clock; a second, shorter delay of the same key replaces it."""
     queue = WorkQueue()
-    queue.add_after(SVC_A, 0.3)
-    queue.add_after(SVC_A, 0.05)
+    queue.add_after(SVC_A, 60)
     assert queue.delayed() == 1 and len(queue) == 0
-    assert queue.get_batch(1, timeout=0.01) == []
-    assert queue.get_batch(1, timeout=5) == [SVC_A]
+    assert queue.get_batch(1, timeout=0) == []
+    queue.add_after(SVC_A, 0.05)
+    assert queue.delayed() == 1  # one pending add, the earlier one
+    assert queue.get_batch(1, timeout=10) == [SVC_A]  # long before the 60 s
     queue.done(SVC_A)
     assert queue.delayed() == 0
 
