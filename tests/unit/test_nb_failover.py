@@ -40,7 +40,7 @@ def session():  # noqa: ANN201
     index = OwnedIndex()
     s = Session("tcp:127.0.0.1:1,tcp:127.0.0.1:2,tcp:127.0.0.1:3", "OVN_Northbound",
                 _monitors(), on_row=index.on_row)
-    index._source = s  # noqa: SLF001
+    index.bind(s)
     s.index = index  # type: ignore[attr-defined]
     yield s
     s._session.close()  # noqa: SLF001

@@ -26,7 +26,7 @@ def session():  # noqa: ANN201
     index = OwnedIndex()
     s = Session("unix:/nonexistent", "OVN_Northbound", _monitors(), on_row=index.on_row)
     s.schema = Schema.from_json(json.loads(NB_SCHEMA.read_text()))
-    index._source = s  # noqa: SLF001
+    index.bind(s)
     s.index = index  # type: ignore[attr-defined]
     yield s
     s._session.close()  # noqa: SLF001

@@ -128,7 +128,7 @@ class NbClient:
         configure_ssl(self.ssl)
         session = Session(self.remote, SCHEMA, _monitors(), leader_only=self.leader_only,
                           on_row=self.index.on_row, on_reset=self.index.clear)
-        self.index._source = session  # noqa: SLF001
+        self.index.bind(session)
         try:
             self.session = session.start(self.timeout)
         except TimeoutError as exc:
