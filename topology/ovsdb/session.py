@@ -1,9 +1,7 @@
 """A lean OVSDB client for the controller's hot path: monitor little, write raw JSON-RPC.
 
-Why not python-ovs' IDL (through ovsdbapp) for this: the IDL replicates every column it may
-write, so each row the controller writes comes straight back as a full row, parsed into
-Datum/Atom objects (at 10k Load_Balancers that replication alone cost more than the server's
-whole insert). This client instead
+Unlike python-ovs' IDL, which replicates every column it may write (docs/architecture.md,
+"The NB client"), this client
 
 - monitors with `monitor_cond` (update2: diffs of sets and maps) only the columns the
   controller reads back (identity and ownership in external_ids, reference columns for

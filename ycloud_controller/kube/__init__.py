@@ -9,13 +9,13 @@ by :func:`~ycloud_controller.kube.client.make_api_client`) or ``MemoryBackend`` 
 Modules:
     resources   Resource descriptors (paths, keys) and the constants for every kind used
     errors      ApiError (code, reason, message) and its subclasses, Expired (410)
-    backend     the Backend protocol, MemoryBackend, ApiBackend (apibackend.py)
-    memstore    MemoryStore: in-memory API server semantics (memwatch, memgc, registry)
+    backend     the Backend protocol (ApiBackend in apibackend.py, MemoryBackend in memkube)
     informer    Informer (list+watch, relist on 410) and its indexed Store
-    queue       WorkQueue: coalescing keys, one worker per key, per-key backoff
+    workqueue   WorkQueue: coalescing keys, one worker per key, per-key backoff
     leader      LeaderElector on coordination.k8s.io/v1 Leases
     events      EventRecorder: aggregated, rate-limited core/v1 Events
     status      StatusWriter and Condition for .status through the status subresource
-    manifests   ManifestSource: a directory of YAML applied to a MemoryStore
-    selectors, patch, objects, backoff: helpers shared by the above
+    patch, objects, canon, backoff, registry: helpers shared by the above and memkube
+
+The in-memory API server of manifests mode and tests is ycloud_controller.memkube.
 """
