@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ycloud_controller.keys import SERVICE_NAME_LABEL
+
 
 def proc_status(field: str) -> int:  # noqa: D103 - see below
     """A /proc/self/status value in kB (VmHWM: peak RSS, VmRSS: current RSS)."""
@@ -145,7 +147,7 @@ class Stages:
             original_on_event(kind, event, obj, old)
             if stages.on and kind == "EndpointSlice":
                 md = obj.get("metadata") or {}
-                svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+                svc = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
                 stages.enqueued.append((time.monotonic(), f"{md.get('namespace')}/{svc}"))
 
         triggers.on_event = on_event

@@ -25,6 +25,7 @@ from typing import Any
 from topology import naming
 from topology.builders.service import LbSpec, Vip, build_lb
 from topology.model import LoadBalancer, Owner
+from ycloud_controller import keys
 
 VPCS = 5
 SUBNETS_PER_VPC = 10
@@ -152,7 +153,7 @@ def pods(shape: Shape) -> Iterator[dict[str, Any]]:
         for j in range(shape.pods_per_namespace):
             yield {"apiVersion": "v1", "kind": "Pod",
                    "metadata": _meta(f"pod{j}", ns, labels={"app": f"pod{j}"}, annotations={
-                       naming.ANN_IP: pod_ip(shape, n, j), naming.ANN_MAC: pod_mac(n, j)}),
+                       keys.ANN_IP: pod_ip(shape, n, j), keys.ANN_MAC: pod_mac(n, j)}),
                    "spec": {"nodeName": f"node{j % 3}",
                             "containers": [{"name": "c", "image": "pause",
                                             "ports": [{"containerPort": TARGET_PORT}]}]},
@@ -178,8 +179,8 @@ def endpoint_slice(shape: Shape, i: int, version: int = 0) -> dict[str, Any]:
                  for j in sorted(endpoint_pods(shape, i, version))]
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": _meta(f"{service_name(i)}-bench", ns, labels={
-                "kubernetes.io/service-name": service_name(i),
-                "endpointslice.kubernetes.io/managed-by": SLICE_MANAGER}),
+                keys.SERVICE_NAME_LABEL: service_name(i),
+                keys.SLICE_MANAGED_BY: SLICE_MANAGER}),
             "addressType": "IPv4", "endpoints": endpoints,
             "ports": [{"name": "", "port": TARGET_PORT, "protocol": "TCP"}]}
 

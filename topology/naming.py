@@ -1,8 +1,9 @@
 """Every OVN NB row name and external_ids key the controller writes.
 
 Nothing else in the project spells an NB name or an external_ids key: builders, the apply
-engine, the CLI `inspect` command, the lab CNI and the tests all come here. `ovn-nbctl show`
-must read naturally, so names say what a row is for.
+engine, the CLI `inspect` command, the lab CNI and the tests all come here (Kubernetes-side
+keys: annotations, labels, finalizers, conditions, are in ycloud_controller/keys.py).
+`ovn-nbctl show` must read naturally, so names say what a row is for.
 
 Reserved prefixes: Load_Balancer_Group has no external_ids column, so the controller recognises
 its own groups by the prefix `LB_GROUP_PREFIX` (and only deletes such a group when no row that
@@ -51,17 +52,6 @@ def is_our_key(key: str) -> bool:
     """An external_ids key the controller writes; other keys (an operator's) are left alone,
     also on the controller's own rows."""
     return key.startswith(IDS_PREFIX)
-
-# -- Kubernetes-side annotations the controller writes on pods (the CNI contract) -------------
-ANNOTATION_PREFIX = "ycloud.io/"
-ANN_SUBNET = "ycloud.io/subnet"
-ANN_IP = "ycloud.io/ip_address"
-ANN_MAC = "ycloud.io/mac_address"
-ANN_SWITCH = "ycloud.io/logical_switch"
-ANN_GATEWAY = "ycloud.io/gateway"
-ANN_CIDR = "ycloud.io/cidr"
-ANN_EIP_POOL = "ycloud.io/eip-pool"
-ANN_EIP = "ycloud.io/eip"
 
 # -- fixed names ------------------------------------------------------------------------------
 DEFAULT_VPC = "ovn-cluster"

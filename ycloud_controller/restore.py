@@ -14,6 +14,7 @@ import structlog
 
 from topology import naming
 from topology.nbsync.client import NbClient
+from ycloud_controller import keys
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.network import NetworkModel
 
@@ -35,8 +36,8 @@ def from_annotations(ipam: Ipam, pods: list[dict[str, Any]]) -> int:
     for pod in pods:
         md = pod.get("metadata") or {}
         ann = md.get("annotations") or {}
-        subnet, ips, mac = ann.get(naming.ANN_SWITCH), ann.get(naming.ANN_IP), \
-            ann.get(naming.ANN_MAC)
+        subnet, ips, mac = ann.get(keys.ANN_SWITCH), ann.get(keys.ANN_IP), \
+            ann.get(keys.ANN_MAC)
         if not (subnet and ips and mac):
             continue
         owner = f"Pod/{md.get('namespace')}/{md.get('name')}"

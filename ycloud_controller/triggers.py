@@ -10,13 +10,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ycloud_controller import keys
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
+from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
-from ycloud_controller.reconcilers.ysvc import LABEL as YSVC_LABEL
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -78,7 +79,7 @@ class Triggers:
                            if old.subnets.get(n) != new.subnets.get(n)}
         for pod in self.stores["Pod"].list():
             ns = meta(pod).get("namespace")
-            sub = (meta(pod).get("annotations") or {}).get("ycloud.io/logical_switch")
+            sub = (meta(pod).get("annotations") or {}).get(keys.ANN_SWITCH)
             if ns in changed_ns or sub in changed_subnets or sub is None:
                 self.enqueue(("Pod", key_of(pod)))
         for vnic in self.stores["Vnic"].list():
@@ -117,7 +118,7 @@ class Triggers:
             return
         if kind == "EndpointSlice":
             labels = meta(obj).get("labels") or {}
-            svc = labels.get("kubernetes.io/service-name")
+            svc = labels.get(keys.SERVICE_NAME_LABEL)
             if svc:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
             if event == "ADDED" and labels.get(YSVC_LABEL):

@@ -37,10 +37,11 @@ from tests.functional.test_controller import running
 from topology import naming
 from topology.model import ROW_TYPES
 from topology.nbsync.client import NbClient
+from ycloud_controller import keys
 from ycloud_controller.controller import Controller
+from ycloud_controller.keys import NETWORK_READY, READY
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.errors import AlreadyExists
-from ycloud_controller.reconcilers.base import NETWORK_READY, READY
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "manifests" / "examples"
@@ -425,7 +426,7 @@ def test_selector_matching_thousands_of_pods(fake: FakeKube, sandbox: Sandbox,
     with running(fake, sandbox, emulate=True, wait_synced=True) as ctl:
         def placed() -> int:
             pods, _ = fake.store.list(res.PODS, "crowd", copy=False)
-            return sum(1 for p in pods if naming.ANN_IP in (p["metadata"].get("annotations")
+            return sum(1 for p in pods if keys.ANN_IP in (p["metadata"].get("annotations")
                                                             or {}))
         wait_for(lambda: placed() == CROWD, timeout=DEADLINE, what=f"{CROWD} pods placed")
         fake.store.create(res.YUSURSERVICES, {

@@ -17,6 +17,7 @@ from tests.functional.conftest import find, nb_db_file
 from tests.functional.ctlrun import handled_everything
 from topology import naming
 from topology.nbsync.client import NbClient
+from ycloud_controller import keys
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
@@ -83,12 +84,12 @@ def test_pods_get_ports_and_cni_annotations(fake: FakeKube, sandbox: Sandbox,
     with running(fake, sandbox):
         wait_for(lambda: "web-1.default" in port_names(sandbox), timeout=15, what="pod port")
         ann = wait_for(lambda: (fake.store.get(res.PODS, "web-1", "default")["metadata"]
-                                .get("annotations") or {}).get(naming.ANN_IP), timeout=10)
+                                .get("annotations") or {}).get(keys.ANN_IP), timeout=10)
         got = fake.store.get(res.PODS, "web-1", "default")["metadata"]["annotations"]
-        assert got[naming.ANN_SWITCH] == "ovn-default"
-        assert got[naming.ANN_GATEWAY] == "10.16.0.1"
+        assert got[keys.ANN_SWITCH] == "ovn-default"
+        assert got[keys.ANN_GATEWAY] == "10.16.0.1"
         row = find(sandbox, "Logical_Switch_Port", "name=web-1.default")[0]
-        assert row["addresses"] == f"{got[naming.ANN_MAC]} {ann}"
+        assert row["addresses"] == f"{got[keys.ANN_MAC]} {ann}"
         assert row["external_ids"][naming.NODE] == "node1"
         # deleting the pod removes its port
         fake.store.delete(res.PODS, "web-1", "default")
@@ -165,7 +166,7 @@ def test_ipam_never_duplicates_under_concurrent_creations(fake: FakeKube, sandbo
 
         def annotated() -> list[str]:
             pods, _ = fake.store.list(res.PODS, "default")
-            ips = [(p["metadata"].get("annotations") or {}).get(naming.ANN_IP) for p in pods]
+            ips = [(p["metadata"].get("annotations") or {}).get(keys.ANN_IP) for p in pods]
             return ips if all(ips) and len(ips) == 200 else []
         ips = wait_for(annotated, timeout=60, what="200 pods annotated")
         assert len(set(ips)) == 200

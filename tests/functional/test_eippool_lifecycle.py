@@ -9,9 +9,9 @@ from ovn_sandbox import Sandbox
 from tests.functional.conftest import find
 from tests.functional.test_controller import running
 from topology.nbsync.client import NbClient
+from ycloud_controller.keys import EIPPOOL_FINALIZER
 from ycloud_controller.kube import resources as res
 from ycloud_controller.kube.errors import NotFound
-from ycloud_controller.reconcilers.eippool import FINALIZER
 
 POOL = {"apiVersion": "iaas.yusur.io/v1", "kind": "EipPool", "metadata": {"name": "p1"},
         "spec": {"cidr": "172.30.0.0/24", "gateway": "172.30.0.1", "uplinkIP": "172.30.0.2",
@@ -34,7 +34,7 @@ def test_pool_in_use_is_kept_until_its_last_service_goes(fake: FakeKube, sandbox
     with running(fake, sandbox):
         wait_for(lambda: find(sandbox, "Load_Balancer", "name=Service_default/lb_TCP_eip"),
                  timeout=15, what="EIP LB")
-        wait_for(lambda: FINALIZER in (fake.store.get(res.EIPPOOLS, "p1")["metadata"]
+        wait_for(lambda: EIPPOOL_FINALIZER in (fake.store.get(res.EIPPOOLS, "p1")["metadata"]
                                        .get("finalizers") or []), timeout=10)
         fake.store.delete(res.EIPPOOLS, "p1")
         blocked = wait_for(lambda: condition(fake.store.get(res.EIPPOOLS, "p1")).get(

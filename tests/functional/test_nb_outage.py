@@ -30,8 +30,8 @@ from ovn_sandbox import Sandbox, pid_alive
 from tests.functional import nbcheck
 from tests.functional.conftest import find
 from tests.functional.ctlrun import controller
-from topology import naming
 from topology.model import Owner
+from ycloud_controller import keys
 from ycloud_controller.kube import resources as res
 
 NS = "default"
@@ -221,7 +221,7 @@ def test_kube_api_errors_back_off_and_recover(fake: FakeKube, box: Sandbox,
         wait_for(lambda: nb_matches(box, cluster), timeout=90, interval=0.2,
                  what="NB as the cluster after the API errors")
         late = wait_for(lambda: (fake.store.get(res.PODS, "late", NS)["metadata"]
-                                 .get("annotations") or {}).get(naming.ANN_IP),
+                                 .get("annotations") or {}).get(keys.ANN_IP),
                         timeout=30, what="the late pod's annotations despite PATCH errors")
         assert late
         requests = fake.requests[mark:]

@@ -14,9 +14,9 @@ from topology import naming
 from topology.nbsync.client import NbClient
 from ycloud_controller import sync_support
 from ycloud_controller.controller import Controller
+from ycloud_controller.keys import NETWORK_READY
 from ycloud_controller.kube import resources as res
 from ycloud_controller.memkube.store import MemoryStore
-from ycloud_controller.reconcilers.base import NETWORK_READY
 
 
 def backends(sandbox: Sandbox, i: int) -> str:

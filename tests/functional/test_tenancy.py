@@ -32,8 +32,8 @@ from tests.functional.test_bad_input import (
     warnings,
 )
 from tests.functional.test_controller import running
-from topology import naming
 from topology.nbsync.client import NbClient
+from ycloud_controller import keys
 from ycloud_controller.kube import resources as res
 
 GROUP = "iaas.yusur.io/v1"
@@ -106,7 +106,7 @@ def addresses(fake: FakeKube, kind: str, ns: str, name: str) -> set[str]:
     """The addresses the controller gave a pod (annotation) or a Vnic (status)."""
     if kind == "Pod":
         obj = fake.store.get(res.PODS, name, ns)
-        ips = (obj["metadata"].get("annotations") or {}).get(naming.ANN_IP, "")
+        ips = (obj["metadata"].get("annotations") or {}).get(keys.ANN_IP, "")
         return {ip for ip in ips.split(",") if ip}
     status = fake.store.get(res.VNICS, name, ns).get("status") or {}
     return {ip for ip in str(status.get("ip", "")).split(",") if ip} | set(
@@ -189,9 +189,9 @@ def test_a_pod_cannot_take_another_vpcs_subnet_by_annotation(placed: FakeKube,
                                                              sandbox: Sandbox,
                                                              nb: NbClient) -> None:
     fake = placed
-    intruders = [pod("intruder", "ns-vpc1", {naming.ANN_SUBNET: "subnet3"}),
-                 pod("intruder", "ns-vpc3", {naming.ANN_SUBNET: "subnet1"}),
-                 pod("intruder", "default", {naming.ANN_SUBNET: "subnet4"}),
+    intruders = [pod("intruder", "ns-vpc1", {keys.ANN_SUBNET: "subnet3"}),
+                 pod("intruder", "ns-vpc3", {keys.ANN_SUBNET: "subnet1"}),
+                 pod("intruder", "default", {keys.ANN_SUBNET: "subnet4"}),
                  {**vnic("intruder", "ns-vpc2", "subnet4")}]
     create(fake, intruders)
     with running(fake, sandbox, emulate=True, wait_synced=True) as ctl:
@@ -221,7 +221,7 @@ def test_a_subnet_that_lists_the_namespace_lets_the_pod_in(placed: FakeKube, san
     fake.store.create(res.SUBNETS, {
         "apiVersion": GROUP, "kind": "Subnet", "metadata": {"name": "subnet5"},
         "spec": {"vpc": "vpc2", "cidrBlock": "10.2.5.0/24", "namespaces": ["ns-vpc1"]}})
-    fake.store.create(res.PODS, pod("guest", "ns-vpc1", {naming.ANN_SUBNET: "subnet5"}))
+    fake.store.create(res.PODS, pod("guest", "ns-vpc1", {keys.ANN_SUBNET: "subnet5"}))
     with running(fake, sandbox, emulate=True, wait_synced=True):
         wait_for(lambda: condition(fake.store.get(res.SUBNETS, "subnet5")), timeout=DEADLINE)
         assert condition(fake.store.get(res.SUBNETS, "subnet5"))["status"] == "True", \

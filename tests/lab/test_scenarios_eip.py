@@ -26,6 +26,7 @@ from ycloud_lab.scenarios import (
 )
 
 from topology import naming
+from ycloud_controller import keys
 from ycloud_controller.kube import resources as res
 
 from .conftest import Examples, chassis_of, service, wait_deleted, wait_vip
@@ -61,7 +62,7 @@ def test_eip_of_a_deleted_service_stops_answering(examples: Examples) -> None:
     lab, eip = examples.lab, "172.18.0.70"
     svc = service("tmp-eip", "ns-vpc1", "10.96.10.14", {"app": "web"}, type="LoadBalancer",
                   loadBalancerIP=eip, allocateLoadBalancerNodePorts=False)
-    svc["metadata"]["annotations"] = {naming.ANN_EIP_POOL: POOL}
+    svc["metadata"]["annotations"] = {keys.ANN_EIP_POOL: POOL}
     check = Check("tmp-eip", "3 EIP, one VPC", EXT_HOST, Target(eip), "tcp", 80, WEB)
     examples.backend.create(res.SERVICES, svc)
     try:

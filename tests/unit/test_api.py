@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
+from ycloud_controller import keys
 from ycloud_controller.api import common
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.eippool import parse_eippool
 from ycloud_controller.api.service import (
     DEFAULT_AFFINITY_TIMEOUT,
-    HEALTH_ANNOTATION,
-    VPC_ANNOTATION,
     HealthCheck,
     ServicePort,
     parse_health,
@@ -350,8 +349,8 @@ def test_service_client_ip_affinity():
 def test_service_annotations():
     view = parse_service(svc({"type": "LoadBalancer", "clusterIP": "10.96.0.10",
                               "ports": [{"port": 80}], "loadBalancerIP": "192.168.100.9"},
-                             {"ycloud.io/eip-pool": "p1", VPC_ANNOTATION: "v1,v2",
-                              HEALTH_ANNOTATION: json.dumps({"interval": 2})}))
+                             {"ycloud.io/eip-pool": "p1", keys.ANN_VPC: "v1,v2",
+                              keys.ANN_HEALTH_CHECK: json.dumps({"interval": 2})}))
     assert view.load_balancer_ip == ip_address("192.168.100.9")
     assert view.eip_pool == "p1"
     assert view.vpcs == ("v1", "v2")
@@ -402,7 +401,7 @@ def test_parse_health():
 
 def test_service_bad_health_annotation():
     assert reason(parse_service, svc({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]},
-                                     {HEALTH_ANNOTATION: "{"})) == "InvalidHealthCheck"
+                                     {keys.ANN_HEALTH_CHECK: "{"})) == "InvalidHealthCheck"
 
 
 def test_service_bad_ips():

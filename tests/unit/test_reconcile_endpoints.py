@@ -6,17 +6,14 @@ from typing import Any
 
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
-from topology import naming
 from topology.model import Owner
+from ycloud_controller import keys
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.config import Config
+from ycloud_controller.keys import SLICE_EMULATOR, SLICE_MANAGED_BY
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import DeleteEffect, Outcome, PatchEffect, UpsertEffect
-from ycloud_controller.reconcilers.endpoints import (
-    EMULATOR,
-    MANAGED_BY,
-    reconcile_endpoints,
-)
+from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
 from ycloud_controller.reconcilers.service import reconcile_service
 
 WEB = {"app": "web"}
@@ -25,7 +22,7 @@ WEB = {"app": "web"}
 def web_pod(name: str, ip: str | None, switch: str | None = Config().default_subnet.name,
             **kw: Any) -> dict[str, Any]:
     """A pod the controller placed on `switch` (its annotations) with address `ip`."""
-    ann = {naming.ANN_IP: ip, **({naming.ANN_SWITCH: switch} if switch else {})} if ip else None
+    ann = {keys.ANN_IP: ip, **({keys.ANN_SWITCH: switch} if switch else {})} if ip else None
     return f.pod(name, labels=kw.pop("labels", WEB), annotations=ann, **kw)
 
 
@@ -108,13 +105,13 @@ def test_slices_from_selected_pods():
         web_pod("no-ip", None), web_pod("done", "10.16.0.7", phase="Succeeded"),
         web_pod("other", "10.16.0.8", labels={"app": "db"}),
         f.pod("elsewhere", namespace="ns2", labels=WEB,
-              annotations={naming.ANN_IP: "10.16.0.9"}),
+              annotations={keys.ANN_IP: "10.16.0.9"}),
         web_pod("slow", "10.16.0.10", ready=False))
     out = run(c)
     (sl,) = upserts(out)
     assert sl["metadata"]["namespace"] == "default"
     assert sl["metadata"]["labels"] == {"kubernetes.io/service-name": "web",
-                                        MANAGED_BY: EMULATOR}
+                                        SLICE_MANAGED_BY: SLICE_EMULATOR}
     assert sl["addressType"] == "IPv4"
     assert sl["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
     got = {e["addresses"][0]: e["conditions"]["ready"] for e in sl["endpoints"]}
@@ -167,9 +164,9 @@ def test_unchanged_slices_are_not_rewritten_and_stale_ones_deleted():
     apply(c, run(c))
     assert run(c).effects == []
     # an emulated slice nobody wants any more is deleted; slices of others are not touched
-    c.add(f.endpoint_slice("web", [], name="web-stale", labels={MANAGED_BY: EMULATOR}),
+    c.add(f.endpoint_slice("web", [], name="web-stale", labels={SLICE_MANAGED_BY: SLICE_EMULATOR}),
           f.endpoint_slice("web", [], name="web-mirror",
-                           labels={MANAGED_BY: "endpointslice-controller.k8s.io"}))
+                           labels={SLICE_MANAGED_BY: "endpointslice-controller.k8s.io"}))
     assert run(c).effects == [DeleteEffect(res.ENDPOINTSLICES, "web-stale", "default")]
 
 
@@ -193,7 +190,7 @@ def test_selectorless_service_gets_no_emulated_slices():
     c = Cluster(emulate=True).add(f.service("web", cluster_ips=["10.96.0.10"]),
                                   web_pod("a", "10.16.0.5"),
                                   f.endpoint_slice("web", [f.endpoint("10.16.0.5")],
-                                                   labels={MANAGED_BY: "ycloud-controller"}))
+                                                   labels={SLICE_MANAGED_BY: "ycloud-controller"}))
     assert run(c).effects == []
 
 

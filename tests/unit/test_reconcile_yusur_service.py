@@ -8,10 +8,11 @@ from typing import Any
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
 from ycloud_controller.api.common import key_of
+from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import DeleteEffect, StatusEffect, UpsertEffect
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.ysvc import LABEL, reconcile_yusur_service
+from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
 
 
 def ysvc(name: str = "web") -> dict[str, Any]:
@@ -48,7 +49,7 @@ def test_reconciled_before_a_users_service_was_seen_its_children_are_deleted() -
     store_effects(c, [e for e in first.effects if not (isinstance(e, UpsertEffect)
                                                        and e.resource is res.SERVICES)])
     slices = [key_of(o) for o in c.stores["EndpointSlice"].list()]
-    assert slices and all(o["metadata"]["labels"][LABEL] == "web"
+    assert slices and all(o["metadata"]["labels"][YSVC_LABEL] == "web"
                           for o in c.stores["EndpointSlice"].list())
     c.add(f.service("web", cluster_ips=["10.96.50.1"]))  # the user's, now seen
     out = reconcile_yusur_service(c.ctx, "default/web")

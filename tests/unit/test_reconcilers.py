@@ -21,13 +21,14 @@ from topology.model import (
     Owner,
     StaticRoute,
 )
-from ycloud_controller.api.service import HEALTH_ANNOTATION, VPC_ANNOTATION
+from ycloud_controller import keys
 from ycloud_controller.config import Config, SubnetConfig
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import EventEffect, Outcome, PatchEffect, StatusEffect
+from ycloud_controller.reconcilers.lb_config import hairpin_ips
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.service import hairpin_ips, reconcile_service
+from ycloud_controller.reconcilers.service import reconcile_service
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
 
@@ -176,9 +177,9 @@ def test_pod_in_default_subnet():
     ids = row.external_ids()
     assert ids[naming.NODE] == "n1" and ids[naming.ROLE] == "pod"
     assert ids[naming.MTU] == "1400" and ids[naming.GATEWAY] == "10.16.0.1"
-    assert patch(out) == {naming.ANN_IP: "10.16.0.2", naming.ANN_MAC: "0a:58:0a:10:00:02",
-                          naming.ANN_SWITCH: "ovn-default", naming.ANN_GATEWAY: "10.16.0.1",
-                          naming.ANN_CIDR: "10.16.0.0/16"}
+    assert patch(out) == {keys.ANN_IP: "10.16.0.2", keys.ANN_MAC: "0a:58:0a:10:00:02",
+                          keys.ANN_SWITCH: "ovn-default", keys.ANN_GATEWAY: "10.16.0.1",
+                          keys.ANN_CIDR: "10.16.0.0/16"}
     (p,) = [e for e in out.effects if isinstance(e, PatchEffect)]
     assert (p.resource, p.name, p.namespace) == (res.PODS, "web-0", "default")
     assert c.ipam.get("Pod/default/web-0").ips == (ip_address("10.16.0.2"),)
@@ -192,13 +193,13 @@ def test_pod_annotations_patched_only_when_different():
     assert patch(second) is None
     assert pod_port(second) == pod_port(first)
     # a changed annotation is put back
-    c.annotate("Pod", "default/web-0", {naming.ANN_GATEWAY: "10.16.0.99"})
+    c.annotate("Pod", "default/web-0", {keys.ANN_GATEWAY: "10.16.0.99"})
     assert patch(reconcile_pod(c.ctx, "default/web-0")) == patch(first)
 
 
 def test_pod_requests_subnet_by_annotation():
     c = Cluster().add(f.subnet("s1", "10.1.0.0/24"),
-                      f.pod("web-0", annotations={naming.ANN_SUBNET: "s1"})).sync_subnets()
+                      f.pod("web-0", annotations={keys.ANN_SUBNET: "s1"})).sync_subnets()
     row = pod_port(reconcile_pod(c.ctx, "default/web-0"))
     assert row.switch == "s1" and row.addresses == ("0a:58:0a:01:00:02 10.1.0.2",)
 
@@ -233,7 +234,7 @@ def test_pod_may_not_use_another_vpcs_subnet():
     c = Cluster().add(f.vpc("v1", namespaces=["t1"]),
                       f.subnet("s-v1", "10.1.0.0/24", vpc="v1"),
                       f.pod("p", namespace="intruder",
-                            annotations={naming.ANN_SUBNET: "s-v1"})).sync_subnets()
+                            annotations={keys.ANN_SUBNET: "s-v1"})).sync_subnets()
     out = reconcile_pod(c.ctx, "intruder/p")
     assert out.rows == {Owner("Pod", "intruder/p"): None}
     assert out.invalid.reason == "SubnetNotAllowed"
@@ -246,7 +247,7 @@ def test_pod_may_not_use_the_sticky_annotation_to_enter_another_vpc():
     c = Cluster().add(f.vpc("v1", namespaces=["t1"]),
                       f.subnet("s-v1", "10.1.0.0/24", vpc="v1"),
                       f.pod("p", namespace="intruder",
-                            annotations={naming.ANN_SWITCH: "s-v1"})).sync_subnets()
+                            annotations={keys.ANN_SWITCH: "s-v1"})).sync_subnets()
     out = reconcile_pod(c.ctx, "intruder/p")
     assert out.rows == {Owner("Pod", "intruder/p"): None}
     assert out.invalid.reason == "SubnetNotAllowed"
@@ -254,7 +255,7 @@ def test_pod_may_not_use_the_sticky_annotation_to_enter_another_vpc():
 
 @pytest.mark.parametrize("subnet", ["nope", "subnet0"])
 def test_pod_requests_unknown_or_join_subnet(subnet):
-    c = Cluster().add(f.pod("web-0", annotations={naming.ANN_SUBNET: subnet})).sync_subnets()
+    c = Cluster().add(f.pod("web-0", annotations={keys.ANN_SUBNET: subnet})).sync_subnets()
     out = reconcile_pod(c.ctx, "default/web-0")
     assert out.invalid.reason == "UnknownSubnet"
     assert out.rows == {POD: None}
@@ -283,26 +284,26 @@ def test_pod_keeps_the_subnet_nb_records_for_it_without_its_annotations():
 
 
 def test_sticky_subnet_that_is_gone_is_replaced():
-    c = Cluster().add(f.pod("web-0", annotations={naming.ANN_SWITCH: "gone",
-                                                  naming.ANN_IP: "10.9.0.5"})).sync_subnets()
+    c = Cluster().add(f.pod("web-0", annotations={keys.ANN_SWITCH: "gone",
+                                                  keys.ANN_IP: "10.9.0.5"})).sync_subnets()
     out = reconcile_pod(c.ctx, "default/web-0")
     assert pod_port(out).switch == "ovn-default"
-    assert patch(out)[naming.ANN_IP] == "10.16.0.2"  # the old address is outside: a new one
+    assert patch(out)[keys.ANN_IP] == "10.16.0.2"  # the old address is outside: a new one
 
 
 def test_pod_requested_address_and_mac():
-    c = Cluster().add(f.pod("web-0", annotations={naming.ANN_IP: "10.16.0.50",
-                                                  naming.ANN_MAC: "0a:00:00:00:00:50"})
+    c = Cluster().add(f.pod("web-0", annotations={keys.ANN_IP: "10.16.0.50",
+                                                  keys.ANN_MAC: "0a:00:00:00:00:50"})
                       ).sync_subnets()
     out = reconcile_pod(c.ctx, "default/web-0")
     assert pod_port(out).addresses == ("0a:00:00:00:00:50 10.16.0.50",)
     ann = patch(out)
-    assert (ann[naming.ANN_IP], ann[naming.ANN_MAC]) == ("10.16.0.50", "0a:00:00:00:00:50")
+    assert (ann[keys.ANN_IP], ann[keys.ANN_MAC]) == ("10.16.0.50", "0a:00:00:00:00:50")
 
 
 def test_pod_requested_address_in_use():
-    c = Cluster().add(f.pod("a", annotations={naming.ANN_IP: "10.16.0.50"}),
-                      f.pod("b", annotations={naming.ANN_IP: "10.16.0.50"})).sync_subnets()
+    c = Cluster().add(f.pod("a", annotations={keys.ANN_IP: "10.16.0.50"}),
+                      f.pod("b", annotations={keys.ANN_IP: "10.16.0.50"})).sync_subnets()
     assert pod_port(reconcile_pod(c.ctx, "default/a"), Owner("Pod", "default/a"))
     out = reconcile_pod(c.ctx, "default/b")
     assert out.rows == {Owner("Pod", "default/b"): None}
@@ -349,9 +350,9 @@ def test_dual_stack_pod():
     out = reconcile_pod(c.ctx, "default/web-0")
     assert pod_port(out).addresses == ("0a:58:0a:10:00:02 10.16.0.2 fd16::2",)
     ann = patch(out)
-    assert ann[naming.ANN_IP] == "10.16.0.2,fd16::2"
-    assert ann[naming.ANN_GATEWAY] == "10.16.0.1,fd16::1"
-    assert ann[naming.ANN_CIDR] == "10.16.0.0/16,fd16::/112"
+    assert ann[keys.ANN_IP] == "10.16.0.2,fd16::2"
+    assert ann[keys.ANN_GATEWAY] == "10.16.0.1,fd16::1"
+    assert ann[keys.ANN_CIDR] == "10.16.0.0/16,fd16::/112"
 
 
 def test_pod_port_refused_by_nb_reports_event():
@@ -491,12 +492,12 @@ def test_not_ready_and_terminating_endpoints():
 
 
 def test_health_checked_service_keeps_not_ready_backends_and_maps_them():
-    c = Cluster().add(f.pod("web-0", annotations={naming.ANN_IP: "10.16.0.5"}),
-                      f.pod("web-1", annotations={naming.ANN_IP: "10.16.0.6"})).sync_subnets()
+    c = Cluster().add(f.pod("web-0", annotations={keys.ANN_IP: "10.16.0.5"}),
+                      f.pod("web-1", annotations={keys.ANN_IP: "10.16.0.6"})).sync_subnets()
     reconcile_pod(c.ctx, "default/web-0")
     reconcile_pod(c.ctx, "default/web-1")
     c.add(f.service("web", cluster_ips=["10.96.0.10"],
-                    annotations={HEALTH_ANNOTATION: '{"interval": 2, "failureCount": 2}'}),
+                    annotations={keys.ANN_HEALTH_CHECK: '{"interval": 2, "failureCount": 2}'}),
           f.endpoint_slice("web", [f.endpoint("10.16.0.5"),
                                    f.endpoint("10.16.0.6", ready=False),
                                    f.endpoint("10.16.0.7")]))  # no port of ours: no mapping
@@ -571,14 +572,14 @@ def test_service_in_vpc_namespace_uses_the_vpc_group():
 
 def test_service_vpc_from_annotation():
     c = Cluster().add(f.vpc("v2"), f.service("web", cluster_ips=["10.96.0.10"],
-                                             annotations={VPC_ANNOTATION: "v2"}))
+                                             annotations={keys.ANN_VPC: "v2"}))
     lb = only(rows_of(reconcile_service(c.ctx, "default/web"), SVC), LoadBalancer)
     assert lb.groups == ("vpc-v2",)
 
 
 def test_service_of_unknown_vpc_is_invalid():
     c = Cluster().add(f.service("web", cluster_ips=["10.96.0.10"],
-                                annotations={VPC_ANNOTATION: "nope"}))
+                                annotations={keys.ANN_VPC: "nope"}))
     out = reconcile_service(c.ctx, "default/web")
     assert out.rows == {SVC: None}
     assert out.invalid.reason == "UnknownVPC"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 from ycloud_controller.config import Config
+from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.kube.resources import PODS
 from ycloud_controller.reconcilers.base import PatchEffect
-from ycloud_controller.reconcilers.ysvc import LABEL as YSVC_LABEL
 from ycloud_controller.triggers import Key, Triggers
 
 KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Vpc", "Subnet", "EipPool",

@@ -9,8 +9,10 @@ black-holing, because every LB carries options:reject=true.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from topology import naming
 from topology.builders.common import is_ipv4
 from topology.model import HealthCheck, LoadBalancer, Owner, Row, fmap
 
@@ -81,4 +83,76 @@ def build_lb(spec: LbSpec) -> list[Row]:
                      "success_count": h.success, "failure_count": h.failure})
         rows += [HealthCheck(lb=spec.name, vip=v.key, options=opts, **common)
                  for v in spec.vips if v.backends]
+    return rows
+
+
+# -- a service's LB configurations, and the rows of one placement ------------------------------
+SCOPE_CLUSTER = "cluster"  # VIPs reached inside the VPC: ClusterIPs, externalIPs (and the EIP)
+SCOPE_EIP = "eip"  # the EIP as the external network reaches it
+
+
+@dataclass(frozen=True)
+class LBConfig:
+    """What one Load_Balancer of a service carries, wherever it is placed: its protocol, its
+    VIPs with their backends, health checks and options. A service has one per protocol and
+    scope (reconcilers/lb_config.py computes them)."""
+
+    scope: str  # SCOPE_CLUSTER | SCOPE_EIP
+    protocol: str  # TCP | UDP | SCTP
+    vips: tuple[Vip, ...]
+    health: Health | None = None
+    affinity_timeout: int | None = None
+    hairpin_snat_ip: str | None = None
+
+    def backend_ips(self) -> set[str]:
+        return {ip for v in self.vips for ip, _ in v.backends}
+
+
+@dataclass(frozen=True)
+class LbPlacement:
+    """Where a service's LBs of one scope go: a VPC's LB group (ClusterIPs), or directly on a
+    router (the EIP LB on the VPC router, or on the pool's service gateway)."""
+
+    scope: str
+    vpc: str | None
+    groups: tuple[str, ...] = ()
+    routers: tuple[str, ...] = ()
+    ids: tuple[tuple[str, str], ...] = ()  # external_ids after ycloud.io/service
+
+    @classmethod
+    def vpc_group(cls, vpc: str) -> LbPlacement:
+        return cls(SCOPE_CLUSTER, vpc, groups=(naming.lb_group(vpc),))
+
+    @classmethod
+    def vpc_router(cls, vpc: str, pool: str, eip: str) -> LbPlacement:
+        return cls(SCOPE_EIP, vpc, routers=(naming.router(vpc),), ids=_eip_ids(pool, eip))
+
+    @classmethod
+    def service_gateway(cls, pool: str, eip: str) -> LbPlacement:
+        return cls(SCOPE_EIP, None, routers=(naming.service_gateway(pool),),
+                   ids=_eip_ids(pool, eip))
+
+
+def _eip_ids(pool: str, eip: str) -> tuple[tuple[str, str], ...]:
+    return ((naming.POOL, pool), (naming.EIP, eip))
+
+
+def lb_rows(namespace: str, name: str, owner: Owner, configs: Iterable[LBConfig],
+            placement: LbPlacement, mappings: Mapping[str, str] | None = None) -> list[Row]:
+    """The Load_Balancer (+ health check) rows of the configs of `placement`'s scope.
+    `mappings`: backend ip -> 'port:source' for OVN health checks (the backends we have a
+    port for); each LB carries those of its own backends."""
+    rows: list[Row] = []
+    ids = ((naming.SERVICE, f"{namespace}/{name}"), *placement.ids)
+    for cfg in sorted((c for c in configs if c.scope == placement.scope),
+                      key=lambda c: c.protocol):
+        found = mappings or {}
+        ip_port = tuple(sorted((ip, found[ip]) for ip in cfg.backend_ips() if ip in found)) \
+            if cfg.health else ()
+        rows += build_lb(LbSpec(
+            name=naming.service_lb(namespace, name, cfg.protocol, placement.scope),
+            owner=owner, vpc=placement.vpc, protocol=cfg.protocol, vips=cfg.vips,
+            groups=placement.groups, routers=placement.routers,
+            affinity_timeout=cfg.affinity_timeout, hairpin_snat_ip=cfg.hairpin_snat_ip,
+            health=cfg.health, ip_port_mappings=ip_port, extra_ids=ids))
     return rows

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from topology import naming
+from ycloud_controller import keys
 from ycloud_controller.api.common import (
     Invalid,
     IPAddress,
@@ -19,8 +19,6 @@ from ycloud_controller.api.common import (
 )
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-HEALTH_ANNOTATION = "ycloud.io/health-check"  # JSON HealthCheck, set by the YusurService owner
-VPC_ANNOTATION = "ycloud.io/vpc"  # VPC(s) of a Service owned by a YusurService (comma list)
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
 
@@ -128,8 +126,8 @@ def parse_service(obj: dict[str, Any]) -> ServiceView:
         cfg = ((s.get("sessionAffinityConfig") or {}).get("clientIP") or {})
         affinity = int_field(cfg.get("timeoutSeconds"), "timeoutSeconds", 1, 86400,
                              DEFAULT_AFFINITY_TIMEOUT)
-    lb_ip = ann.get(naming.ANN_EIP) or s.get("loadBalancerIP")
-    vpcs = tuple(v for v in str(ann.get(VPC_ANNOTATION, "")).split(",") if v)
+    lb_ip = ann.get(keys.ANN_EIP) or s.get("loadBalancerIP")
+    vpcs = tuple(v for v in str(ann.get(keys.ANN_VPC, "")).split(",") if v)
     return ServiceView(
         namespace=namespace_of(obj) or "default", name=name_of(obj), type=stype,
         cluster_ips=cluster_ips,
@@ -137,6 +135,6 @@ def parse_service(obj: dict[str, Any]) -> ServiceView:
         ports=ports, affinity_timeout=affinity,
         publish_not_ready=bool(s.get("publishNotReadyAddresses")), headless=headless,
         load_balancer_ip=parse_ip(lb_ip, "loadBalancerIP") if lb_ip else None,
-        eip_pool=ann.get(naming.ANN_EIP_POOL),
-        health=parse_health(ann[HEALTH_ANNOTATION]) if ann.get(HEALTH_ANNOTATION) else None,
+        eip_pool=ann.get(keys.ANN_EIP_POOL),
+        health=parse_health(ann[keys.ANN_HEALTH_CHECK]) if ann.get(keys.ANN_HEALTH_CHECK) else None,
         vpcs=vpcs, lb_class=s.get("loadBalancerClass") or None)

@@ -1,6 +1,7 @@
 """What every reconciler shares: its context, its outcome, and the Kubernetes writes it asks for.
 
-A reconciler is called with one key and answers with an `Outcome`: the NB rows it wants per
+A reconciler (a `Reconciler`: the envelope every kind shares, written once here) is called
+with one key and answers with an `Outcome`: the NB rows it wants per
 owner (None: leave that owner's rows as they are, e.g. while its object is invalid), and the
 Kubernetes writes (`Effect`s: status, events, annotation patches, owned objects) the controller
 performs after NB accepted the rows. Reconcilers never write NB or Kubernetes themselves, so a
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from topology.model import Owner, Row
+from ycloud_controller import keys
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.config import Config
@@ -25,10 +27,6 @@ from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.resources import Resource
 from ycloud_controller.network import NetworkModel
 from ycloud_controller.precedence import Precedence
-
-READY = "Ready"
-# on core objects (Pods, Services) whose Ready belongs to someone else
-NETWORK_READY = "ycloud.io/NetworkReady"
 
 
 class NotReady(Exception):
@@ -45,7 +43,7 @@ class StatusEffect:
     ready: bool | None = None  # None: leave the condition alone
     reason: str = ""
     message: str = ""
-    condition: str = READY  # the condition type written
+    condition: str = keys.READY  # the condition type written
 
 
 @dataclass(frozen=True)
@@ -131,14 +129,14 @@ class Context:
 
 
 def _condition(resource: Resource) -> str:
-    return READY if resource.group == "iaas.yusur.io" else NETWORK_READY
+    return keys.READY if resource.group == "iaas.yusur.io" else keys.NETWORK_READY
 
 
 def ready_effects(resource: Resource, obj: dict[str, Any] | None, fields: dict[str, Any],
                   message: str = "reconciled") -> list[Effect]:
     if obj is None:
         return []
-    return [StatusEffect(resource, obj, fields, True, "Reconciled", message,
+    return [StatusEffect(resource, obj, fields, True, keys.REASON_RECONCILED, message,
                          _condition(resource))]
 
 
@@ -154,6 +152,83 @@ def invalid_effects(resource: Resource, obj: dict[str, Any] | None, exc: Invalid
 def refused_effects(resource: Resource,
                     obj: dict[str, Any] | None) -> Callable[[str], list[Effect]]:
     def build(message: str) -> list[Effect]:
-        return invalid_effects(resource, obj, Invalid("NBRefused", f"OVN NB refused the "
-                                                                   f"change: {message}"))
+        return invalid_effects(resource, obj, Invalid(keys.REASON_NB_REFUSED,
+                                                         f"OVN NB refused the change: {message}"))
     return build
+
+
+class Reconciler:
+    """The envelope of a reconciler: its kind (that of its `RESOURCE`), the owner of its rows,
+    the object read once from the store, what a deleted object leaves (`gone`: its rows
+    deleted), and a refused one (`Invalid` raised anywhere in `reconcile`: its rows left
+    alone, the Ready condition False with the reason, a Warning event). A kind keeps only its
+    own logic: `reconcile`, and where it differs, `absent` and `gone`. Instances hold no
+    state of their own: `reconcile_x = X()` is called as `reconcile_x(ctx, key)`."""
+
+    RESOURCE: ClassVar[Resource]
+    HAS_ROWS: ClassVar[bool] = True  # False: a kind that writes only to Kubernetes
+
+    @classmethod
+    def owner(cls, key: str) -> Owner:
+        return Owner(cls.RESOURCE.kind, key)
+
+    def __call__(self, ctx: Context, key: str) -> Outcome:
+        obj = ctx.store(self.RESOURCE.kind).get(key)
+        try:
+            if self.absent(ctx, key, obj):
+                return self.gone(ctx, key, obj)
+            return self.reconcile(ctx, key, obj)
+        except Invalid as exc:
+            return self.refuse(ctx, key, obj, exc)
+
+    def absent(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> bool:
+        """Whether the object asks for nothing (deleted, by default)."""
+        return obj is None
+
+    def gone(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        """Release what the object held: by default, its rows."""
+        return Outcome(rows=self._rows(key, []))
+
+    def reconcile(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        raise NotImplementedError
+
+    def refuse(self, ctx: Context, key: str, obj: dict[str, Any] | None,
+               exc: Invalid) -> Outcome:
+        """Bad input: rows left as they are, reported on the object, not retried."""
+        return Outcome(rows=self._rows(key, None), invalid=exc,
+                       effects=invalid_effects(self.RESOURCE, obj, exc))
+
+    def ready(self, key: str, obj: dict[str, Any] | None, rows: Sequence[Row],
+              status: dict[str, Any], message: str = "reconciled") -> Outcome:
+        """Rows to write, and Ready=True with `status` once NB took them (or a refusal)."""
+        return Outcome(rows={self.owner(key): rows},
+                       effects=ready_effects(self.RESOURCE, obj, status, message),
+                       on_refused=refused_effects(self.RESOURCE, obj))
+
+    def _rows(self, key: str, rows: Sequence[Row] | None) -> dict[Owner, Sequence[Row] | None]:
+        return {self.owner(key): rows} if self.HAS_ROWS else {}
+
+
+class PortReconciler(Reconciler):
+    """A kind whose objects hold addresses of a subnet (pods, Vnics, nodes): released when the
+    object is gone."""
+
+    def ipam_key(self, key: str) -> str:
+        return f"{self.RESOURCE.kind}/{key}"
+
+    def gone(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        ctx.ipam.release(self.ipam_key(key))
+        return super().gone(ctx, key, obj)
+
+
+class ModelReconciler(Reconciler):
+    """A kind the network model holds (Vpc, Subnet, EipPool): gone when the model has neither
+    a view of it nor an error for it (the configuration's VPC and subnets exist without an
+    object; an object being deleted but still in use stays in the model)."""
+
+    MODEL: ClassVar[str]  # the NetworkModel field holding its views: vpcs, subnets, pools
+
+    def absent(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> bool:
+        net = ctx.network()
+        views = getattr(net, self.MODEL)
+        return views.get(key) is None and net.error(self.RESOURCE.kind, key) is None

@@ -16,8 +16,8 @@ from topology.builders.service_gateway import (
     build_service_gateway,
     svcgw_transit_ip,
 )
-from topology.model import Owner
-from ycloud_controller.api.common import Invalid, key_of, overlaps
+from ycloud_controller import keys
+from ycloud_controller.api.common import Invalid, key_of, meta, overlaps
 from ycloud_controller.api.eippool import EipPoolView
 from ycloud_controller.api.service import ServiceView, parse_service
 from ycloud_controller.api.subnet import SubnetView
@@ -27,20 +27,12 @@ from ycloud_controller.network import NetworkModel
 from ycloud_controller.reconcilers.base import (
     Context,
     EventEffect,
+    ModelReconciler,
     Outcome,
     PatchEffect,
-    invalid_effects,
-    ready_effects,
-    refused_effects,
 )
 
 log = structlog.get_logger(__name__)
-KIND = "EipPool"
-FINALIZER = "ycloud.io/eippool-protection"
-
-
-def owner(name: str) -> Owner:
-    return Owner(KIND, name)
 
 
 def pool_subnet(pool: EipPoolView) -> SubnetView:
@@ -88,7 +80,7 @@ def ensure_pool(ctx: Context, view: EipPoolView) -> str:
     ctx.eips.set_subnet(pool_subnet(view))
     if view.uplink_ip is not None:
         return str(view.uplink_ip)
-    return str(ctx.eips.allocate(f"{KIND}/{view.name}", view.name).ips[0])
+    return str(ctx.eips.allocate(f"{res.EIPPOOLS.kind}/{view.name}", view.name).ips[0])
 
 
 def _links(ctx: Context, net: NetworkModel, pool: str,
@@ -133,57 +125,61 @@ def _links(ctx: Context, net: NetworkModel, pool: str,
     return links, refused
 
 
-def reconcile_eippool(ctx: Context, key: str) -> Outcome:
-    net = ctx.network()
-    obj = ctx.store(KIND).get(key)
-    err = net.error(KIND, key)
-    if err is not None:
-        return Outcome(rows={owner(key): None}, invalid=err,
-                       effects=invalid_effects(res.EIPPOOLS, obj, err))
-    view = net.pools.get(key)
-    md = (obj or {}).get("metadata") or {}
-    finalizers = list(md.get("finalizers") or [])
-    if view is None:  # deleted, or being deleted and no longer used (retired)
+class EipPoolReconciler(ModelReconciler):
+    RESOURCE = res.EIPPOOLS
+    MODEL = "pools"
+
+    def gone(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
         ctx.eips.remove_subnet(key)
         ctx.internal.release_pool(key)
-        effects = []
-        if obj is not None and FINALIZER in finalizers:
-            effects.append(PatchEffect(res.EIPPOOLS, key, None, {"metadata": {
-                "finalizers": [f for f in finalizers if f != FINALIZER]}}))
-        return Outcome(rows={owner(key): []}, effects=effects)
-    if md.get("deletionTimestamp"):
-        users = sorted(o.removeprefix("Service/") for o, a in ctx.eips.owners().items()
-                       if a.subnet == key and o.startswith("Service/"))
-        blocked = Invalid("DeletionBlocked", f"{len(users)} service(s) still use EIPs of this "
+        outcome = super().gone(ctx, key, obj)
+        finalizers = list(meta(obj or {}).get("finalizers") or [])
+        if obj is not None and keys.EIPPOOL_FINALIZER in finalizers:
+            outcome.effects.append(PatchEffect(res.EIPPOOLS, key, None, {"metadata": {
+                "finalizers": [f for f in finalizers if f != keys.EIPPOOL_FINALIZER]}}))
+        return outcome
+
+    def reconcile(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        net = ctx.network()
+        err = net.error(res.EIPPOOLS.kind, key)
+        if err is not None:
+            raise err
+        view = net.pools[key]
+        md = meta(obj or {})
+        finalizers = list(md.get("finalizers") or [])
+        if md.get("deletionTimestamp"):
+            users = sorted(o.removeprefix("Service/") for o, a in ctx.eips.owners().items()
+                           if a.subnet == key and o.startswith("Service/"))
+            raise Invalid("DeletionBlocked", f"{len(users)} service(s) still use EIPs of this "
                                              f"pool: {', '.join(users[:10])}")
-        return Outcome(rows={owner(key): None}, invalid=blocked,
-                       effects=invalid_effects(res.EIPPOOLS, obj, blocked))
-    try:
-        uplink = ensure_pool(ctx, view)
-    except IpamError as exc:
-        inv = Invalid(exc.reason, exc.message)
-        return Outcome(rows={owner(key): None}, invalid=inv,
-                       effects=invalid_effects(res.EIPPOOLS, obj, inv))
-    block = str(ctx.internal.block(key))
-    rows = build_pool(PoolSpec(
-        name=key, owner=owner(key), cidr=str(view.cidr), gateway=str(view.gateway),
-        uplink_ip=uplink, provider=view.provider, gateway_nodes=view.gateway_nodes,
-        transit_cidr=block, vlan=view.vlan))
-    links, refused = _links(ctx, net, key, multi_vpc_users(ctx, key))
-    chassis = ctx.active_chassis(naming.eip_gateway_uplink(key)) or view.gateway_nodes[0]
-    rows += build_service_gateway(ServiceGatewaySpec(
-        pool=key, owner=owner(key), chassis=chassis, transit_cidr=block,
-        transit_ip=svcgw_transit_ip(block), links=tuple(links)))
-    used, available = ctx.eips.usage(key).get(view.cidr.version, (0, 0))
-    eips: dict[str, Any] = {str(a.ips[0]): holder for holder, a in ctx.eips.owners().items()
-                            if a.subnet == key and not holder.startswith(f"{KIND}/")}
-    status = {"uplinkIP": uplink, "usedIPs": used, "availableIPs": available, "eips": eips}
-    effects = ready_effects(res.EIPPOOLS, obj, status, f"{len(eips)} EIPs in use, service "
-                                                       f"gateway on {chassis}")
-    if obj is not None and FINALIZER not in finalizers:
-        effects.append(PatchEffect(res.EIPPOOLS, key, None,
-                                   {"metadata": {"finalizers": [*finalizers, FINALIZER]}}))
-    if obj is not None:
-        effects += [EventEffect(obj, "Warning", "LinkRefused", msg) for msg in refused.values()]
-    return Outcome(rows={owner(key): rows}, effects=effects,
-                   on_refused=refused_effects(res.EIPPOOLS, obj))
+        try:
+            uplink = ensure_pool(ctx, view)
+        except IpamError as exc:
+            raise Invalid(exc.reason, exc.message) from None
+        block = str(ctx.internal.block(key))
+        rows = build_pool(PoolSpec(
+            name=key, owner=self.owner(key), cidr=str(view.cidr), gateway=str(view.gateway),
+            uplink_ip=uplink, provider=view.provider, gateway_nodes=view.gateway_nodes,
+            transit_cidr=block, vlan=view.vlan))
+        links, refused = _links(ctx, net, key, multi_vpc_users(ctx, key))
+        chassis = ctx.active_chassis(naming.eip_gateway_uplink(key)) or view.gateway_nodes[0]
+        rows += build_service_gateway(ServiceGatewaySpec(
+            pool=key, owner=self.owner(key), chassis=chassis, transit_cidr=block,
+            transit_ip=svcgw_transit_ip(block), links=tuple(links)))
+        used, available = ctx.eips.usage(key).get(view.cidr.version, (0, 0))
+        uplink_holder = f"{res.EIPPOOLS.kind}/"
+        eips: dict[str, Any] = {str(a.ips[0]): holder for holder, a in ctx.eips.owners().items()
+                                if a.subnet == key and not holder.startswith(uplink_holder)}
+        status = {"uplinkIP": uplink, "usedIPs": used, "availableIPs": available, "eips": eips}
+        outcome = self.ready(key, obj, rows, status, f"{len(eips)} EIPs in use, service "
+                                                     f"gateway on {chassis}")
+        if obj is not None and keys.EIPPOOL_FINALIZER not in finalizers:
+            outcome.effects.append(PatchEffect(res.EIPPOOLS, key, None, {"metadata": {
+                "finalizers": [*finalizers, keys.EIPPOOL_FINALIZER]}}))
+        if obj is not None:
+            outcome.effects += [EventEffect(obj, "Warning", "LinkRefused", msg)
+                                for msg in refused.values()]
+        return outcome
+
+
+reconcile_eippool = EipPoolReconciler()

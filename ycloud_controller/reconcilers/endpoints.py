@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
-from topology import naming
+from ycloud_controller import keys
 from ycloud_controller.api.common import meta, selector_matches
 from ycloud_controller.cluster_ips import (
     ClusterIps,
@@ -35,14 +35,12 @@ from ycloud_controller.reconcilers.base import (
 )
 
 KIND = "Endpoints"
-MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
-EMULATOR = "ycloud-controller/manifests"
 POD_NAMESPACE_INDEX = "namespace"
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
     for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
+        if cond.get("type") == keys.READY:
             return cond.get("status") != "False"
     return True
 
@@ -67,8 +65,8 @@ def _slices(svc: dict[str, Any], pods: list[dict[str, Any]],
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"IPv4": [], "IPv6": []})
     for pod in pods:
         ann = meta(pod).get("annotations") or {}
-        ips = [ip for ip in str(ann.get(naming.ANN_IP, "")).split(",") if ip]
-        if not ips or ann.get(naming.ANN_SWITCH) not in subnets or \
+        ips = [ip for ip in str(ann.get(keys.ANN_IP, "")).split(",") if ip]
+        if not ips or ann.get(keys.ANN_SWITCH) not in subnets or \
                 (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         resolved = tuple((p.get("name") or "", _resolve(pod, p.get("targetPort", p.get("port"))),
@@ -88,7 +86,8 @@ def _slices(svc: dict[str, Any], pods: list[dict[str, Any]],
             out.append({
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                 "metadata": {"name": f"{name}-{family.lower()}-{i}", "namespace": ns,
-                             "labels": {"kubernetes.io/service-name": name, MANAGED_BY: EMULATOR}},
+                             "labels": {keys.SERVICE_NAME_LABEL: name,
+                                        keys.SLICE_MANAGED_BY: keys.SLICE_EMULATOR}},
                 "addressType": family,
                 "endpoints": sorted(endpoints, key=lambda e: e["addresses"][0]),
                 "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in resolved],
@@ -100,7 +99,7 @@ def reconcile_endpoints(ctx: Context, key: str, allocator: ClusterIps) -> Outcom
     namespace, name = key.split("/", 1)
     svc = ctx.store("Service").get(key)
     existing = [s for s in ctx.store("EndpointSlice").by_index("service", key)
-                if (meta(s).get("labels") or {}).get(MANAGED_BY) == EMULATOR]
+                if (meta(s).get("labels") or {}).get(keys.SLICE_MANAGED_BY) == keys.SLICE_EMULATOR]
     effects: list[Effect] = []
     wanted: list[dict[str, Any]] = []
     if svc is None:

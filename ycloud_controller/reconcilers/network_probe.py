@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from topology.naming import monitor_key
 from ycloud_controller.kube import resources as res
-from ycloud_controller.reconcilers.base import Context, Outcome, StatusEffect
+from ycloud_controller.reconcilers.base import Context, Outcome, Reconciler, StatusEffect
 
-KIND = "NetworkProbe"
 PROBE_INDEX = "monitor"
 STATES = {"online": ("Online", True, "HealthCheckPassed", "the backend answers OVN's probes"),
           "offline": ("Offline", False, "HealthCheckFailed", "the backend stopped answering "
@@ -29,19 +29,24 @@ def probe_index(obj: dict) -> list[str]:
     return [monitor_key(spec["ip"], int(spec["port"]), str(spec.get("protocol", "TCP")))]
 
 
-def reconcile_probe(ctx: Context, key: str, monitors: Callable[[], dict[str, str]]) -> Outcome:
-    obj = ctx.store(KIND).get(key)
-    if obj is None:
-        return Outcome()
-    keys = probe_index(obj)
-    result = monitors().get(keys[0], "") if keys else ""
-    state, healthy, reason, message = STATES.get(
-        result, ("Unknown", False, "NoResultYet", "OVN has not probed the backend yet"))
-    current = obj.get("status") or {}
-    since = current.get("since") if current.get("state") == state else None
-    status = {"healthy": healthy, "state": state, "reason": reason,
-              "since": since or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if {k: current.get(k) for k in status} == status:
-        return Outcome()
-    return Outcome(effects=[StatusEffect(res.NETWORKPROBES, obj, status, healthy, reason,
-                                         message)])
+class ProbeReconciler(Reconciler):
+    RESOURCE = res.NETWORKPROBES
+    HAS_ROWS = False
+
+    def __init__(self, monitors: Callable[[], dict[str, str]]):
+        self.monitors = monitors  # SB health-check results by monitor key
+
+    def reconcile(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        obj = obj or {}
+        keys = probe_index(obj)
+        result = self.monitors().get(keys[0], "") if keys else ""
+        state, healthy, reason, message = STATES.get(
+            result, ("Unknown", False, "NoResultYet", "OVN has not probed the backend yet"))
+        current = obj.get("status") or {}
+        since = current.get("since") if current.get("state") == state else None
+        status = {"healthy": healthy, "state": state, "reason": reason,
+                  "since": since or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if {k: current.get(k) for k in status} == status:
+            return Outcome()
+        return Outcome(effects=[StatusEffect(res.NETWORKPROBES, obj, status, healthy, reason,
+                                             message)])

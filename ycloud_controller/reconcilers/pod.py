@@ -12,7 +12,7 @@ from typing import Any
 
 from topology import naming
 from topology.builders.port import PortSpec, build_port
-from topology.model import Owner
+from ycloud_controller import keys
 from ycloud_controller.api.common import Invalid, meta, parse_ip
 from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.api.vnic import parse_mac
@@ -23,20 +23,8 @@ from ycloud_controller.reconcilers.base import (
     Context,
     Outcome,
     PatchEffect,
-    invalid_effects,
-    ready_effects,
-    refused_effects,
+    PortReconciler,
 )
-
-KIND = "Pod"
-
-
-def owner(key: str) -> Owner:
-    return Owner(KIND, key)
-
-
-def ipam_owner(kind: str, key: str) -> str:
-    return f"{kind}/{key}"
 
 
 def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
@@ -67,18 +55,18 @@ def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
 
 def cni_annotations(sub: SubnetView, alloc: Allocation) -> dict[str, str]:
     return {
-        naming.ANN_IP: ",".join(str(ip) for ip in alloc.ips[:len(sub.cidrs)]),
-        naming.ANN_MAC: alloc.mac,
-        naming.ANN_SWITCH: sub.name,
-        naming.ANN_GATEWAY: ",".join(sub.gateway_strs),
-        naming.ANN_CIDR: ",".join(sub.cidr_strs),
+        keys.ANN_IP: ",".join(str(ip) for ip in alloc.ips[:len(sub.cidrs)]),
+        keys.ANN_MAC: alloc.mac,
+        keys.ANN_SWITCH: sub.name,
+        keys.ANN_GATEWAY: ",".join(sub.gateway_strs),
+        keys.ANN_CIDR: ",".join(sub.cidr_strs),
     }
 
 
 def requested_addresses(ann: dict[str, Any]) -> tuple[tuple, str | None]:
-    raw = ann.get(naming.ANN_IP)
-    ips = tuple(parse_ip(v, naming.ANN_IP) for v in str(raw).split(",") if v) if raw else ()
-    return ips, parse_mac(ann.get(naming.ANN_MAC), naming.ANN_MAC)
+    raw = ann.get(keys.ANN_IP)
+    ips = tuple(parse_ip(v, keys.ANN_IP) for v in str(raw).split(",") if v) if raw else ()
+    return ips, parse_mac(ann.get(keys.ANN_MAC), keys.ANN_MAC)
 
 
 def fitting(ips: tuple, sub: SubnetView, placed: str | None) -> tuple:
@@ -87,52 +75,52 @@ def fitting(ips: tuple, sub: SubnetView, placed: str | None) -> tuple:
     addresses a user asked for that do not fit are refused."""
     outside = [ip for ip in ips if not any(ip in c for c in sub.cidrs)]
     if outside and placed is None:
-        raise Invalid("AddressOutsideSubnet", f"{naming.ANN_IP} {outside[0]} is not in subnet "
+        raise Invalid("AddressOutsideSubnet", f"{keys.ANN_IP} {outside[0]} is not in subnet "
                                               f"{sub.name} ({','.join(sub.cidr_strs)})")
     return tuple(ip for ip in ips if ip not in outside)
 
 
-def reconcile_pod(ctx: Context, key: str) -> Outcome:
-    obj = ctx.store(KIND).get(key)
-    ipam_key = ipam_owner(KIND, key)
-    spec = (obj or {}).get("spec") or {}
-    phase = ((obj or {}).get("status") or {}).get("phase")
-    if obj is None or spec.get("hostNetwork") or phase in ("Succeeded", "Failed"):
-        ctx.ipam.release(ipam_key)
-        return Outcome(rows={owner(key): []})
-    net = ctx.network()
-    namespace, name = key.split("/", 1)
-    ann = meta(obj).get("annotations") or {}
-    # where the pod was placed: its annotation, or what IPAM holds for it, which a restart
-    # restores from the pod's port in NB (in manifests mode annotations do not outlive the
-    # process: the pod must stay where NB has it, as a running controller keeps it)
-    held = ctx.ipam.get(ipam_key)
-    placed = ann.get(naming.ANN_SWITCH) or (held.subnet if held is not None else None)
-    try:
-        sub = choose_subnet(net, namespace, ann.get(naming.ANN_SUBNET), placed)
+class PodReconciler(PortReconciler):
+    RESOURCE = res.PODS
+
+    def absent(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> bool:
+        """Deleted, on the host network, or finished: no port."""
+        spec = (obj or {}).get("spec") or {}
+        phase = ((obj or {}).get("status") or {}).get("phase")
+        return obj is None or bool(spec.get("hostNetwork")) or phase in ("Succeeded", "Failed")
+
+    def reconcile(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        obj = obj or {}
+        ipam_key = self.ipam_key(key)
+        net = ctx.network()
+        namespace, name = key.split("/", 1)
+        ann = meta(obj).get("annotations") or {}
+        # where the pod was placed: its annotation, or what IPAM holds for it, which a restart
+        # restores from the pod's port in NB (in manifests mode annotations do not outlive the
+        # process: the pod must stay where NB has it, as a running controller keeps it)
+        held = ctx.ipam.get(ipam_key)
+        placed = ann.get(keys.ANN_SWITCH) or (held.subnet if held is not None else None)
+        sub = choose_subnet(net, namespace, ann.get(keys.ANN_SUBNET), placed)
         ips, mac = requested_addresses(ann)
         ips = fitting(ips, sub, placed)
-        alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
-    except IpamError as exc:
-        if exc.reason == "SubnetNotReady":
-            return Outcome(rows={owner(key): None}, retry=exc.message)
-        err = Invalid(exc.reason, exc.message)
-        return Outcome(rows={owner(key): None}, invalid=err,
-                       effects=invalid_effects(res.PODS, obj, err))
-    except Invalid as exc:
-        return Outcome(rows={owner(key): None}, invalid=exc,
-                       effects=invalid_effects(res.PODS, obj, exc))
-    rows = build_port(PortSpec(
-        name=naming.pod_port(namespace, name), switch=sub.name, owner=owner(key), vpc=sub.vpc,
-        mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
-        node=spec.get("nodeName"), gateways=sub.gateway_strs, cidrs=sub.cidr_strs,
-        mtu=sub.mtu or ctx.config.mtu))
-    wanted = cni_annotations(sub, alloc)
-    effects = ready_effects(res.PODS, obj, {}, f"port {naming.pod_port(namespace, name)} on "
-                                               f"subnet {sub.name}")
-    if any(ann.get(k) != v for k, v in wanted.items()):
-        effects.append(PatchEffect(res.PODS, name, namespace,
-                                   {"metadata": {"annotations": wanted}}))
+        try:
+            alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
+        except IpamError as exc:
+            if exc.reason == "SubnetNotReady":
+                return Outcome(rows={self.owner(key): None}, retry=exc.message)
+            raise Invalid(exc.reason, exc.message) from None
+        port = naming.pod_port(namespace, name)
+        rows = build_port(PortSpec(
+            name=port, switch=sub.name, owner=self.owner(key), vpc=sub.vpc, mac=alloc.mac,
+            ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
+            node=(obj.get("spec") or {}).get("nodeName"), gateways=sub.gateway_strs,
+            cidrs=sub.cidr_strs, mtu=sub.mtu or ctx.config.mtu))
+        outcome = self.ready(key, obj, rows, {}, f"port {port} on subnet {sub.name}")
+        wanted = cni_annotations(sub, alloc)
+        if any(ann.get(k) != v for k, v in wanted.items()):
+            outcome.effects.append(PatchEffect(res.PODS, name, namespace,
+                                               {"metadata": {"annotations": wanted}}))
+        return outcome
 
-    return Outcome(rows={owner(key): rows}, effects=effects,
-                   on_refused=refused_effects(res.PODS, obj))
+
+reconcile_pod = PodReconciler()

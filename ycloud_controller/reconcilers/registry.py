@@ -7,18 +7,18 @@ from typing import Any
 
 from ycloud_controller.api.common import meta
 from ycloud_controller.cluster_ips import ClusterIps
+from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import Context, Outcome
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
-from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, probe_index, reconcile_probe
+from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, ProbeReconciler, probe_index
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
 from ycloud_controller.reconcilers.service import reconcile_service, slice_service_key
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
-from ycloud_controller.reconcilers.ysvc import LABEL as YSVC_LABEL
 from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
@@ -61,6 +61,7 @@ def no_monitors() -> dict[str, str]:
 def build(ctx: Context, emulate: bool,
           monitors: Callable[[], dict[str, str]] = no_monitors,
           ) -> dict[str, Callable[[str], Outcome]]:
+    reconcile_probe = ProbeReconciler(monitors)
     table: dict[str, Callable[[str], Outcome]] = {
         "Vpc": lambda key: reconcile_vpc(ctx, key),
         "Subnet": lambda key: reconcile_subnet(ctx, key),
@@ -70,7 +71,7 @@ def build(ctx: Context, emulate: bool,
         "Vnic": lambda key: reconcile_vnic(ctx, key),
         "EipPool": lambda key: reconcile_eippool(ctx, key),
         "YusurService": lambda key: reconcile_yusur_service(ctx, key),
-        "NetworkProbe": lambda key: reconcile_probe(ctx, key, monitors),
+        "NetworkProbe": lambda key: reconcile_probe(ctx, key),
     }
     if emulate:
         if ctx.cluster_ips is None:

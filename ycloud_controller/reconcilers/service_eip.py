@@ -17,23 +17,21 @@ VPCs that are not backends of the service therefore cannot reach it on a netdev 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from topology import naming
 from topology.builders.common import host_prefix
 from topology.builders.eip_gateway import onlink_nat
-from topology.builders.service import Health, LbSpec, Vip, build_lb
+from topology.builders.service import LbPlacement
 from topology.builders.service_gateway import link_svcgw_ip, svcgw_transit_ip
 from topology.model import Owner, Row, StaticRoute, fmap
+from ycloud_controller import keys
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.service import ServiceView
 from ycloud_controller.ipam import IpamError
 from ycloud_controller.reconcilers.base import Context, NotReady
 from ycloud_controller.reconcilers.eippool import ensure_pool, pool_of_service
-from ycloud_controller.reconcilers.health_sources import probe_mappings
-
-LB_CLASS = "ycloud.io/eip"
 
 
 def eip_owner(key: str) -> str:
@@ -52,7 +50,7 @@ def allocate(ctx: Context, svc: ServiceView) -> tuple[str, str]:
         named = f"EipPool {svc.eip_pool} does not exist" if svc.eip_pool else \
             "no default EipPool"
         raise Invalid("NoEipPool", f"{named}: create one, or name one with annotation "
-                                   f"{naming.ANN_EIP_POOL}")
+                                   f"{keys.ANN_EIP_POOL}")
     wanted = svc.load_balancer_ip
     if wanted is not None and not pool.contains(wanted):
         raise Invalid("EIPOutsidePool", f"requested EIP {wanted} is outside pool {pool.name} "
@@ -66,8 +64,18 @@ def allocate(ctx: Context, svc: ServiceView) -> tuple[str, str]:
     return pool.name, str(alloc.ips[0])
 
 
-def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str) -> tuple[str, str]:
-    """(router carrying the EIP LB, next hop of eipgw's EIP/32 route)."""
+@dataclass(frozen=True)
+class EipPlacement:
+    """A LoadBalancer service's EIP, its pool, and where its EIP LB goes."""
+
+    pool: str
+    eip: str
+    hop: str  # next hop of eipgw's EIP/32 route: the VPC's transit address, or svcgw's
+    lbs: LbPlacement  # the VPC router (one VPC) or the pool's service gateway (several)
+
+
+def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str, eip: str,
+            ) -> EipPlacement:
     net = ctx.network()
     if vpc is None:
         refused = [ctx.refused_links[(pool, v)] for v in svc.vpcs if (pool, v) in ctx.refused_links]
@@ -77,7 +85,8 @@ def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str) -> tuple
         if missing:
             raise NotReady(f"service gateway {naming.service_gateway(pool)} has no link to "
                            f"VPC {missing[0]} yet")
-        return naming.service_gateway(pool), svcgw_transit_ip(str(ctx.internal.block(pool)))
+        return EipPlacement(pool, eip, svcgw_transit_ip(str(ctx.internal.block(pool))),
+                            LbPlacement.service_gateway(pool, eip))
     view = net.vpcs[vpc]
     attached = view.eip_pool or (net.default_pool().name if net.default_pool() else None)
     if attached != pool:
@@ -87,39 +96,35 @@ def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str) -> tuple
     hop = ctx.internal.transit.get((pool, f"Vpc/{vpc}"))
     if hop is None:
         raise NotReady(f"VPC {vpc} is not attached to pool {pool} yet")
-    return naming.router(vpc), hop
+    return EipPlacement(pool, eip, hop, LbPlacement.vpc_router(vpc, pool, eip))
 
 
-def eip_lbs(ctx: Context, svc: ServiceView, vpc: str | None, owner: Owner,
-            backends_of: Any) -> tuple[list[Row], dict[str, Any], str | None]:
-    """Rows, Service status fields and the EIP of a LoadBalancer service."""
-    if svc.type != "LoadBalancer" or (svc.lb_class and svc.lb_class != LB_CLASS):
+def eip_placement(ctx: Context, svc: ServiceView, vpc: str | None) -> EipPlacement | None:
+    """The EIP of a LoadBalancer service (allocated here) and where it goes; None for other
+    services (whose EIP, if any, is released)."""
+    if svc.type != "LoadBalancer" or (svc.lb_class and svc.lb_class != keys.LB_CLASS):
         release(ctx, svc.key)
-        return [], {}, None
+        return None
     pool, eip = allocate(ctx, svc)
-    router, hop = _target(ctx, svc, vpc, pool)
-    by_proto: dict[str, list[Vip]] = defaultdict(list)
-    for sp in svc.ports:
-        by_proto[sp.protocol].append(Vip(eip, sp.port, tuple(backends_of(sp, 4))))
-    health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
-                     svc.health.failure) if svc.health else None)
-    ids = ((naming.SERVICE, svc.key), (naming.POOL, pool), (naming.EIP, eip))
-    rows: list[Row] = []
-    for proto, vips in sorted(by_proto.items()):
-        mappings = probe_mappings(ctx, svc.vpcs or (vpc,),
-                                  {ip for v in vips for ip, _ in v.backends}) if health else ()
-        rows += build_lb(LbSpec(
-            name=naming.service_lb(svc.namespace, svc.name, proto, "eip"), owner=owner,
-            vpc=vpc, protocol=proto, vips=tuple(vips), routers=(router,),
-            affinity_timeout=svc.affinity_timeout, health=health, ip_port_mappings=mappings,
-            extra_ids=ids))
-    rows.append(StaticRoute(router=naming.eip_gateway(pool), ip_prefix=host_prefix(eip),
-                            nexthop=hop, owner=owner, vpc=vpc, ids=fmap(dict(ids))))
+    return _target(ctx, svc, vpc, pool, eip)
+
+
+def eip_routes(ctx: Context, svc: ServiceView, vpc: str | None, owner: Owner,
+               place: EipPlacement) -> list[Row]:
+    """The rows that bring the EIP to its LB: eipgw's EIP/32 route, the backend VPCs' routes
+    over their svcgw links (several VPCs), and eipgw's on-link NAT."""
+    pool, eip = place.pool, place.eip
+    ids = fmap({naming.SERVICE: svc.key, naming.POOL: pool, naming.EIP: eip})
+    rows: list[Row] = [StaticRoute(router=naming.eip_gateway(pool), ip_prefix=host_prefix(eip),
+                                   nexthop=place.hop, owner=owner, vpc=vpc, ids=ids)]
     if vpc is None:  # backend VPCs reach the EIP over their own link to svcgw
         for link_vpc in svc.vpcs:
             gw = link_svcgw_ip(str(ctx.internal.links[(pool, link_vpc)]))
             rows.append(StaticRoute(router=naming.router(link_vpc), ip_prefix=host_prefix(eip),
-                                    nexthop=gw, owner=owner, vpc=link_vpc,
-                                    ids=fmap(dict(ids))))
+                                    nexthop=gw, owner=owner, vpc=link_vpc, ids=ids))
     rows.append(onlink_nat(pool, eip, owner, vpc))
-    return rows, {"loadBalancer": {"ingress": [{"ip": eip}]}}, eip
+    return rows
+
+
+def eip_status(place: EipPlacement | None) -> dict[str, Any]:
+    return {"loadBalancer": {"ingress": [{"ip": place.eip}]}} if place else {}

@@ -14,31 +14,25 @@ import ipaddress
 from collections import defaultdict
 from typing import Any
 
-from topology import naming
+from ycloud_controller import keys
 from ycloud_controller.api.common import Invalid, meta, overlaps
-from ycloud_controller.api.service import HEALTH_ANNOTATION, VPC_ANNOTATION, ServicePort
+from ycloud_controller.api.service import ServicePort
 from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.api.yusurservice import YusurServiceView, parse_yusurservice
 from ycloud_controller.kube import resources as res
 from ycloud_controller.network import NetworkModel
 from ycloud_controller.reconcilers.base import (
-    NETWORK_READY,
     Context,
     DeleteEffect,
     Effect,
     EventEffect,
     Outcome,
+    Reconciler,
     StatusEffect,
     UpsertEffect,
-    invalid_effects,
 )
-from ycloud_controller.reconcilers.endpoints import MANAGED_BY
 from ycloud_controller.reconcilers.ysvc_backends import Backend, check_overlaps, select
 
-KIND = "YusurService"
-LABEL = "ycloud.io/yusurservice"
-SLICE_MANAGER = "ycloud-controller"
-LB_CLASS = "ycloud.io/eip"
 # endpoints per EndpointSlice: the EndpointSlice controller's default (the API server refuses
 # more than 1000)
 MAX_SLICE_ENDPOINTS = 100
@@ -46,8 +40,8 @@ MAX_SLICE_ENDPOINTS = 100
 
 def owner_ref(obj: dict[str, Any]) -> dict[str, Any]:
     md = meta(obj)
-    return {"apiVersion": res.YUSURSERVICES.api_version, "kind": KIND, "name": md["name"],
-            "uid": md.get("uid", ""), "controller": True}
+    return {"apiVersion": res.YUSURSERVICES.api_version, "kind": res.YUSURSERVICES.kind,
+            "name": md["name"], "uid": md.get("uid", ""), "controller": True}
 
 
 def _port_name(p: ServicePort, count: int) -> str:
@@ -55,13 +49,13 @@ def _port_name(p: ServicePort, count: int) -> str:
 
 
 def _service(view: YusurServiceView, obj: dict[str, Any]) -> dict[str, Any]:
-    ann = {VPC_ANNOTATION: ",".join(view.vpcs)}
+    ann = {keys.ANN_VPC: ",".join(view.vpcs)}
     if view.health:
-        ann[HEALTH_ANNOTATION] = view.health.to_json()
+        ann[keys.ANN_HEALTH_CHECK] = view.health.to_json()
     if view.eip:
-        ann[naming.ANN_EIP] = str(view.eip)
+        ann[keys.ANN_EIP] = str(view.eip)
     if view.eip_pool:
-        ann[naming.ANN_EIP_POOL] = view.eip_pool
+        ann[keys.ANN_EIP_POOL] = view.eip_pool
     spec: dict[str, Any] = {
         "type": view.type,
         "ports": [{"name": _port_name(p, len(view.ports)), "port": p.port,
@@ -72,13 +66,13 @@ def _service(view: YusurServiceView, obj: dict[str, Any]) -> dict[str, Any]:
         spec["clusterIPs"] = [str(view.cluster_ip)]
     if view.type == "LoadBalancer":
         spec["allocateLoadBalancerNodePorts"] = False
-        spec["loadBalancerClass"] = LB_CLASS
+        spec["loadBalancerClass"] = keys.LB_CLASS
     if view.affinity_timeout:
         spec["sessionAffinity"] = "ClientIP"
         spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": view.affinity_timeout}}
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": view.name, "namespace": view.namespace,
-                         "labels": {LABEL: view.name}, "annotations": ann,
+                         "labels": {keys.YSVC_LABEL: view.name}, "annotations": ann,
                          "ownerReferences": [owner_ref(obj)]},
             "spec": spec}
 
@@ -113,8 +107,9 @@ def _slices(ctx: Context, view: YusurServiceView, obj: dict[str, Any],
                     "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"name": f"{name}-{c // MAX_SLICE_ENDPOINTS}" if c else name,
                                  "namespace": view.namespace,
-                                 "labels": {"kubernetes.io/service-name": view.name,
-                                            MANAGED_BY: SLICE_MANAGER, LABEL: view.name},
+                                 "labels": {keys.SERVICE_NAME_LABEL: view.name,
+                                            keys.SLICE_MANAGED_BY: keys.SLICE_MANAGER,
+                                            keys.YSVC_LABEL: view.name},
                                  "ownerReferences": [owner_ref(obj)]},
                     "addressType": family,
                     "endpoints": endpoints[c:c + MAX_SLICE_ENDPOINTS],
@@ -138,7 +133,8 @@ def _probes(view: YusurServiceView, obj: dict[str, Any],
         out.append({
             "apiVersion": res.NETWORKPROBES.api_version, "kind": "NetworkProbe",
             "metadata": {"name": be.probe_name(view.name), "namespace": view.namespace,
-                         "labels": {LABEL: view.name}, "ownerReferences": [owner_ref(obj)]},
+                         "labels": {keys.YSVC_LABEL: view.name},
+                         "ownerReferences": [owner_ref(obj)]},
             "spec": {"service": view.name,
                      "target": {"kind": be.kind, "name": be.name, "namespace": be.namespace},
                      "ip": be.ip, "port": number, "protocol": port.protocol,
@@ -197,7 +193,7 @@ def _service_refused(existing: dict[str, Any] | None) -> dict[str, Any] | None:
     if existing is None:
         return None
     conds = (existing.get("status") or {}).get("conditions") or []
-    cond = next((c for c in conds if c.get("type") == NETWORK_READY), None)
+    cond = next((c for c in conds if c.get("type") == keys.NETWORK_READY), None)
     if cond is None or cond.get("status") != "False":
         return None
     observed = cond.get("observedGeneration")
@@ -211,15 +207,30 @@ _CHILDREN = (("EndpointSlice", res.ENDPOINTSLICES), ("NetworkProbe", res.NETWORK
 
 def _owned(ctx: Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
     return [o for o in ctx.store(kind).by_index("namespace", namespace)
-            if (meta(o).get("labels") or {}).get(LABEL) == name]
+            if (meta(o).get("labels") or {}).get(keys.YSVC_LABEL) == name]
 
 
-def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
-    obj = ctx.store(KIND).get(key)
-    if obj is None:
-        return Outcome()  # owned objects are garbage-collected through ownerReferences
-    namespace, name = key.split("/", 1)
-    try:
+class YusurServiceReconciler(Reconciler):
+    """Writes only to Kubernetes; what it owns is garbage-collected through ownerReferences
+    when it is deleted."""
+
+    RESOURCE = res.YUSURSERVICES
+    HAS_ROWS = False
+
+    def refuse(self, ctx: Context, key: str, obj: dict[str, Any] | None,
+               exc: Invalid) -> Outcome:
+        outcome = super().refuse(ctx, key, obj, exc)
+        if exc.reason == "ServiceConflict":
+            # made while the Service was not yet seen: they would feed a Service not ours
+            namespace, name = key.split("/", 1)
+            outcome.effects += [
+                DeleteEffect(resource, meta(o)["name"], namespace, meta(o).get("uid"))
+                for kind, resource in _CHILDREN for o in _owned(ctx, kind, namespace, name)]
+        return outcome
+
+    def reconcile(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        obj = obj or {}
+        namespace, name = key.split("/", 1)
         view = parse_yusurservice(obj, ctx.network().default_vpc)
         _validate(ctx, view)
         backends = select(ctx, view)
@@ -227,46 +238,44 @@ def reconcile_yusur_service(ctx: Context, key: str) -> Outcome:
             check_overlaps(backends)  # the precise complaint first, then the general one
             _check_subnet_overlaps(ctx.network(), view)
         existing = ctx.store("Service").get(key)
-        if existing is not None and (meta(existing).get("labels") or {}).get(LABEL) != name:
+        labels = meta(existing).get("labels") or {} if existing is not None else {}
+        if existing is not None and labels.get(keys.YSVC_LABEL) != name:
             raise Invalid("ServiceConflict", f"a Service {key} exists and is not owned by this "
                                              "YusurService")
-    except Invalid as exc:
-        effects: list[Effect] = invalid_effects(res.YUSURSERVICES, obj, exc)
-        if exc.reason == "ServiceConflict":
-            # made while the Service was not yet seen: they would feed a Service not ours
+        effects: list[Effect] = []
+        svc = _service(view, obj)
+        old_ip = ((existing or {}).get("spec") or {}).get("clusterIP")
+        if existing is not None and view.cluster_ip and old_ip not in (None, str(view.cluster_ip)):
+            # clusterIP is immutable
+            effects.append(DeleteEffect(res.SERVICES, name, namespace, meta(existing).get("uid")))
+        else:
+            effects.append(UpsertEffect(res.SERVICES, svc))
+        slices, probes = _slices(ctx, view, obj, backends), _probes(view, obj, backends)
+        effects += [UpsertEffect(res.ENDPOINTSLICES, s) for s in slices]
+        effects += [UpsertEffect(res.NETWORKPROBES, p) for p in probes]
+        for (kind, resource), wanted in zip(_CHILDREN, (slices, probes), strict=True):
+            names = {meta(w)["name"] for w in wanted}
             effects += [DeleteEffect(resource, meta(o)["name"], namespace, meta(o).get("uid"))
-                        for kind, resource in _CHILDREN for o in _owned(ctx, kind, namespace, name)]
-        return Outcome(invalid=exc, effects=effects)
-    effects = []
-    svc = _service(view, obj)
-    old_ip = ((existing or {}).get("spec") or {}).get("clusterIP")
-    if existing is not None and view.cluster_ip and old_ip not in (None, str(view.cluster_ip)):
-        # clusterIP is immutable
-        effects.append(DeleteEffect(res.SERVICES, name, namespace, meta(existing).get("uid")))
-    else:
-        effects.append(UpsertEffect(res.SERVICES, svc))
-    slices, probes = _slices(ctx, view, obj, backends), _probes(view, obj, backends)
-    effects += [UpsertEffect(res.ENDPOINTSLICES, s) for s in slices]
-    effects += [UpsertEffect(res.NETWORKPROBES, p) for p in probes]
-    for (kind, resource), wanted in zip(_CHILDREN, (slices, probes), strict=True):
-        names = {meta(w)["name"] for w in wanted}
-        effects += [DeleteEffect(resource, meta(o)["name"], namespace, meta(o).get("uid"))
-                    for o in _owned(ctx, kind, namespace, name) if meta(o)["name"] not in names]
-    healthy = sum(1 for be in backends
-                  if not view.health or _probe_state(ctx, view, be) != "Offline")
-    ingress = (((existing or {}).get("status") or {}).get("loadBalancer") or {}).get(
-        "ingress") or []
-    status = {"clusterIP": "" if len(view.vpcs) > 1 else (old_ip or ""),
-              "eip": ingress[0].get("ip", "") if ingress else "",
-              "backends": f"{healthy}/{len(backends)}", "healthyBackends": healthy,
-              "totalBackends": len(backends)}
-    message = f"{healthy}/{len(backends)} backends healthy in {', '.join(view.vpcs)}"
-    refused = _service_refused(existing)
-    if refused is not None:  # surfaced here: users look at the YusurService, not its Service
-        reason, message = refused.get("reason") or "ServiceNotReady", (
-            f"Service {key}: {refused.get('message', '')}")
-        effects.append(StatusEffect(res.YUSURSERVICES, obj, status, False, reason, message))
-        effects.append(EventEffect(obj, "Warning", reason, message))
+                        for o in _owned(ctx, kind, namespace, name) if meta(o)["name"] not in names]
+        healthy = sum(1 for be in backends
+                      if not view.health or _probe_state(ctx, view, be) != "Offline")
+        ingress = (((existing or {}).get("status") or {}).get("loadBalancer") or {}).get(
+            "ingress") or []
+        status = {"clusterIP": "" if len(view.vpcs) > 1 else (old_ip or ""),
+                  "eip": ingress[0].get("ip", "") if ingress else "",
+                  "backends": f"{healthy}/{len(backends)}", "healthyBackends": healthy,
+                  "totalBackends": len(backends)}
+        message = f"{healthy}/{len(backends)} backends healthy in {', '.join(view.vpcs)}"
+        refused = _service_refused(existing)
+        if refused is not None:  # surfaced here: users look at the YusurService, not its Service
+            reason, message = refused.get("reason") or "ServiceNotReady", (
+                f"Service {key}: {refused.get('message', '')}")
+            effects.append(StatusEffect(res.YUSURSERVICES, obj, status, False, reason, message))
+            effects.append(EventEffect(obj, "Warning", reason, message))
+            return Outcome(effects=effects)
+        effects.append(StatusEffect(res.YUSURSERVICES, obj, status, True,
+                                    keys.REASON_RECONCILED, message))
         return Outcome(effects=effects)
-    effects.append(StatusEffect(res.YUSURSERVICES, obj, status, True, "Reconciled", message))
-    return Outcome(effects=effects)
+
+
+reconcile_yusur_service = YusurServiceReconciler()

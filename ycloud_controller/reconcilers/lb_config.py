@@ -1,0 +1,100 @@
+"""A Service's load-balancer configurations, computed once whatever carries them.
+
+`lb_configs` turns a Service and its EndpointSlices into one `LBConfig` per protocol and scope
+(the ClusterIP scope: ClusterIPs, externalIPs and the EIP, which pods of the VPC reach
+without leaving it; the EIP scope: the EIP as the external network reaches it), as
+ovn-kubernetes' buildServiceLBConfigs does. `topology.builders.service.lb_rows` then makes the
+rows of one placement from them: the VPC's LB group, the VPC router, or the pool's service
+gateway. Both the ClusterIP and the EIP paths of the Service reconciler go through here.
+
+Semantics users of kube-proxy, ovn-kubernetes and kube-ovn rely on: several ports; named
+targetPorts resolved through EndpointSlice ports; only ready endpoints (unless
+publishNotReadyAddresses, or the service is health-checked by OVN, which then takes unhealthy
+backends out itself); ClientIP affinity as affinity_timeout; IPv6 and dual-stack VIPs use the
+backends of the same family.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from topology.builders.service import SCOPE_CLUSTER, SCOPE_EIP, Health, LBConfig, Vip
+from ycloud_controller.api.service import ServicePort, ServiceView
+
+
+def slice_port(sl: dict[str, Any], port: ServicePort) -> Any:
+    """The number an EndpointSlice gives `port` (same name and protocol), or None."""
+    for p in sl.get("ports") or []:
+        if (p.get("name") or "") == port.name and (p.get("protocol") or "TCP") == port.protocol:
+            return p.get("port")
+    return None
+
+
+def serving(ep: dict[str, Any], include_not_ready: bool) -> bool:
+    """Whether an endpoint is a backend: not terminating, and ready unless told otherwise."""
+    cond = ep.get("conditions") or {}
+    if cond.get("terminating"):
+        return False
+    return include_not_ready or cond.get("ready") is not False
+
+
+def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
+             include_not_ready: bool) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    want_type = "IPv4" if family == 4 else "IPv6"
+    for sl in slices:
+        if sl.get("addressType", "IPv4") != want_type:
+            continue
+        number = slice_port(sl, port)
+        if number is None:
+            if isinstance(port.target_port, int) and not sl.get("ports"):
+                number = port.target_port
+            else:
+                continue
+        for ep in sl.get("endpoints") or []:
+            if serving(ep, include_not_ready):
+                for addr in ep.get("addresses") or []:
+                    out.append((addr, int(number)))
+    return sorted(set(out))
+
+
+def vip_addresses(svc: ServiceView, extra_vips: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """(address, IP family) of every VIP: ClusterIPs, externalIPs, then `extra_vips`."""
+    ips = [*svc.cluster_ips, *svc.external_ips, *(ipaddress.ip_address(v) for v in extra_vips)]
+    return [(str(ip), ip.version) for ip in ips]
+
+
+def hairpin_ips(cluster_ips: list[tuple[str, int]]) -> str:
+    """hairpin_snat_ip: the first ClusterIP of each family (the last family listed first)."""
+    return " ".join({family: ip for ip, family in reversed(cluster_ips)}.values())
+
+
+def lb_configs(svc: ServiceView, slices: list[dict[str, Any]],
+               eip: str | None = None) -> tuple[LBConfig, ...]:
+    """The service's LB configurations: per protocol, the ClusterIP scope (with `eip` as one
+    more VIP) and, with an EIP, the EIP scope (IPv4 backends, no hairpin SNAT)."""
+    include_not_ready = svc.publish_not_ready or svc.health is not None
+    health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
+                     svc.health.failure) if svc.health else None)
+    cluster_vips = vip_addresses(svc, (eip,) if eip else ())
+    scopes = [(SCOPE_CLUSTER, cluster_vips,
+               hairpin_ips(cluster_vips[:len(svc.cluster_ips)]) or None)]
+    if eip:
+        scopes.append((SCOPE_EIP, [(eip, 4)], None))
+    out: list[LBConfig] = []
+    for scope, vips, hairpin in scopes:
+        by_proto: dict[str, list[Vip]] = defaultdict(list)
+        for sp in svc.ports:
+            for ip, family in vips:
+                bes = backends(slices, sp, family, include_not_ready)
+                by_proto[sp.protocol].append(Vip(ip, sp.port, tuple(bes)))
+        out += [LBConfig(scope, proto, tuple(proto_vips), health, svc.affinity_timeout, hairpin)
+                for proto, proto_vips in sorted(by_proto.items())]
+    return tuple(out)
+
+
+def backend_ips(configs: Iterable[LBConfig]) -> set[str]:
+    return {ip for cfg in configs for ip in cfg.backend_ips()}
