@@ -81,6 +81,7 @@ def nb_rows(nb: NbClient, table: str, columns: tuple[str, ...]) -> list[dict[str
 def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
                               net: NetworkModel) -> None:
     """EIP pools' allocations (uplinks, service EIPs) and transit/link addresses."""
+    from ycloud_controller.reconcilers.eip_state import EipHolder
     from ycloud_controller.reconcilers.eippool import pool_subnet
     for pool in net.pools.values():
         ctx.eips.set_subnet(pool_subnet(pool))
@@ -92,8 +93,8 @@ def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient 
             for entry in ingress:
                 ip = _ips(str(entry.get("ip", "")))
                 if ip and pool.contains(ip[0]):
-                    ctx.eips.restore(f"Service/{md.get('namespace')}/{md.get('name')}",
-                                     pool.name, ip, "")
+                    holder = EipHolder.service(f"{md.get('namespace')}/{md.get('name')}")
+                    ctx.eips.restore(str(holder), pool.name, ip, "")
     if nb is None:
         return
     for lrp in nb_rows(nb, "Logical_Router_Port", ("name", "networks")):
@@ -106,7 +107,7 @@ def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient 
             ctx.internal.restore_block(pool, nets[0])
         elif name == naming.eip_gateway_uplink(pool) and \
                 net.pools[pool].uplink_ip is None:
-            ctx.eips.restore(f"EipPool/{pool}", pool, _ips(address), "")
+            ctx.eips.restore(str(EipHolder.uplink(pool)), pool, _ips(address), "")
     for lrp in nb_rows(nb, "Logical_Router_Port", ("name", "networks")):
         ids, name, nets = lrp["ids"], lrp["name"], lrp["networks"]
         pool, vpc = ids.get(naming.POOL), ids.get(naming.VPC)
@@ -119,9 +120,10 @@ def restore_eips_and_internal(ctx: Any, informers: dict[str, Any], nb: NbClient 
     for route in nb_rows(nb, "Logical_Router_Static_Route", ()):
         ids = route["ids"]
         eip, pool = ids.get(naming.EIP), ids.get(naming.POOL)
-        if eip and pool in net.pools and ids.get(naming.KIND) == "Service" and \
-                services.get(ids.get(naming.OWNER, "")) is not None:
-            ctx.eips.restore(f"Service/{ids[naming.OWNER]}", pool, _ips(eip), "")
+        holder = EipHolder(ids.get(naming.KIND, ""), ids.get(naming.OWNER, ""))
+        if eip and pool in net.pools and holder.is_service and \
+                services.get(holder.key) is not None:
+            ctx.eips.restore(str(holder), pool, _ips(eip), "")
 
 
 def restore_cluster_ips(ctx: Any, informers: dict[str, Any], nb: NbClient) -> int:

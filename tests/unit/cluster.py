@@ -11,6 +11,7 @@ from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.reconcilers.base import Context
+from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
 from ycloud_controller.reconcilers.service import SLICE_INDEX, slice_service_key
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 
@@ -32,6 +33,7 @@ class Cluster:
             self.stores[kind].add_index("namespace", _ns_index)
         self.stores["EndpointSlice"].add_index(SLICE_INDEX, slice_service_key)
         self.stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
+        self.stores["Service"].add_index(MULTI_VPC_INDEX, multi_vpc_index)
         self.ipam = Ipam()
         self.ctx = Context(self.cfg, self.stores, self.network, self.ipam, emulate)  # type: ignore[arg-type]
 

@@ -103,6 +103,8 @@ class Lister(Protocol):
 
     def by_index(self, name: str, value: str) -> list[dict[str, Any]]: ...
 
+    def add_index(self, name: str, fn: Callable[[dict[str, Any]], list[str]]) -> None: ...
+
 
 @dataclass
 class Context:
@@ -119,10 +121,6 @@ class Context:
     active_chassis: Callable[[str], str | None] = lambda lrp: None  # from the SB
     precedence: Precedence = Precedence()  # who keeps a contested resource
     cluster_ips: ClusterIps | None = None  # manifests mode: the emulated ClusterIP allocator
-    # (pool, vpc) -> (reason, message): VPCs a pool's service gateway refused to link (their
-    # subnets overlap those of a VPC linked for an older service); set by the EipPool
-    # reconciler, read by the services that want the link
-    refused_links: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def store(self, kind: str) -> Lister:
         return self.stores[kind]

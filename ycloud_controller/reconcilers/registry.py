@@ -10,6 +10,7 @@ from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import Context, Outcome
+from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
 from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, ProbeReconciler, probe_index
@@ -61,6 +62,8 @@ def no_monitors() -> dict[str, str]:
 def build(ctx: Context, emulate: bool,
           monitors: Callable[[], dict[str, str]] = no_monitors,
           ) -> dict[str, Callable[[str], Outcome]]:
+    # the index the EipPool and Service reconcilers read a pool's service-gateway users from
+    ctx.store("Service").add_index(MULTI_VPC_INDEX, multi_vpc_index)
     reconcile_probe = ProbeReconciler(monitors)
     table: dict[str, Callable[[str], Outcome]] = {
         "Vpc": lambda key: reconcile_vpc(ctx, key),

@@ -66,7 +66,7 @@ def service_rows(ctx: Context, svc: ServiceView, vpc: str | None,
     if eip is None:
         return cluster, []
     return cluster, [*lb_rows(svc.namespace, svc.name, own, configs, eip.lbs, mappings),
-                     *service_eip.eip_routes(ctx, svc, vpc, own, eip)]
+                     *service_eip.eip_routes(svc, vpc, own, eip)]
 
 
 def with_cluster_ip(ctx: Context, key: str, obj: dict[str, Any]) -> dict[str, Any]:

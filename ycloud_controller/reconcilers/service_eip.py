@@ -24,22 +24,19 @@ from topology import naming
 from topology.builders.common import host_prefix
 from topology.builders.eip_gateway import onlink_nat
 from topology.builders.service import LbPlacement
-from topology.builders.service_gateway import link_svcgw_ip, svcgw_transit_ip
+from topology.builders.service_gateway import Link, svcgw_transit_ip
 from topology.model import Owner, Row, StaticRoute, fmap
 from ycloud_controller import keys
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.service import ServiceView
 from ycloud_controller.ipam import IpamError
 from ycloud_controller.reconcilers.base import Context, NotReady
-from ycloud_controller.reconcilers.eippool import ensure_pool, pool_of_service
-
-
-def eip_owner(key: str) -> str:
-    return f"Service/{key}"
+from ycloud_controller.reconcilers.eip_state import EipHolder, link_plan, pool_of_service
+from ycloud_controller.reconcilers.eippool import ensure_pool
 
 
 def release(ctx: Context, key: str) -> None:
-    ctx.eips.release(eip_owner(key))
+    ctx.eips.release(str(EipHolder.service(key)))
 
 
 def allocate(ctx: Context, svc: ServiceView) -> tuple[str, str]:
@@ -57,7 +54,7 @@ def allocate(ctx: Context, svc: ServiceView) -> tuple[str, str]:
                                         f"({pool.cidr})")
     try:
         ensure_pool(ctx, pool)
-        alloc = ctx.eips.allocate(eip_owner(svc.key), pool.name,
+        alloc = ctx.eips.allocate(str(EipHolder.service(svc.key)), pool.name,
                                   ips=(wanted,) if wanted is not None else ())
     except IpamError as exc:
         raise Invalid("EIPUnavailable", f"EIP from pool {pool.name}: {exc.message}") from exc
@@ -72,21 +69,23 @@ class EipPlacement:
     eip: str
     hop: str  # next hop of eipgw's EIP/32 route: the VPC's transit address, or svcgw's
     lbs: LbPlacement  # the VPC router (one VPC) or the pool's service gateway (several)
+    links: tuple[Link, ...] = ()  # several VPCs: the service gateway's links to them
 
 
 def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str, eip: str,
             ) -> EipPlacement:
     net = ctx.network()
-    if vpc is None:
-        refused = [ctx.refused_links[(pool, v)] for v in svc.vpcs if (pool, v) in ctx.refused_links]
+    if vpc is None:  # the links are those the pool's service gateway gets (one plan)
+        plan = link_plan(ctx, pool)
+        refused = [r for r in map(plan.refusal, svc.vpcs) if r is not None]
         if refused:
             raise Invalid(*refused[0])
-        missing = [v for v in svc.vpcs if (pool, v) not in ctx.internal.links]
-        if missing:
+        links = tuple(link for link in map(plan.link, svc.vpcs) if link is not None)
+        if len(links) < len(svc.vpcs):  # not one of the pool's users (cannot be)
             raise NotReady(f"service gateway {naming.service_gateway(pool)} has no link to "
-                           f"VPC {missing[0]} yet")
+                           f"every VPC of the service yet")
         return EipPlacement(pool, eip, svcgw_transit_ip(str(ctx.internal.block(pool))),
-                            LbPlacement.service_gateway(pool, eip))
+                            LbPlacement.service_gateway(pool, eip), links)
     view = net.vpcs[vpc]
     attached = view.eip_pool or (net.default_pool().name if net.default_pool() else None)
     if attached != pool:
@@ -109,7 +108,7 @@ def eip_placement(ctx: Context, svc: ServiceView, vpc: str | None) -> EipPlaceme
     return _target(ctx, svc, vpc, pool, eip)
 
 
-def eip_routes(ctx: Context, svc: ServiceView, vpc: str | None, owner: Owner,
+def eip_routes(svc: ServiceView, vpc: str | None, owner: Owner,
                place: EipPlacement) -> list[Row]:
     """The rows that bring the EIP to its LB: eipgw's EIP/32 route, the backend VPCs' routes
     over their svcgw links (several VPCs), and eipgw's on-link NAT."""
@@ -117,11 +116,9 @@ def eip_routes(ctx: Context, svc: ServiceView, vpc: str | None, owner: Owner,
     ids = fmap({naming.SERVICE: svc.key, naming.POOL: pool, naming.EIP: eip})
     rows: list[Row] = [StaticRoute(router=naming.eip_gateway(pool), ip_prefix=host_prefix(eip),
                                    nexthop=place.hop, owner=owner, vpc=vpc, ids=ids)]
-    if vpc is None:  # backend VPCs reach the EIP over their own link to svcgw
-        for link_vpc in svc.vpcs:
-            gw = link_svcgw_ip(str(ctx.internal.links[(pool, link_vpc)]))
-            rows.append(StaticRoute(router=naming.router(link_vpc), ip_prefix=host_prefix(eip),
-                                    nexthop=gw, owner=owner, vpc=link_vpc, ids=ids))
+    for link in place.links:  # backend VPCs reach the EIP over their own link to svcgw
+        rows.append(StaticRoute(router=naming.router(link.vpc), ip_prefix=host_prefix(eip),
+                                nexthop=link.svcgw_ip, owner=owner, vpc=link.vpc, ids=ids))
     rows.append(onlink_nat(pool, eip, owner, vpc))
     return rows
 

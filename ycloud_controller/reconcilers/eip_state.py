@@ -1,0 +1,164 @@
+"""EIP pools' shared state, each part with one owner: who holds an address of a pool
+(`EipHolder`), which Services use a pool's service gateway (`MULTI_VPC_INDEX`, an index of the
+Service store), and the gateway's links to their VPCs (`link_plan`).
+
+The links of a pool's service gateway are a function of what is, not of who looked first:
+the multi-VPC LoadBalancer Services of the pool (the index: the informer keeps it, whatever
+is reconciled), the network model, the precedence of those Services, and the links the gateway
+already has (its link addresses, restored from NB at start: a VPC linked keeps its link, a
+newcomer whose subnets overlap it is refused). The EipPool reconciler builds the gateway's
+rows from the plan and each multi-VPC Service reconciler its routes over it: both compute the
+same plan, allocating the same link addresses whichever comes first, so the order in which
+pools and Services are reconciled does not matter. Computing a plan again with nothing
+changed gives the same plan (the linked VPCs come first and keep refusing what they refused).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from topology import naming
+from topology.builders.service_gateway import Link
+from ycloud_controller import keys
+from ycloud_controller.api.common import Invalid, key_of, meta, overlaps
+from ycloud_controller.api.eippool import EipPoolView
+from ycloud_controller.api.service import ServiceView, parse_service
+from ycloud_controller.api.subnet import SubnetView
+from ycloud_controller.network import NetworkModel
+from ycloud_controller.reconcilers.base import Context
+
+MULTI_VPC_INDEX = "multi-vpc"  # index of the Service store, and its one value
+
+
+@dataclass(frozen=True)
+class EipHolder:
+    """Who holds an address of an EIP pool in `Context.eips`: a LoadBalancer Service (its
+    EIP) or the pool itself (its uplink address). `str()` is the allocator's owner string."""
+
+    SERVICE: ClassVar[str] = "Service"
+    UPLINK: ClassVar[str] = "EipPool"
+
+    kind: str
+    key: str  # namespace/name of the Service, or the pool's name
+
+    @classmethod
+    def service(cls, key: str) -> EipHolder:
+        return cls(cls.SERVICE, key)
+
+    @classmethod
+    def uplink(cls, pool: str) -> EipHolder:
+        return cls(cls.UPLINK, pool)
+
+    @classmethod
+    def parse(cls, owner: str) -> EipHolder:
+        kind, _, key = owner.partition("/")
+        return cls(kind, key)
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == self.SERVICE
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.key}"
+
+
+def service_holders(ctx: Context, pool: str) -> dict[str, EipHolder]:
+    """EIP -> the Service holding it, for one pool."""
+    out = {}
+    for owner, alloc in ctx.eips.owners().items():
+        holder = EipHolder.parse(owner)
+        if alloc.subnet == pool and holder.is_service:
+            out[str(alloc.ips[0])] = holder
+    return out
+
+
+def pool_of_service(net: NetworkModel, svc: ServiceView) -> EipPoolView | None:
+    if svc.eip_pool:
+        return net.pools.get(svc.eip_pool)
+    if svc.load_balancer_ip is not None:
+        found = [p for p in net.pools.values() if p.contains(svc.load_balancer_ip)]
+        if found:
+            return found[0]
+    return net.default_pool()
+
+
+def multi_vpc_index(obj: dict[str, Any]) -> list[str]:
+    """Index function for Services: a LoadBalancer Service of several VPCs (a user of a
+    service gateway) is indexed under MULTI_VPC_INDEX."""
+    if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+        return []
+    vpcs = str((meta(obj).get("annotations") or {}).get(keys.ANN_VPC, "")).split(",")
+    return [MULTI_VPC_INDEX] if len([v for v in vpcs if v]) > 1 else []
+
+
+def multi_vpc_users(ctx: Context, pool: str) -> dict[str, list[dict[str, Any]]]:
+    """VPC -> the multi-VPC LoadBalancer Services of this pool with backends in it."""
+    net = ctx.network()
+    users: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for obj in ctx.store("Service").by_index(MULTI_VPC_INDEX, MULTI_VPC_INDEX):
+        try:
+            svc = parse_service(obj)
+        except Invalid:
+            continue
+        chosen = pool_of_service(net, svc)
+        if len(svc.vpcs) > 1 and chosen is not None and chosen.name == pool:
+            for vpc in svc.vpcs:
+                users[vpc].append(obj)
+    return users
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A pool's service-gateway links, and the VPCs refused one: vpc -> (reason, message)."""
+
+    links: tuple[Link, ...]
+    refused: tuple[tuple[str, tuple[str, str]], ...] = ()
+
+    def link(self, vpc: str) -> Link | None:
+        return next((link for link in self.links if link.vpc == vpc), None)
+
+    def refusal(self, vpc: str) -> tuple[str, str] | None:
+        return dict(self.refused).get(vpc)
+
+
+def link_plan(ctx: Context, pool: str, release: bool = False) -> LinkPlan:
+    """The links of the pool's service gateway to the VPCs its multi-VPC services use (link
+    addresses allocated; with `release`, the pool's reconcile, which rewrites the gateway's
+    rows, also frees those of VPCs no longer linked: an address is never handed to another
+    link while NB still has it). VPCs already linked come first, then the others in the
+    precedence of their first service (ycloud_controller.precedence), so a VPC whose subnets
+    overlap a linked VPC's is the one refused: a newcomer never takes a link from a holder.
+    A link kept for a VPC no longer used changes no decision: only users are ordered."""
+    net = ctx.network()
+    users = multi_vpc_users(ctx, pool)
+    links: list[Link] = []
+    refused: dict[str, tuple[str, str]] = {}
+    taken: list[tuple[str, SubnetView]] = []
+    linked = {vpc for (p, vpc) in ctx.internal.links if p == pool}
+    ranking = ctx.precedence.ranking()
+    ranks = {key_of(o): ranking.rank("Service", o) for objs in users.values() for o in objs}
+    order = sorted(users, key=lambda v: (v not in linked,
+                                         min(ranks[key_of(o)] for o in users[v]), v))
+    for vpc in order:
+        if vpc not in net.vpcs:
+            refused[vpc] = ("UnknownVPC", f"VPC {vpc} does not exist")
+            continue
+        subnets = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
+        clash = next(((v, o, s) for v, o in taken for s in subnets
+                      if overlaps(o.cidrs, s.cidrs)), None)
+        if clash is not None:
+            other_vpc, other, mine = clash
+            refused[vpc] = ("OverlappingSubnets",
+                            f"subnet {mine.name} of VPC {vpc} overlaps subnet {other.name} of "
+                            f"VPC {other_vpc}: service gateway {naming.service_gateway(pool)} "
+                            "cannot route both")
+            continue
+        taken += [(vpc, s) for s in subnets]
+        cidrs = tuple(c for s in subnets for c in s.cidr_strs if ":" not in c)
+        links.append(Link(vpc=vpc, cidr=str(ctx.internal.link(pool, vpc)), subnets=cidrs))
+    for (p, vpc) in list(ctx.internal.links) if release else ():
+        if p == pool and vpc not in {link.vpc for link in links}:
+            ctx.internal.release_link(pool, vpc)
+    return LinkPlan(tuple(links), tuple(refused.items()))
