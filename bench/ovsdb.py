@@ -19,6 +19,8 @@ try:
 except ImportError:  # pragma: no cover - the bench still runs, only slower
     _cjson = None
 
+from topology import naming  # noqa: E402 - after the optional C parser
+
 DB = "OVN_Northbound"
 
 
@@ -220,14 +222,14 @@ class Observer(threading.Thread):
 
     def _lb(self, now: float, uuid: str, new: dict[str, Any], initial: bool) -> None:
         ids = dict(new.get("external_ids", ["map", []])[1])
-        owner = ids.get("ycloud.io/owner")
+        owner = ids.get(naming.OWNER)
         if owner is None:
             return
         self.lb_owner[uuid] = owner
         vips = new.get("vips", ["map", []])[1]
         value = vips[0][1] if len(vips) == 1 else None
         self.lb_vips[owner] = value
-        self.lb_hash[owner] = ids.get("ycloud.io/hash", "")
+        self.lb_hash[owner] = ids.get(naming.HASH, "")
         if self.on_lb and not initial:
             self.on_lb(now, owner, value)
 

@@ -64,7 +64,7 @@ from ovn_sandbox import Sandbox, SandboxState
 from bench import cluster, ovsdb, workload
 from bench.raw import raw_limit, wipe
 from bench.report import machine, render, write_results
-from topology import model
+from topology import model, naming
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -126,12 +126,12 @@ def select_lbs(client: ovsdb.Client) -> tuple[dict[str, str | None], dict[str, s
     vips, hashes = {}, {}
     for row in res["rows"]:
         ids = dict(row["external_ids"][1])
-        owner = ids.get("ycloud.io/owner")
+        owner = ids.get(naming.OWNER)
         if owner is None:
             continue
         pairs = row["vips"][1]
         vips[owner] = pairs[0][1] if len(pairs) == 1 else None
-        hashes[owner] = ids.get("ycloud.io/hash", "")
+        hashes[owner] = ids.get(naming.HASH, "")
     return vips, hashes
 
 
