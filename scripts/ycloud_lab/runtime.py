@@ -18,10 +18,12 @@ built from busybox-static (image.py) and imported with `ctr images import`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,7 +268,7 @@ class Containerd:
             leftovers.append(f"mount {point}")
             run(["umount", "-l", point], check=False, what=f"{self.name}: umount")
         leftovers += self._remove_cgroups()
-        _rmdir_empty(SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent)
+        _rmdir_empty(SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent.parent)  # /run/containerd/s
         self.pidfile.unlink(missing_ok=True)
         for path in (self.socket, Path(f"{self.socket}.ttrpc")):
             path.unlink(missing_ok=True)
@@ -306,25 +308,29 @@ class Containerd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def pod_exec(netns_path: str, *cmd: str, timeout: float = 60.0,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run cmd (host filesystem) inside a pod's network namespace, given its path."""
-    return run(["nsenter", f"--net={netns_path}", *cmd], what=f"in {netns_path}",
-               timeout=timeout, check=check)
+def cni_bin_dir(directory: Path, plugins: Mapping[str, Path] | None = None,
+                stock: tuple[str, ...] = ("loopback",)) -> Path:
+    """A private CNI bin dir: symlinks to the stock plugins named (the CRI plugin always runs
+    `loopback` for the pod's lo) and to the given plugins (name -> executable), e.g.
+    {"ycloud-cni": <venv>/bin/ycloud-cni}. Returns directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = {name: CNI_BIN_DIR / name for name in stock} | dict(plugins or {})
+    for name, target in wanted.items():
+        link = directory / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    return directory
 
 
-def attach_netns(name: str, netns_path: str) -> None:
-    """Give a pod's network namespace a name in /run/netns (`ip netns exec NAME ...`, the
-    lab's traffic tools), as `ip netns attach` does, from its path. `ip netns del NAME`
-    removes the name only; the pod's namespace lives on with the sandbox."""
-    target = Path("/run/netns") / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.touch(exist_ok=False)
-    res = run(["mount", "--bind", netns_path, str(target)], check=False,
-              what=f"name {netns_path} {name}")
-    if res.returncode != 0:
-        target.unlink(missing_ok=True)
-        raise LabError(f"cannot name {netns_path} {name}: {res.stderr.strip()}")
+def write_conflist(conf_dir: Path, name: str, plugins: list[dict[str, object]],
+                   cni_version: str = "1.0.0", filename: str = "") -> Path:
+    """Write `<conf_dir>/10-<name>.conflist` (the CRI plugin loads the first by name)."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    path = conf_dir / (filename or f"10-{name}.conflist")
+    path.write_text(json.dumps({"cniVersion": cni_version, "name": name, "plugins": plugins},
+                               indent=2) + "\n")
+    return path
 
 
 def _rmdir_empty(path: Path, stop_at: Path) -> None:
