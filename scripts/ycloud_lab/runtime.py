@@ -80,6 +80,8 @@ class RuntimeConfig:
         return self.directory / "containerd.sock"
 
     def toml(self) -> str:
+        if len(str(self.socket)) + len(".ttrpc") > 107:  # sun_path is 108 bytes
+            raise LabError(f"containerd socket path too long for a unix socket: {self.socket}")
         d = self.directory
         cri = '[plugins."io.containerd.grpc.v1.cri"]'
         q = _quote
@@ -242,6 +244,16 @@ class Containerd:
                     out.append(int(entry.name))
         return out
 
+    def pod_pids(self) -> list[int]:
+        """Processes in this containerd's pod cgroups."""
+        pids: set[int] = set()
+        for path in self.cgroups():
+            try:
+                pids.update(int(p) for p in (path / "cgroup.procs").read_text().split())
+            except OSError:
+                continue
+        return sorted(pids)
+
     def mounts(self) -> list[str]:
         """Mount points under this containerd's directory (host mount namespace)."""
         prefix = str(self.dir.resolve()) + "/"
@@ -261,9 +273,18 @@ class Containerd:
                 leftovers.append(f"sandbox removal: {exc}")
         if pid is not None:
             _terminate(pid, timeout)
+        # a containerd that died (or was killed with its chassis namespace) left its pods
+        # running: their processes are found by cgroup, their shims by command line
+        for proc in self.pod_pids():
+            leftovers.append(f"pod process {proc} ({cmdline(proc)})")
+            _terminate(proc, timeout)
         for shim in self.shim_pids():
             leftovers.append(f"shim pid {shim}")
+            sock = shim_socket(self.socket, cmdline(shim))
             _terminate(shim, timeout)
+            if sock and sock.exists():
+                leftovers.append(f"shim socket {sock}")
+                sock.unlink()
         for point in sorted(self.mounts(), key=len, reverse=True):
             leftovers.append(f"mount {point}")
             run(["umount", "-l", point], check=False, what=f"{self.name}: umount")
@@ -308,6 +329,20 @@ class Containerd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def chassis_runtime(chassis_dir: str | Path, namespace: str, *,
+                    cni_bin: Path | None = None, cni_conf: Path | None = None,
+                    name: str = "") -> Containerd:
+    """The containerd of one lab chassis (a node): directory `<chassis dir>/containerd`, run in
+    the chassis namespace; CNI dirs default to `<chassis dir>/cni/bin` and
+    `<chassis dir>/cni/net.d`, the chassis' stand-ins for /opt/cni/bin and /etc/cni/net.d
+    (where a CNI DaemonSet installs its plugin and writes its conflist)."""
+    base = Path(chassis_dir)
+    cfg = RuntimeConfig(directory=base / "containerd", netns=namespace,
+                        cni_bin_dir=cni_bin or base / "cni" / "bin",
+                        cni_conf_dir=cni_conf or base / "cni" / "net.d")
+    return Containerd(cfg, name or base.name)
+
+
 def cni_bin_dir(directory: Path, plugins: Mapping[str, Path] | None = None,
                 stock: tuple[str, ...] = ("loopback",)) -> Path:
     """A private CNI bin dir: symlinks to the stock plugins named (the CRI plugin always runs
@@ -331,6 +366,18 @@ def write_conflist(conf_dir: Path, name: str, plugins: list[dict[str, object]],
     path.write_text(json.dumps({"cniVersion": cni_version, "name": name, "plugins": plugins},
                                indent=2) + "\n")
     return path
+
+
+def shim_socket(address: Path, shim_cmdline: str) -> Path | None:
+    """Where containerd 1.6 put a shim's socket: SHIM_SOCKET_DIR/sha256(<containerd address>/
+    <namespace>/<id>) (runtime/v2/shim/util_unix.go SocketAddress), from the shim's
+    `-namespace NS -id ID` arguments."""
+    args = shim_cmdline.split()
+    opts = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("-")}
+    if "-namespace" not in opts or "-id" not in opts:
+        return None
+    key = f"{address}/{opts['-namespace']}/{opts['-id']}"
+    return SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()
 
 
 def _rmdir_empty(path: Path, stop_at: Path) -> None:

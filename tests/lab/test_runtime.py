@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -40,6 +41,7 @@ from ycloud_lab.runtime import (  # noqa: E402
     RuntimeConfig,
     cni_bin_dir,
     missing_tools,
+    shim_socket,
     write_conflist,
 )
 
@@ -65,6 +67,10 @@ env = {{k: v for k, v in os.environ.items() if k.startswith("CNI_")}}
 with open({log!r}, "a") as f:
     f.write(json.dumps({{"env": env, "stdin": conf}}) + "\\n")
 cmd = env.get("CNI_COMMAND")
+if cmd == "ADD" and os.path.exists({fail!r}):
+    print(json.dumps({{"cniVersion": "1.0.0", "code": 11, "msg": "try again later",
+                      "details": "recorder told to fail"}}))
+    sys.exit(1)
 if cmd == "ADD":
     print(json.dumps({{"cniVersion": "1.0.0",
                       "interfaces": [{{"name": env["CNI_IFNAME"],
@@ -90,7 +96,8 @@ def chassis() -> Iterator[str]:
 def _recording_runtime(tmp_path: Path, ns: str) -> tuple[Containerd, Path]:
     log = tmp_path / "calls.jsonl"
     plugin = tmp_path / "recorder"
-    plugin.write_text(RECORDER.format(python=sys.executable, log=str(log)))
+    plugin.write_text(RECORDER.format(python=sys.executable, log=str(log),
+                                      fail=str(tmp_path / "fail")))
     plugin.chmod(0o755)
     bindir = cni_bin_dir(tmp_path / "cni-bin", {"recorder": plugin})
     write_conflist(tmp_path / "cni-conf", "recnet", [{"type": "recorder", "mtu": 1400}])
@@ -255,3 +262,52 @@ def test_bridge_pod_gets_an_ip_and_answers_ping(chassis: str, tmp_path: Path) ->
         assert gone.returncode != 0
     finally:
         assert runtime.stop() == []
+
+
+def test_failed_cni_add_fails_run_pod_sandbox_and_leaves_nothing(chassis: str,
+                                                                 tmp_path: Path) -> None:
+    """A plugin's error (CNI error JSON, exit 1) reaches the CRI caller with its message;
+    containerd calls DEL to clean up and keeps no sandbox, mount or netns."""
+    runtime, log = _recording_runtime(tmp_path, chassis)
+    runtime.start()
+    try:
+        (tmp_path / "fail").touch()
+        with pytest.raises(CriError) as err:
+            create_pod(runtime, "web1", "demo", "uid-fail")
+        assert "try again later" in err.value.detail
+        assert "recorder told to fail" in err.value.detail
+        commands = [c["env"]["CNI_COMMAND"] for c in _calls(log)]
+        assert commands[0] == "ADD" and "DEL" in commands[1:]
+        with runtime.cri() as client:
+            assert client.list_pod_sandbox() == []
+        assert runtime.mounts() == []
+        netns_dir = runtime.dir / "state" / "io.containerd.grpc.v1.cri" / "netns"
+        assert not netns_dir.exists() or list(netns_dir.iterdir()) == []
+
+        (tmp_path / "fail").unlink()  # kubelet's next attempt works
+        pod = create_pod(runtime, "web1", "demo", "uid-fail")
+        assert pod.ip == "10.99.0.5"
+    finally:
+        assert runtime.stop() == []
+
+
+def test_stop_cleans_up_after_a_killed_containerd(chassis: str, tmp_path: Path) -> None:
+    """containerd SIGKILLed with a pod running (as deleting its chassis namespace would do):
+    stop() finds the pod's processes by cgroup and the shim by command line, ends them and
+    removes the shim's socket, the mounts and the cgroups; it reports what it cleaned."""
+    runtime, _ = _recording_runtime(tmp_path, chassis)
+    runtime.start()
+    pod = create_pod(runtime, "web1", "demo")
+    (shim,) = runtime.shim_pids()
+    sock = shim_socket(runtime.socket, cmdline(shim))
+    assert sock is not None and sock.exists()  # where containerd 1.6 puts it
+    pid = runtime.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    leftovers = runtime.stop()
+    assert any(item.startswith("pod process") for item in leftovers), leftovers
+    assert any(item.startswith("shim pid") for item in leftovers), leftovers
+    assert cmdline(pod.pid) == ""
+    assert runtime.shim_pids() == [] and runtime.pod_pids() == []
+    assert not sock.exists()
+    assert runtime.mounts() == [] and runtime.cgroups() == []
