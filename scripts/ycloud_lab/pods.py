@@ -10,6 +10,7 @@ traffic tools (workload.py, which run `python -m ycloud_lab.traffic` there) work
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 import uuid
@@ -22,6 +23,8 @@ from ycloud_lab.proc import LabError, run
 
 if TYPE_CHECKING:
     from ycloud_lab.runtime import Containerd
+
+log = logging.getLogger("ycloud_lab")
 
 NETNS_DIR = Path("/run/netns")
 
@@ -52,7 +55,11 @@ def create_pod(runtime: Containerd, name: str, namespace: str = "default",
                        annotations=annotations or {})
     with runtime.cri() as client:
         start = time.monotonic()
-        sandbox_id = client.run_pod_sandbox(spec)
+        try:
+            sandbox_id = client.run_pod_sandbox(spec)
+        except CriError:
+            remove_failed(runtime, spec.name, spec.namespace, spec.uid, spec.attempt)
+            raise
         elapsed = time.monotonic() - start
         status = client.pod_sandbox_status(sandbox_id, verbose=True)
     if not status.ready or not status.netns_path:
@@ -82,6 +89,27 @@ def _remove_sandbox(runtime: Containerd, sandbox_id: str) -> None:
     with runtime.cri() as client:
         client.stop_pod_sandbox(sandbox_id)
         client.remove_pod_sandbox(sandbox_id)
+
+
+def remove_failed(runtime: Containerd, name: str, namespace: str, uid: str,
+                  attempt: int = 0) -> bool:
+    """What kubelet does after a failed RunPodSandbox: stop and remove the sandbox the runtime
+    may have kept for the pod (containerd 1.6 keeps a NOTREADY one when the network could not
+    be set up, e.g. "cni plugin not initialized"), freeing its name for the next try. While
+    the CNI plugin cannot run, its StopPodSandbox fails too (the DEL cannot be made): False
+    then, with the sandbox left for a later call."""
+    with runtime.cri() as client:
+        for sb in client.list_pod_sandbox():
+            if (sb.name, sb.namespace, sb.uid, sb.attempt) != (name, namespace, uid, attempt):
+                continue
+            try:
+                client.stop_pod_sandbox(sb.id)
+                client.remove_pod_sandbox(sb.id)
+            except CriError as exc:
+                log.info("pod %s/%s: failed sandbox %s stays for now: %s", namespace, name,
+                         sb.id, exc.detail)
+                return False
+    return True
 
 
 def sandbox_exists(runtime: Containerd, sandbox_id: str) -> bool:
