@@ -542,7 +542,10 @@ class InProcessController:
         cfg = config_mod.load(None, nb_remote=self.nb_remote, sb_remote=self.sb_remote)
         self._nb = NbClient(self.nb_remote, timeout=60.0).start()
         self._sb = SbMonitor(self.sb_remote) if self.sb_remote else None
-        self.ctl = Controller(cfg, self.backend, self._nb, emulate=True, sb=self._sb)
+        # object_ages=False as the CLI runs on a manifests directory: the timestamps are the
+        # MemoryStore's own and decide no conflict (the holder in NB, then the name, do)
+        self.ctl = Controller(cfg, self.backend, self._nb, emulate=True, sb=self._sb,
+                              object_ages=False)
         if self._sb is not None:
             # after Controller(): it sets sb.callback, which start() hands to the IDL
             self._sb.start()
