@@ -28,7 +28,8 @@ SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 class Reply:
     """One request's outcome: the answering server and the source it saw, or an error
     (refused | reset | timeout | unreachable | closed | error) with detail; `at` is the wall
-    clock (time.time()) when it started, `elapsed` how long it took."""
+    clock (time.time()) when it started, `elapsed` how long it took, `local` the client's own
+    ip:port."""
 
     ok: bool
     server: str | None = None
@@ -37,6 +38,7 @@ class Reply:
     detail: str = ""
     elapsed: float = 0.0
     at: float = 0.0
+    local: str | None = None  # the client's ip:port (new connections of `request`)
 
     @property
     def source_ip(self) -> str | None:
@@ -58,7 +60,7 @@ class Reply:
         return cls(ok=bool(data.get("ok")), server=data.get("server"),
                    source=data.get("source"), error=data.get("error"),
                    detail=data.get("detail", ""), elapsed=float(data.get("elapsed", 0.0)),
-                   at=float(data.get("at", 0.0)))
+                   at=float(data.get("at", 0.0)), local=data.get("local"))
 
     def __str__(self) -> str:
         return f"{self.server} saw {self.source}" if self.ok else f"{self.error}: {self.detail}"
