@@ -303,13 +303,17 @@ class Traffic:
         return [(p, w, str(r)) for p, w, r in self.log if not r.ok]
 
 
-def restart_under(traffic: Traffic, controller: InProcessController, rounds: int = 3) -> None:
+def restart_under(traffic: Traffic, controller: InProcessController, rounds: int = 3,
+                  before_stop: Callable[[], object] | None = None) -> None:
     """Stop the controller and start a new one on the same store and NB (a process restart)
     while `traffic` runs: `rounds` rounds before, while stopped and after the new one is
-    idle. The traffic thread is stopped at the end."""
+    idle; `before_stop()` is called after the rounds before. The traffic thread is stopped at
+    the end."""
     traffic.thread.start()
     try:
         traffic.during("before", rounds)
+        if before_stop is not None:
+            before_stop()
         traffic.phase = "stopped"
         controller.stop()
         traffic.during("stopped", rounds)

@@ -24,6 +24,7 @@ from ycloud_controller.keys import READY
 from ycloud_controller.kube import resources as res
 
 from .conftest import TABLES, Examples, Traffic, owned_uuids, restart_under
+from .dataplane import Dataplane, dataplane
 
 pytestmark = pytest.mark.lab
 log = structlog.get_logger(__name__)
@@ -92,7 +93,10 @@ def test_restart_keeps_the_holder_of_a_contested_cidr(examples: Examples, lab: L
                 "the refused newcomer changed NB"
             traffic = Traffic(lab, {"clusterip": held},
                               {"clusterip": lambda: lab.request(CLIENT1, "tcp", WEB_VIP, 80)})
-            restart_under(traffic, controller, rounds=6)
+            planes: list[Dataplane] = []
+            restart_under(traffic, controller, rounds=6,
+                          before_stop=lambda: planes.append(dataplane(lab)))
+            planes.append(dataplane(lab))
             news = [r for _, w, r in traffic.log if w.startswith("new")]
             log.info("restart with a refused overlapping subnet", requests=len(traffic.log),
                      new_connections=len(news), failed=len(traffic.failed()),
@@ -104,6 +108,7 @@ def test_restart_keeps_the_holder_of_a_contested_cidr(examples: Examples, lab: L
             sync = controller.ctl.last_sync
             assert sync is not None and sync.changes == 0 and sync.transactions == 0, sync
             assert {t: owned_uuids(lab, t) for t in TABLES} == before
+            assert not planes[0].changes(planes[1]), planes[0].changes(planes[1])
             assert refused(controller), ready(controller, NEWCOMER)
             assert ready(controller, HOLDER).get("status") == "True", ready(controller, HOLDER)
     finally:
