@@ -22,6 +22,7 @@ from ycloud_lab.netns import (
     add_address,
     create_ns,
     delete_ns,
+    drop_link,
     ifname,
     route,
     sanitize,
@@ -166,6 +167,7 @@ class Cni:
     def _plug_pod(self, ch: Chassis, spec: PortSpec, b: PortBinding) -> None:
         what = f"cni: port {spec.port} on chassis {ch.name}"
         create_ns(b.namespace)
+        drop_link(ch.ns, b.ifname)  # left by an earlier plug whose namespace is still going
         veth(ch.ns, b.ifname, b.namespace, POD_IF, mtu=spec.mtu, address_b=spec.mac, what=what)
         for ip in spec.ips:
             add_address(b.namespace, POD_IF, ip, what=what)
@@ -204,6 +206,7 @@ class Cni:
                  wait=ch.vswitchd_alive())
         if b.role != naming.ROLE_NODE:
             self.lab.stop_processes(st, namespace=b.namespace)
+            drop_link(ch.ns, b.ifname)
             delete_ns(b.namespace)
             st.forget_ns(b.namespace)
         st.ports.pop(b.port, None)

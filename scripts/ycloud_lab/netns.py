@@ -99,6 +99,14 @@ def enslave(ns: str, name: str, bridge_name: str) -> None:
         what=f"{ns}: {name} into {bridge_name}")
 
 
+def drop_link(ns: str, name: str) -> None:
+    """Delete link `name` in ns if it is there. Deleting one end of a veth deletes its pair at
+    once, whereas `ip netns del` leaves the pair to the kernel's deferred namespace cleanup
+    (seconds, or as long as anything still references the namespace)."""
+    if link_exists(ns, name):
+        run(["ip", "-n", ns, "link", "del", name], check=False, what=f"delete {ns}/{name}")
+
+
 def link_exists(ns: str, name: str) -> bool:
     return run(["ip", "-n", ns, "link", "show", name], check=False, timeout=10).returncode == 0
 

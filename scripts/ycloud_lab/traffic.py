@@ -8,8 +8,10 @@ server: TCP and/or UDP echo; every request (a TCP line or a UDP datagram) is ans
 line `<server name> <source ip:port it saw>`. With --detach it binds, forks into the background
 and writes --pidfile before the launching command returns, so the server is ready.
 client: one request per new connection, --count times; prints one line per attempt, or one
-JSON object per line with --json: {"ok", "server", "source", "error", "detail", "elapsed"},
-error being refused | reset | timeout | unreachable | closed | error.
+JSON object per line with --json: {"ok", "server", "source", "error", "detail", "elapsed",
+"at", "local"}, error being refused | reset | timeout | unreachable | closed | error, "at"
+the wall clock (time.time()) when the attempt started, comparable across namespaces, "local"
+the client's own ip:port (also after a failed connect: find it in conntrack).
 hold: opens one TCP connection and keeps it; a unix control socket takes lines `send [text]`
 (send through the held connection, answer with the JSON reply) and `close`.
 """
@@ -150,38 +152,51 @@ def _readline(sock: socket.socket) -> bytes:
     return buf
 
 
+def _since(started: float) -> dict:
+    """elapsed since `started` (monotonic) and the wall clock when that was."""
+    now = time.monotonic()
+    return {"elapsed": round(now - started, 4), "at": round(time.time() - (now - started), 4)}
+
+
 def _parse(line: bytes, started: float) -> dict:
     text = line.decode(errors="replace").strip()
-    elapsed = round(time.monotonic() - started, 4)
     if not text:
         return {"ok": False, "server": None, "source": None, "error": "closed",
-                "detail": "connection closed without a reply", "elapsed": elapsed}
+                "detail": "connection closed without a reply", **_since(started)}
     name, _, source = text.partition(" ")
     return {"ok": True, "server": name, "source": source, "error": None, "detail": "",
-            "elapsed": elapsed}
+            **_since(started)}
 
 
 def _failure(exc: BaseException, started: float) -> dict:
     return {"ok": False, "server": None, "source": None, "error": _classify(exc),
-            "detail": f"{type(exc).__name__}: {exc}",
-            "elapsed": round(time.monotonic() - started, 4)}
+            "detail": f"{type(exc).__name__}: {exc}", **_since(started)}
+
+
+def _local(sock: socket.socket) -> str | None:
+    try:
+        return _fmt_addr(sock.getsockname())
+    except OSError:
+        return None
 
 
 def request_once(proto: str, host: str, port: int, timeout: float, payload: str = "hello",
                  ) -> dict:
     started = time.monotonic()
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    try:
-        with socket.socket(_family(host), kind) as sock:
+    with socket.socket(_family(host), kind) as sock:
+        try:
             sock.settimeout(timeout)
             sock.connect((host, port))
             if proto == "tcp":
                 sock.sendall(payload.encode() + b"\n")
-                return _parse(_readline(sock), started)
-            sock.send(payload.encode() + b"\n")
-            return _parse(sock.recv(65535), started)
-    except OSError as exc:
-        return _failure(exc, started)
+                result = _parse(_readline(sock), started)
+            else:
+                sock.send(payload.encode() + b"\n")
+                result = _parse(sock.recv(65535), started)
+        except OSError as exc:
+            result = _failure(exc, started)
+        return {**result, "local": _local(sock)}
 
 
 def _emit(result: dict, as_json: bool) -> None:

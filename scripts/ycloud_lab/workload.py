@@ -27,7 +27,9 @@ SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Reply:
     """One request's outcome: the answering server and the source it saw, or an error
-    (refused | reset | timeout | unreachable | closed | error) with detail."""
+    (refused | reset | timeout | unreachable | closed | error) with detail; `at` is the wall
+    clock (time.time()) when it started, `elapsed` how long it took, `local` the client's own
+    ip:port."""
 
     ok: bool
     server: str | None = None
@@ -35,6 +37,8 @@ class Reply:
     error: str | None = None
     detail: str = ""
     elapsed: float = 0.0
+    at: float = 0.0
+    local: str | None = None  # the client's ip:port (new connections of `request`)
 
     @property
     def source_ip(self) -> str | None:
@@ -55,7 +59,8 @@ class Reply:
     def from_dict(cls, data: dict[str, Any]) -> Reply:
         return cls(ok=bool(data.get("ok")), server=data.get("server"),
                    source=data.get("source"), error=data.get("error"),
-                   detail=data.get("detail", ""), elapsed=float(data.get("elapsed", 0.0)))
+                   detail=data.get("detail", ""), elapsed=float(data.get("elapsed", 0.0)),
+                   at=float(data.get("at", 0.0)), local=data.get("local"))
 
     def __str__(self) -> str:
         return f"{self.server} saw {self.source}" if self.ok else f"{self.error}: {self.detail}"

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ycloud_lab import Lab, Server
+from ycloud_lab import HeldConnection, Lab, Reply, Server
 from ycloud_lab.ovsdb import rows
 from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
@@ -246,3 +247,80 @@ def wait_deleted(examples: Examples, kind: str, name: str, namespace: str | None
 
 def chassis_of(lab: Lab, port: str) -> str:
     return lab.store.load().ports[port].chassis
+
+
+# -- restarts: rows that must keep their _uuid, traffic that must not fail ---------------------
+TABLES = ("Load_Balancer", "Load_Balancer_Group", "Logical_Switch", "Logical_Router",
+          "Logical_Switch_Port", "Logical_Router_Port", "NAT", "Logical_Router_Static_Route")
+
+
+def owned_uuids(lab: Lab, table: str) -> dict[str, str]:
+    """ycloud.io/key -> _uuid of the rows of `table` the controller owns (Load_Balancer_Group
+    has no external_ids in OVN 23.03: the controller's groups are known by name)."""
+    if table == "Load_Balancer_Group":
+        return {r["name"]: r["_uuid"] for r in rows(
+            "ovn-nbctl", lab.nb_remote, "--columns=_uuid,name", "list", table)
+            if naming.is_our_lb_group(r["name"])}
+    out = {}
+    for r in rows("ovn-nbctl", lab.nb_remote, "--columns=_uuid,external_ids", "list", table):
+        ids = r["external_ids"]
+        if ids.get(naming.MANAGED_BY) == naming.MANAGED_BY_VALUE:
+            out[ids.get(naming.KEY, r["_uuid"])] = r["_uuid"]
+    return out
+
+
+class Traffic:
+    """Sends on held connections and opens new ones in a loop, in a thread, until stopped."""
+
+    def __init__(self, lab: Lab, held: dict[str, HeldConnection],
+                 fresh: dict[str, Callable[[], Reply]]):
+        self.lab = lab
+        self.held = held
+        self.fresh = fresh
+        self.log: list[tuple[str, str, Reply]] = []  # (phase, what, reply)
+        self.phase = "before"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            phase = self.phase
+            for name, conn in self.held.items():
+                self.log.append((phase, f"held {name}", conn.send()))
+            for name, request in self.fresh.items():
+                self.log.append((phase, f"new {name}", request()))
+
+    def rounds(self, phase: str) -> int:
+        return sum(1 for p, what, _ in self.log if p == phase and what.startswith("held"))
+
+    def during(self, phase: str, rounds: int = 3) -> None:
+        """Switch to `phase` and wait until `rounds` rounds ran in it."""
+        self.phase = phase
+        wait_until(lambda: self.rounds(phase) >= rounds * len(self.held), 60,
+                   f"{rounds} rounds of traffic while {phase}")
+
+    def failed(self) -> list[tuple[str, str, str]]:
+        return [(p, w, str(r)) for p, w, r in self.log if not r.ok]
+
+
+def restart_under(traffic: Traffic, controller: InProcessController, rounds: int = 3,
+                  before_stop: Callable[[], object] | None = None) -> None:
+    """Stop the controller and start a new one on the same store and NB (a process restart)
+    while `traffic` runs: `rounds` rounds before, while stopped and after the new one is
+    idle; `before_stop()` is called after the rounds before. The traffic thread is stopped at
+    the end."""
+    traffic.thread.start()
+    try:
+        traffic.during("before", rounds)
+        if before_stop is not None:
+            before_stop()
+        traffic.phase = "stopped"
+        controller.stop()
+        traffic.during("stopped", rounds)
+        traffic.phase = "starting"
+        controller.start()
+        controller.wait_idle()
+        traffic.during("after", rounds)
+    finally:
+        traffic.stop.set()
+        traffic.thread.join(timeout=30)
