@@ -28,8 +28,7 @@ from topology.nbsync.client import NbClient
 from topology.nbsync.sb_health import SbMonitor
 from topology.ovsdb.values import gc_paused
 from topology.plan import Plan
-from ycloud_controller import cluster_ips, metrics
-from ycloud_controller.api.common import meta
+from ycloud_controller import metrics
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.config import Config
 from ycloud_controller.contention import Waiters
@@ -78,10 +77,6 @@ def _no_chassis(lrp: str) -> str | None:
     return None
 
 
-def _ns_index(obj: dict) -> list[str]:
-    return [meta(obj).get("namespace") or ""]
-
-
 class Controller(Loops):
     def __init__(self, cfg: Config, backend: Backend, nb: NbClient | None, *,
                  emulate: bool = False, write_kube: bool = True, plan_only: bool = False,
@@ -100,11 +95,7 @@ class Controller(Loops):
                                          quiet_first_list=True)
                           for kind, r in WATCHED.items()}
         stores = {kind: inf.store for kind, inf in self.informers.items()}
-        for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
-            stores[kind].add_index("namespace", _ns_index)
-        stores["EndpointSlice"].add_index("service", registry.slice_service_key)
-        stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
-        stores["NetworkProbe"].add_index(registry.PROBE_INDEX, registry.probe_index)
+        registry.add_indexes(stores)
         # object_ages=False (a manifests directory): creationTimestamps are this process's
         # own, not the objects', and decide no conflict
         self.precedence = Precedence(NbHoldings(nb) if nb is not None else NoHoldings(),

@@ -188,9 +188,8 @@ def test_deleted_pod_leaves_the_vips_within_a_second(examples: Examples, lab: La
              round(t_hv, 3), last_new_connection_to_it=round(max(to_gone), 3) if to_gone
              else None, new_connections=len(load.new), after_delete=len(load.new) -
              len(before), after_bound=len(late), held_sends=len(load.sent))
-    # a connection that failed went to the deleted pod: the controller removes its port and
-    # its VIP entry in two transactions (the pod, then the Service after its EndpointSlice),
-    # and a connection hashed onto it in between has no port to reach
+    # the deleted pod's port stays until no VIP lists it (reconcilers/base.PortReconciler):
+    # a new connection hashed onto it before its VIP entry goes still reaches it
     targets = dnat_targets(lab, vip)
     failed = [(round(r.at - t0, 3), str(r), r.local, sorted(targets.get(r.local or "", ())))
               for r in load.new if not r.ok]
@@ -198,9 +197,7 @@ def test_deleted_pod_leaves_the_vips_within_a_second(examples: Examples, lab: La
     seen = [(r.local, targets[r.local], served[r.server or ""]) for r in late
             if r.ok and r.local in targets]
     assert seen and all(t == {ip} for _, t, ip in seen), seen  # conntrack read right
-    assert all(r.at >= t0 for r in load.new if not r.ok), failed
-    assert all(targets.get(r.local or "") == {gone_ip} for r in load.new if not r.ok), \
-        f"new connections to remaining backends failed (s from the delete): {failed}"
+    assert not failed, f"new connections failed (s from the delete, backends): {failed}"
     reached = [(round(r.at - t0, 3), r.server) for r in late if r.server == GONE]
     assert not reached, f"{GONE} still answered new connections after {BOUND}s: {reached}"
     assert {r.server for r in late} == remaining, {r.server for r in late}

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ycloud_controller import cluster_ips
 from ycloud_controller.api.common import key_of, meta
 from ycloud_controller.config import Config
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.reconcilers.base import Context
-from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
-from ycloud_controller.reconcilers.service import SLICE_INDEX, slice_service_key
+from ycloud_controller.reconcilers.registry import add_indexes
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 
 KINDS = ("Vpc", "Subnet", "EipPool", "Pod", "Node", "Service", "EndpointSlice", "Vnic",
          "YusurService", "NetworkProbe", "Namespace")
-
-
-def _ns_index(obj: dict[str, Any]) -> list[str]:
-    return [meta(obj).get("namespace") or ""]
 
 
 class Cluster:
@@ -29,11 +23,7 @@ class Cluster:
     def __init__(self, cfg: Config | None = None, emulate: bool = False):
         self.cfg = cfg or Config()
         self.stores = {kind: Store() for kind in KINDS}
-        for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
-            self.stores[kind].add_index("namespace", _ns_index)
-        self.stores["EndpointSlice"].add_index(SLICE_INDEX, slice_service_key)
-        self.stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
-        self.stores["Service"].add_index(MULTI_VPC_INDEX, multi_vpc_index)
+        add_indexes(self.stores)
         self.ipam = Ipam()
         self.ctx = Context(self.cfg, self.stores, self.network, self.ipam, emulate)  # type: ignore[arg-type]
 

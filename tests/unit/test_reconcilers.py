@@ -338,6 +338,28 @@ def test_pod_without_port_releases_its_address(gone):
     assert c.ipam.get("Pod/default/web-0") is None
 
 
+@pytest.mark.parametrize("manager", [keys.SLICE_EMULATOR, keys.SLICE_MANAGER])
+def test_deleted_pod_keeps_its_port_while_a_derived_slice_lists_it(manager):
+    """A deleted backend's port and address outlive its place in the slices the controller
+    derives, so the Service's LB drops the address before the port goes (no VIP points at
+    a port that is gone); a slice the controller does not derive holds nothing back."""
+    c = Cluster().add(f.pod("web-0")).sync_subnets()
+    pod_port(reconcile_pod(c.ctx, "default/web-0"))
+    ip = str(c.ipam.get("Pod/default/web-0").ips[0])
+    derived = f.endpoint_slice("web", [f.endpoint(ip)], name="web-derived",
+                               labels={keys.SLICE_MANAGED_BY: manager})
+    foreign = f.endpoint_slice("web", [f.endpoint(ip)], name="web-by-hand")
+    c.add(derived).add(foreign).remove("Pod", "default/web-0")
+    held = reconcile_pod(c.ctx, "default/web-0")
+    assert held.rows == {POD: None}
+    assert held.retry and ip in held.retry and "web-derived" in held.retry
+    assert c.ipam.get("Pod/default/web-0") is not None
+    c.add({**derived, "endpoints": []})
+    out = reconcile_pod(c.ctx, "default/web-0")
+    assert out.rows == {POD: []} and not out.retry
+    assert c.ipam.get("Pod/default/web-0") is None
+
+
 def test_host_network_pod_never_allocates():
     c = Cluster().add(f.pod("h", host_network=True)).sync_subnets()
     assert reconcile_pod(c.ctx, "default/h").rows == {Owner("Pod", "default/h"): []}

@@ -207,14 +207,36 @@ class Reconciler:
         return {self.owner(key): rows} if self.HAS_ROWS else {}
 
 
+BACKEND_INDEX = "backend-address"  # EndpointSlices the controller derives, by listed address
+
+
+def backend_address_index(obj: dict[str, Any]) -> list[str]:
+    """Index function for EndpointSlices: the addresses listed by a slice the controller
+    derives itself (a YusurService's, or manifests mode's emulated ones)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(keys.SLICE_MANAGED_BY) not in (keys.SLICE_MANAGER, keys.SLICE_EMULATOR):
+        return []
+    return sorted({a for ep in obj.get("endpoints") or [] for a in ep.get("addresses") or []})
+
+
 class PortReconciler(Reconciler):
     """A kind whose objects hold addresses of a subnet (pods, Vnics, nodes): released when the
-    object is gone."""
+    object is gone, but not while a slice the controller derives still lists one of them: a
+    backend's port outlives its place in every VIP built from those slices, so no client is
+    sent to an address that no longer answers (the slice's update reaches the Service's LB
+    first, then the port goes)."""
 
     def ipam_key(self, key: str) -> str:
         return f"{self.RESOURCE.kind}/{key}"
 
     def gone(self, ctx: Context, key: str, obj: dict[str, Any] | None) -> Outcome:
+        alloc = ctx.ipam.get(self.ipam_key(key))
+        slices = ctx.store("EndpointSlice")
+        for ip in alloc.ips if alloc is not None else ():
+            listed = slices.index_keys(BACKEND_INDEX, str(ip))
+            if listed:
+                return Outcome(rows=self._rows(key, None),
+                               retry=f"{ip} is still a backend in EndpointSlice {listed[0]}")
         ctx.ipam.release(self.ipam_key(key))
         return super().gone(ctx, key, obj)
 

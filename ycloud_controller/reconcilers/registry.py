@@ -5,18 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ycloud_controller import cluster_ips
 from ycloud_controller.api.common import meta
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.precedence import Precedence
-from ycloud_controller.reconcilers.base import Context, Outcome
+from ycloud_controller.reconcilers.base import (
+    BACKEND_INDEX,
+    Context,
+    Outcome,
+    backend_address_index,
+)
 from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
 from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, ProbeReconciler, probe_index
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
-from ycloud_controller.reconcilers.service import reconcile_service, slice_service_key
+from ycloud_controller.reconcilers.service import SLICE_INDEX, reconcile_service, slice_service_key
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
@@ -59,11 +65,26 @@ def no_monitors() -> dict[str, str]:
     return {}
 
 
+def _namespace(obj: dict[str, Any]) -> list[str]:
+    return [meta(obj).get("namespace") or ""]
+
+
+def add_indexes(stores: dict[str, Any]) -> None:
+    """Every index the reconcilers and triggers read, on the stores of the watched kinds."""
+    for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
+        stores[kind].add_index("namespace", _namespace)
+    stores["EndpointSlice"].add_index(SLICE_INDEX, slice_service_key)
+    # the slices a deleted pod's or Vnic's port waits to leave (reconcilers/base.PortReconciler)
+    stores["EndpointSlice"].add_index(BACKEND_INDEX, backend_address_index)
+    stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
+    # a pool's service-gateway users, read by the EipPool and Service reconcilers
+    stores["Service"].add_index(MULTI_VPC_INDEX, multi_vpc_index)
+    stores["NetworkProbe"].add_index(PROBE_INDEX, probe_index)
+
+
 def build(ctx: Context, emulate: bool,
           monitors: Callable[[], dict[str, str]] = no_monitors,
           ) -> dict[str, Callable[[str], Outcome]]:
-    # the index the EipPool and Service reconcilers read a pool's service-gateway users from
-    ctx.store("Service").add_index(MULTI_VPC_INDEX, multi_vpc_index)
     reconcile_probe = ProbeReconciler(monitors)
     table: dict[str, Callable[[str], Outcome]] = {
         "Vpc": lambda key: reconcile_vpc(ctx, key),
