@@ -176,8 +176,7 @@ def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         if not ctl.wait_synced(timeout=60):
             sys.stderr.write("ycloud-controller: the source did not sync within 60s\n")
             return 1
-        ctl.settle()
-        ctl.full_sync()
+        ctl.full_sync(ctl.settle())  # what the settle pass settled, the full sync takes
         drained = ctl.drain(timeout=getattr(args, "timeout", 300.0))
         if render:
             return _print_plan(ctl.plan_all(), args.format)
