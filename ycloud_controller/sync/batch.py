@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from topology.nbsync.client import NbClient
 from ycloud_controller import metrics
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.ipam import Ipam
@@ -75,7 +76,7 @@ class Batch:
 
     def __init__(self, ctx: Context, triggers: Triggers, informers: Mapping[str, Any],
                  reconcilers: Mapping[str, Callable[[str], Outcome]], queue: WorkQueue,
-                 nb: Any = None):
+                 nb: NbClient | None = None):
         self.ctx = ctx
         self.triggers = triggers
         self.informers = informers

@@ -32,6 +32,9 @@ NB_WAIT = 1.0  # seconds a worker waits for NB to return before trying its batch
 
 
 class Worker:
+    """Runs on the controller's one worker thread (the serve loop, or the caller of
+    `sync --once`'s steps); not thread-safe."""
+
     def __init__(self, cfg: Config, batch: Batch, committer: Committer, queue: WorkQueue,
                  writer: KubeWriter, informers: Mapping[str, Any], nb: NbClient | None,
                  stop_event: threading.Event, is_leader: Callable[[], bool]):
