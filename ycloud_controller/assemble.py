@@ -28,12 +28,16 @@ class Assembly:
     def start(self, wait: float | None = 60.0) -> bool:
         """Start the SB monitor, the informers and the Kubernetes writer, then NB; then wait
         up to `wait` seconds (None: not at all) for every informer's first list. Returns
-        whether they listed."""
-        if self.sb is not None:
-            self.sb.start()
-        self.ctl.start()
-        if self.owns_nb:
-            self.nb.start()
+        whether they listed. What started is stopped again if a part fails to start."""
+        try:
+            if self.sb is not None:
+                self.sb.start()
+            self.ctl.start()
+            if self.owns_nb:
+                self.nb.start()
+        except BaseException:
+            self.stop()
+            raise
         return True if wait is None else self.ctl.wait_synced(timeout=wait)
 
     def serve(self, target: Callable[[], None] | None = None,
