@@ -168,7 +168,6 @@ class Controller:
                 if naming.eip_gateway_uplink(pool) == key:
                     self.queue.add(("EipPool", pool))
 
-
     # -- the sync (ycloud_controller.sync.worker) ---------------------------------------------
     @property
     def applier(self) -> Applier | None:
