@@ -62,7 +62,10 @@ class Timers:
         """Wrap what exists (the same worker also measures older trees of the project)."""
         import importlib
         targets = [
+            ("ycloud_controller.sync.batch", None, "restore_ipam", "restore IPAM from NB"),
             ("ycloud_controller.controller", None, "restore_ipam", "restore IPAM from NB"),
+            ("ycloud_controller.sync.commit", "Committer", "commit",
+             "commit (apply + bookkeeping)"),
             ("ycloud_controller.controller", "Controller", "_commit",
              "commit (apply + bookkeeping)"),
             ("topology.nbsync.applier", "Applier", "apply", "Applier.apply"),
@@ -151,12 +154,15 @@ class Stages:
                 stages.enqueued.append((time.monotonic(), f"{md.get('namespace')}/{svc}"))
 
         triggers.on_event = on_event
-        original_run_batch = ctl.run_batch
-        original_commit = ctl._commit  # noqa: SLF001
+        # the sync engine's own objects (ycloud_controller.sync), or an older tree's controller
+        batches = getattr(ctl, "worker", ctl)
+        committer = getattr(ctl, "committer", None)
+        original_run_batch = batches.run_batch
+        original_commit = committer.commit if committer is not None else ctl._commit  # noqa: SLF001
 
-        def run_batch(keys):  # noqa: ANN001, ANN202
+        def run_batch(keys, *args):  # noqa: ANN001, ANN002, ANN202
             stages._got = time.monotonic()  # noqa: SLF001
-            return original_run_batch(keys)
+            return original_run_batch(keys, *args)
 
         def commit(outcomes, full, **kwargs):  # noqa: ANN001, ANN003, ANN202
             reconciled = time.monotonic()
@@ -166,16 +172,19 @@ class Stages:
                                      [k[1] for k in outcomes if k[0] == "Service"]))
             return report
 
-        ctl.run_batch = run_batch
-        ctl._commit = commit  # noqa: SLF001
+        batches.run_batch = run_batch
+        if committer is not None:
+            committer.commit = commit
+        else:
+            ctl._commit = commit  # noqa: SLF001
 
 
 STAGES = Stages()
 
 
 class SyncTimes:
-    """Wraps Controller.full_sync and Controller.verify to record when each ran and what it
-    wrote."""
+    """Wraps each full sync (FullSync.run; Controller.full_sync in older trees) and
+    Controller.verify to record when each ran and what it wrote."""
 
     def __init__(self) -> None:
         self.syncs: list[dict[str, Any]] = []
@@ -185,15 +194,21 @@ class SyncTimes:
 
     def install(self) -> None:
         from ycloud_controller.controller import Controller
-        original = Controller.full_sync
+        try:  # one full sync is a FullSync (ycloud_controller.sync.full); older trees differ
+            from ycloud_controller.sync.full import FullSync
+            owner: Any = FullSync
+            attr = "run"
+        except ImportError:
+            owner, attr = Controller, "full_sync"
+        original = getattr(owner, attr)
         recorder = self
 
-        def full_sync(ctl):  # noqa: ANN001, ANN202
+        def full_sync(sync):  # noqa: ANN001, ANN202
             start = time.monotonic()
             rss_start = proc_status("VmRSS") // 1024
-            plan_only = ctl.plan_only
+            plan_only = sync.plan_only
             before = TIMERS.snapshot()
-            report = original(ctl)
+            report = original(sync)
             after = TIMERS.snapshot()
             timers = {k: round(v - before.get(k, 0.0), 4) for k, v in after.items()
                       if v - before.get(k, 0.0) > 0}
@@ -209,7 +224,7 @@ class SyncTimes:
                                    "invalid": len(report.invalid)})
             return report
 
-        Controller.full_sync = full_sync  # type: ignore[method-assign]
+        setattr(owner, attr, full_sync)
         original_verify = Controller.verify
 
         def verify(ctl):  # noqa: ANN001, ANN202

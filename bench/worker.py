@@ -71,10 +71,9 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
 
 
 def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
-    from topology.nbsync.client import NbClient
     from ycloud_controller import config as config_mod
     from ycloud_controller import logs
-    from ycloud_controller.controller import Controller
+    from ycloud_controller.assemble import assemble
     from ycloud_controller.kube import resources as res
     from ycloud_controller.memkube.backend import MemoryBackend
 
@@ -89,10 +88,9 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
     cfg = config_mod.load(None, nb_remote=args.remote, batch_size=500, resync_seconds=3600.0)
     before = nb_txn_counter()
     t0 = time.monotonic()
-    nb = NbClient(args.remote).start()
-    ctl = Controller(cfg, MemoryBackend(store), nb, emulate=True)
-    ctl.start()
-    if not ctl.wait_synced(timeout=300):
+    parts = assemble(cfg, MemoryBackend(store), nb_timeout=180.0, emulate=True)
+    ctl = parts.ctl
+    if not parts.start(wait=300):
         raise RuntimeError("informers did not sync")
     STAGES.install(ctl)
 
@@ -100,8 +98,7 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
         TIMERS.time_this_thread()  # the controller loop's thread, from its first step
         ctl.run()
 
-    loop = threading.Thread(target=timed_loop, name="controller", daemon=True)
-    loop.start()
+    loop = parts.serve(timed_loop, name="controller")
     while not ctl.ready():
         if not loop.is_alive():
             raise RuntimeError("the controller loop died before it was ready (see the log)")
@@ -118,8 +115,7 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
         phase, cursor = churn(ctl, store, res.ENDPOINTSLICES, shape, versions, rate,
                               args.seconds, cursor)
         out["churn"].append(phase)
-    ctl.shutdown()
-    nb.stop()
+    parts.stop()
     out["peak_rss_kb"] = proc_status("VmHWM")
     out["controller_transactions"] = nb_txn_counter() - before
     return 0

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import structlog
 
 from topology.nbsync.client import NbClient, SslConfig
-from topology.nbsync.sb_health import SbMonitor
 from ycloud_controller import config as config_mod
 from ycloud_controller import logs
 from ycloud_controller.source import Source, open_source
@@ -124,21 +123,23 @@ def _ssl(args: argparse.Namespace) -> SslConfig | None:
     return SslConfig(*parts)
 
 
-def _nb(args: argparse.Namespace, start: bool = True) -> NbClient:
+def _nb_settings(args: argparse.Namespace) -> tuple[float, SslConfig | None]:
+    """The NB client's timeout and SSL files."""
     if not args.ovn_nb_db:
         raise config_mod.ConfigError("no NB remote: pass --ovn-nb-db or set OVN_NB_DB")
     # `sync --timeout T` bounds everything it waits for, the NB connection included
-    timeout = min(60.0, getattr(args, "timeout", 60.0))
-    nb = NbClient(args.ovn_nb_db, ssl=_ssl(args), timeout=timeout)
-    return nb.start() if start else nb
+    return min(60.0, getattr(args, "timeout", 60.0)), _ssl(args)
 
 
-def _sb(args: argparse.Namespace) -> SbMonitor | None:
-    """SB monitor for health-check status and gateway failover (optional)."""
+def _nb(args: argparse.Namespace) -> NbClient:
+    timeout, ssl = _nb_settings(args)
+    return NbClient(args.ovn_nb_db, ssl=ssl, timeout=timeout).start()
+
+
+def _check_sb(args: argparse.Namespace) -> None:
+    """The SB monitor (health-check status, gateway failover) is optional."""
     if not args.ovn_sb_db:
         log.warning("no --ovn-sb-db: NetworkProbe status stays Unknown")
-        return None
-    return SbMonitor(args.ovn_sb_db, ssl=_ssl(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,33 +161,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _once(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from ycloud_controller.controller import Controller
+    from ycloud_controller.assemble import assemble
     render = args.command == "render"
     source = open_source(args)
-    nb = _nb(args, start=False)
-    sb = _sb(args)
-    ctl = Controller(cfg, source.backend, nb, emulate=source.emulate, plan_only=render,
-                     write_kube=source.emulate or not render, sb=sb,
+    nb_timeout, ssl = _nb_settings(args)
+    _check_sb(args)
+    parts = assemble(cfg, source.backend, nb_timeout=nb_timeout, ssl=ssl,
+                     emulate=source.emulate, plan_only=render,
+                     write_kube=source.emulate or not render,
                      object_ages=source.manifests is None)
+    ctl = parts.ctl
     try:
-        if sb is not None:
-            sb.start()
-        ctl.start()  # the informers list while our NB rows load
-        nb.start()
-        if not ctl.wait_synced(timeout=60):
+        if not parts.start(wait=60):  # the informers list while our NB rows load
             sys.stderr.write("ycloud-controller: the source did not sync within 60s\n")
             return 1
-        ctl.settle()
-        ctl.full_sync()
+        ctl.full_sync(ctl.settle())  # what the settle pass settled, the full sync takes
         drained = ctl.drain(timeout=getattr(args, "timeout", 300.0))
         if render:
             return _print_plan(ctl.plan_all(), args.format)
         return _report(ctl, drained, args.strict)
     finally:
-        ctl.shutdown()
-        nb.stop()
-        if sb is not None:
-            sb.stop()
+        parts.stop()
         source.close()
 
 
@@ -228,11 +223,11 @@ def _print_plan(plan, fmt: str) -> int:  # noqa: ANN001
 
 
 def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from ycloud_controller.controller import Controller
+    from ycloud_controller.assemble import assemble
     from ycloud_controller.health_server import serve
     from ycloud_controller.kube.leader import LeaderElector
     source: Source = open_source(args)
-    nb = _nb(args)
+    nb_timeout, ssl = _nb_settings(args)
     elector = None
     if args.leader_elect:
         if source.emulate:
@@ -242,33 +237,32 @@ def _run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
                                 lease_duration=args.lease_duration,
                                 renew_deadline=args.lease_duration * 2 / 3,
                                 retry_period=max(0.5, args.lease_duration / 7.5))
-    sb = _sb(args)
-    ctl = Controller(cfg, source.backend, nb, emulate=source.emulate,
-                     is_leader=(lambda: elector.is_leader) if elector else None, sb=sb,
+    _check_sb(args)
+    parts = assemble(cfg, source.backend, nb_timeout=nb_timeout, ssl=ssl,
+                     emulate=source.emulate,
+                     is_leader=(lambda: elector.is_leader) if elector else None,
                      object_ages=source.manifests is None)
-    if sb is not None:
-        sb.start()
+    ctl = parts.ctl
     stop = ctl.stop_event
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if args.http_port:
         serve(args.http_port, healthy=lambda: not stop.is_set(), ready=ctl.ready)
-    ctl.start()
-    if elector is not None:
-        threading.Thread(target=elector.run, args=(stop,), name="leader", daemon=True).start()
-    source.start(stop)
-    log.info("controller running", nb=cfg.nb_remote, leader_election=bool(elector),
-             identity=args.identity)
-    ctl.wait_synced(timeout=300)
     try:
+        parts.start(wait=None)
+        if elector is not None:
+            threading.Thread(target=elector.run, args=(stop,), name="leader",
+                             daemon=True).start()
+        source.start(stop)
+        log.info("controller running", nb=cfg.nb_remote, leader_election=bool(elector),
+                 identity=args.identity)
+        ctl.wait_synced(timeout=300)
         ctl.run()
     finally:
         ctl.shutdown()
         if elector is not None:
-            elector.release()
-        nb.stop()
-        if sb is not None:
-            sb.stop()
+            elector.release()  # before NB is let go: the next leader need not wait
+        parts.stop()
         source.close()
     return 0
 

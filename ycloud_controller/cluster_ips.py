@@ -55,7 +55,7 @@ class ClusterIps:
     def __init__(self, cidrs: str):
         self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
         self.used: dict[str, str] = {}  # address -> Service key
-        self.releases = 0  # bumped when an address is given back (contention.Waiters)
+        self.releases = 0  # bumped when an address is given back (sync.batch.Waiters)
 
     def contains(self, ip: str) -> bool:
         try:

@@ -103,7 +103,7 @@ class Ipam:
         self._owners: dict[str, Allocation] = {}
         self._macs: dict[str, str] = {}  # mac -> owner
         # how many times an owner gave addresses back: objects refused an address another
-        # object held are retried when this moves (see ycloud_controller.contention)
+        # object held are retried when this moves (see ycloud_controller.sync.batch Waiters)
         self.releases = 0
 
     # -- subnets ------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ tests that change objects (through `.backend`: create/patch/delete) and read sta
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -530,45 +529,26 @@ class InProcessController:
         self.backend: MemoryBackend = self.source.backend  # type: ignore[assignment]
         self.store = self.backend.store
         self.ctl: Any = None
-        self._nb: Any = None
-        self._sb: Any = None
-        self._thread: threading.Thread | None = None
+        self._parts: Any = None  # ycloud_controller.assemble.Assembly
 
     def start(self, timeout: float = 60.0) -> InProcessController:
-        from topology.nbsync.client import NbClient
-        from topology.nbsync.sb_health import SbMonitor
         from ycloud_controller import config as config_mod
-        from ycloud_controller.controller import Controller
+        from ycloud_controller.assemble import assemble
 
         cfg = config_mod.load(None, nb_remote=self.nb_remote, sb_remote=self.sb_remote)
-        self._nb = NbClient(self.nb_remote, timeout=60.0).start()
-        self._sb = SbMonitor(self.sb_remote) if self.sb_remote else None
         # object_ages=False as the CLI runs on a manifests directory: the timestamps are the
         # MemoryStore's own and decide no conflict (the holder in NB, then the name, do)
-        self.ctl = Controller(cfg, self.backend, self._nb, emulate=True, sb=self._sb,
-                              object_ages=False)
-        if self._sb is not None:
-            # after Controller(): it sets sb.callback, which start() hands to the IDL
-            self._sb.start()
-        self.ctl.start()
-        if not self.ctl.wait_synced(timeout=timeout):
+        self._parts = assemble(cfg, self.backend, emulate=True, object_ages=False)
+        self.ctl = self._parts.ctl
+        if not self._parts.start(wait=timeout):
             raise LabError("in-process controller: informers did not sync")
-        self._thread = threading.Thread(target=self.ctl.run, name="ycloud-controller",
-                                        daemon=True)
-        self._thread.start()
+        self._parts.serve(name="ycloud-controller")
         return self
 
     def stop(self) -> None:
-        if self.ctl is not None:
-            self.ctl.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                raise LabError("in-process controller: run loop did not stop within 10s")
-        for client in (self._nb, self._sb):
-            if client is not None:
-                client.stop()
-        self.ctl = self._nb = self._sb = self._thread = None
+        parts, self._parts, self.ctl = self._parts, None, None
+        if parts is not None and not parts.stop(join=10):
+            raise LabError("in-process controller: run loop did not stop within 10s")
 
     def restart(self, timeout: float = 60.0) -> InProcessController:
         self.stop()

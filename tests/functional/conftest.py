@@ -12,6 +12,7 @@ from ovn_sandbox import Sandbox
 
 from topology.nbsync.applier import Applier
 from topology.nbsync.client import NbClient
+from ycloud_controller.assemble import assemble
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
@@ -106,9 +107,8 @@ def svc_store() -> MemoryStore:
 def svc_ctl(svc_store: MemoryStore, nb: NbClient, sandbox: Sandbox) -> Iterator[Controller]:
     """A manifests-mode Controller on `svc_store` and the session NB, informers listed."""
     assert sandbox.state is not None
-    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(svc_store), nb,
-                            emulate=True)
-    controller.start()
-    assert controller.wait_synced(30)
-    yield controller
-    controller.shutdown()
+    parts = assemble(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(svc_store), nb=nb,
+                     emulate=True)
+    assert parts.start(wait=30)
+    yield parts.ctl
+    parts.stop()

@@ -23,7 +23,7 @@ from http.server import ThreadingHTTPServer
 from fakekube.server import FakeKube
 from ovn_sandbox import free_port
 
-from topology.nbsync.client import NbClient
+from ycloud_controller.assemble import assemble
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.health_server import serve
@@ -79,25 +79,19 @@ def controller(fake: FakeKube, nb_remote: str, *, resync: float = 600.0,
     cfg = Config(nb_remote=nb_remote, batch_size=200, resync_seconds=resync)
     client = fake.api_client()
     kube = ApiBackend(client, retry_initial=0.05, retry_max=0.5)
-    nb = NbClient(nb_remote, timeout=nb_timeout).start()
-    ctl = Controller(cfg, kube, nb)
-    ctl.start()
+    parts = assemble(cfg, kube, nb_timeout=nb_timeout)
+    ctl = parts.ctl
     server = None
-    loop: threading.Thread | None = None
     try:
-        assert ctl.wait_synced(timeout=30), "informers did not sync"
+        assert parts.start(wait=30), "informers did not sync"
         if http:
             server = serve(free_port(), healthy=lambda: not ctl.stop_event.is_set(),
                            ready=ctl.ready, host="127.0.0.1")
-        loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
-        loop.start()
+        loop = parts.serve()
         yield Running(ctl, loop, server)
     finally:
-        ctl.shutdown()
-        if loop is not None:
-            loop.join(timeout=35)  # a batch may be waiting for NB for up to nb_timeout
+        parts.stop(join=35)  # a batch may be waiting for NB for up to nb_timeout
         if server is not None:
             server.shutdown()
             server.server_close()
-        nb.stop()
         client.close()

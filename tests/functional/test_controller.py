@@ -18,6 +18,7 @@ from tests.functional.ctlrun import handled_everything
 from topology import naming
 from topology.nbsync.client import NbClient
 from ycloud_controller import keys
+from ycloud_controller.assemble import assemble
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
@@ -39,26 +40,22 @@ def running(fake: FakeKube, sandbox: Sandbox, elector: LeaderElector | None = No
     listed, as `ycloud-controller run` does."""
     client = fake.api_client()
     kube = ApiBackend(client, retry_initial=0.05, retry_max=0.5)
-    nb = NbClient(cfg(sandbox).nb_remote, timeout=30).start()
-    ctl = Controller(cfg(sandbox), kube, nb, emulate=emulate,
+    parts = assemble(cfg(sandbox), kube, nb_timeout=30, emulate=emulate,
                      is_leader=(lambda: elector.is_leader) if elector else None)
-    threads = []
-    if elector is not None:
-        threads.append(threading.Thread(target=elector.run, args=(ctl.stop_event,),
-                                        daemon=True))
-    ctl.start()
-    if wait_synced:
-        assert ctl.wait_synced(timeout=30), "informers did not sync"
-    threads.append(threading.Thread(target=ctl.run, name="controller-loop", daemon=True))
-    for t in threads:
-        t.start()
+    ctl = parts.ctl
+    leader = None
     try:
+        synced = parts.start(wait=30 if wait_synced else None)
+        assert synced, "informers did not sync"
+        if elector is not None:
+            leader = threading.Thread(target=elector.run, args=(ctl.stop_event,), daemon=True)
+            leader.start()
+        parts.serve()
         yield ctl
     finally:
-        ctl.shutdown()
-        for t in threads:
-            t.join(timeout=5)
-        nb.stop()
+        parts.stop(join=5)
+        if leader is not None:
+            leader.join(timeout=5)
         client.close()
 
 

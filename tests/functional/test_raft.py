@@ -28,6 +28,7 @@ from topology.builders.vpc import VpcSpec, build_vpc
 from topology.model import Owner, Row
 from topology.nbsync.applier import Applier
 from topology.nbsync.client import NbClient
+from ycloud_controller.assemble import assemble
 from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
@@ -65,18 +66,13 @@ def controller(fake: FakeKube, remote: str) -> Iterator[Controller]:
     test_controller.py, with a remote of our own)."""
     client = fake.api_client()
     kube = ApiBackend(client, retry_initial=0.05, retry_max=0.5)
-    nb = NbClient(remote, timeout=60).start()
-    ctl = Controller(Config(nb_remote=remote, batch_size=50), kube, nb)
-    ctl.start()
-    assert ctl.wait_synced(timeout=30), "informers did not sync"
-    loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
-    loop.start()
+    parts = assemble(Config(nb_remote=remote, batch_size=50), kube, nb_timeout=60)
     try:
-        yield ctl
+        assert parts.start(wait=30), "informers did not sync"
+        parts.serve()
+        yield parts.ctl
     finally:
-        ctl.shutdown()
-        loop.join(timeout=10)
-        nb.stop()
+        parts.stop(join=10)
         client.close()
 
 

@@ -12,11 +12,11 @@ from ovn_sandbox import Sandbox
 from tests.functional.conftest import SERVICES, endpoint_slice, find, service
 from topology import naming
 from topology.nbsync.client import NbClient
-from ycloud_controller import sync_support
 from ycloud_controller.controller import Controller
 from ycloud_controller.keys import NETWORK_READY
 from ycloud_controller.kube import resources as res
 from ycloud_controller.memkube.store import MemoryStore
+from ycloud_controller.sync import chunks
 
 
 def backends(sandbox: Sandbox, i: int) -> str:
@@ -30,11 +30,12 @@ def caught_up(ctl: Controller) -> bool:
 
 def test_the_full_sync_takes_settled_outcomes_unless_the_object_was_queued_since(
         svc_ctl: Controller, svc_store: MemoryStore, sandbox: Sandbox) -> None:
-    assert svc_ctl.settle()
+    settled = svc_ctl.settle()
+    assert settled
     svc_store.patch(res.ENDPOINTSLICES, "s3-a", "default", {"endpoints": [
         {"addresses": ["10.16.0.99"], "conditions": {"ready": True}}]})
     wait_for(lambda: caught_up(svc_ctl), timeout=10, what="the informers saw the change")
-    report = svc_ctl.full_sync()
+    report = svc_ctl.full_sync(settled)
     assert report.converged
     assert 0 < report.reused < report.objects  # s3 (queued by its slice) was reconciled again
     assert backends(sandbox, 3) == "10.16.0.99:8080"  # not the settled, stale outcome
@@ -46,7 +47,7 @@ def test_the_full_sync_takes_settled_outcomes_unless_the_object_was_queued_since
 def test_ready_conditions_of_a_chunk_are_written_once_it_commits(
         svc_ctl: Controller, svc_store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # a full sync with no settle pass before it (as `run` on a cluster) streams every row
-    monkeypatch.setattr(sync_support, "CHUNK_ROWS", 5)  # many chunks
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 5)  # many chunks
     landed: list[tuple[str, bool]] = []
     submit = svc_ctl.writer.submit
 
@@ -68,7 +69,7 @@ def test_ready_conditions_of_a_chunk_are_written_once_it_commits(
 def test_the_settle_pass_sends_new_rows_as_it_goes(
         svc_ctl: Controller, svc_store: MemoryStore, sandbox: Sandbox,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync_support, "CHUNK_ROWS", 5)  # many chunks
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 5)  # many chunks
     assert svc_ctl.applier is not None
     sends: list[int] = []
     send = svc_ctl.applier.send
@@ -85,13 +86,14 @@ def test_the_settle_pass_sends_new_rows_as_it_goes(
         submit(effects)
     monkeypatch.setattr(svc_ctl.writer, "submit", spy)
 
-    assert svc_ctl.settle()
+    settled = svc_ctl.settle()
+    assert settled
     # every Service's rows are in NB before the full sync, sent in many transactions while
     # the pass went on, and each one's Ready condition was handed once its rows were in
     assert len(sends) > 5
     assert all(backends(sandbox, i) == f"10.16.0.{10 + i}:8080" for i in range(SERVICES))
     assert {f"s{i}" for i in range(SERVICES)} <= set(ready)
-    report = svc_ctl.full_sync()
+    report = svc_ctl.full_sync(settled)
     assert report.converged and report.reused > 0
     assert report.transactions == 0 and report.changes == 0  # nothing left to write
     assert svc_ctl.drain(timeout=30)
@@ -113,13 +115,14 @@ def test_a_settle_pass_that_fails_after_sending_rows_reloads_them(
 
     def fail(**_kwargs: object) -> bool:
         raise RuntimeError("the drain failed")
-    monkeypatch.setattr(svc_ctl, "drain", fail)
+    monkeypatch.setattr(svc_ctl.worker, "drain", fail)
     with pytest.raises(RuntimeError):
         svc_ctl.settle()
     assert reloads == [1]  # the index holds what the server holds, nothing assumed
     monkeypatch.undo()
-    assert svc_ctl.settle()
-    assert svc_ctl.full_sync().converged
+    settled = svc_ctl.settle()
+    assert settled
+    assert svc_ctl.full_sync(settled).converged
     assert svc_ctl.drain(timeout=30)
     assert svc_ctl.verify().changes == 0
     assert all(backends(sandbox, i) == f"10.16.0.{10 + i}:8080" for i in range(SERVICES))
@@ -127,8 +130,9 @@ def test_a_settle_pass_that_fails_after_sending_rows_reloads_them(
 
 def test_the_verification_finds_nothing_after_a_sync_and_repairs_drift(
         svc_ctl: Controller, sandbox: Sandbox, nb: NbClient) -> None:
-    assert svc_ctl.settle()
-    svc_ctl.full_sync()
+    settled = svc_ctl.settle()
+    assert settled
+    svc_ctl.full_sync(settled)
     assert svc_ctl.drain(timeout=30)
     report = svc_ctl.verify()
     assert report.converged and report.changes == 0 and report.transactions == 0

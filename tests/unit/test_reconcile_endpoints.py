@@ -237,7 +237,7 @@ def test_a_cluster_ip_another_service_holds_is_refused_until_it_is_released():
     released = alloc.releases
     c.remove("Service", "default/b")
     reconcile_service(c.ctx, "default/b")
-    assert alloc.releases > released  # what wakes the refused Service (contention.Waiters)
+    assert alloc.releases > released  # what wakes the refused Service (sync.batch.Waiters)
     assert reconcile_service(c.ctx, "default/a").invalid is None
     assert alloc.holder("10.96.0.9") == "default/a"
 

@@ -1,4 +1,4 @@
-"""Rows the settle pass of manifests mode sends to NB as it goes (Controller.settle).
+"""Rows the settle pass of manifests mode sends to NB as it goes (sync.settle).
 
 Manifests mode reconciles every object twice on a start: a plan-only settle pass lets the
 controller's own Kubernetes-side writes (IPAM annotations, ClusterIPs, EndpointSlices,
@@ -46,11 +46,12 @@ import structlog
 
 from topology.model import Owner, RowId
 from topology.nbsync.chunks import Stream
-from ycloud_controller.reconcilers.base import Effect, Outcome, StatusEffect
-from ycloud_controller.sync_support import Chunks
-from ycloud_controller.triggers import YSVC_LABEL, Key
+from ycloud_controller.keys import YSVC_LABEL
+from ycloud_controller.reconcilers.base import Outcome
+from ycloud_controller.sync.chunks import Chunks, is_condition
+from ycloud_controller.triggers import Key
 
-log = structlog.get_logger("ycloud_controller.controller")
+log = structlog.get_logger(__name__)
 
 EARLY_KINDS = frozenset({"Vpc", "Subnet", "Pod", "Service"})
 
@@ -67,17 +68,6 @@ def settled_by_itself(kind: str, obj: dict[str, Any] | None) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     stype = (obj.get("spec") or {}).get("type") or "ClusterIP"
     return stype == "ClusterIP" and YSVC_LABEL not in labels
-
-
-def _is_condition(effect: Effect) -> bool:
-    return isinstance(effect, StatusEffect) and effect.ready is not None
-
-
-def without_conditions(effects: list[Effect]) -> list[Effect]:
-    """`effects` but the status writes that set a condition (handed early already: the
-    plan-only version of the settle pass, or the same again from the full sync, would only
-    cost a write that changes nothing, or replace it while it waits)."""
-    return [e for e in effects if not _is_condition(e)]
 
 
 class EarlyRows:
@@ -135,7 +125,7 @@ class EarlyRows:
         """The writes of objects whose rows all committed: their conditions go to `submit`
         now (the rows are in NB: a Ready condition is true), while later chunks are still on
         their way. Their other writes are the settle pass's own (its commit hands them)."""
-        self.submit([e for e in effects if _is_condition(e)])
+        self.submit([e for e in effects if is_condition(e)])
 
     def flush(self) -> None:
         self.chunks.flush()

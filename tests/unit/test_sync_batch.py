@@ -1,11 +1,11 @@
-"""ycloud_controller.contention.Waiters: who is woken when an address comes back."""
+"""ycloud_controller.sync.batch.Waiters: who is woken when an address comes back."""
 
 from __future__ import annotations
 
 from ycloud_controller.api.common import Invalid
-from ycloud_controller.contention import Waiters
 from ycloud_controller.ipam import IpamError
 from ycloud_controller.reconcilers.base import Outcome
+from ycloud_controller.sync.batch import Waiters
 
 from .test_ipam import ipam_with, ips, view
 

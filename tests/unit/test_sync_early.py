@@ -1,4 +1,4 @@
-"""Which rows the settle pass of manifests mode sends to NB as it goes (early_rows), and that
+"""Which rows the settle pass of manifests mode sends to NB as it goes (sync.early), and that
 the conditions of objects whose rows landed are handed on then. The stream here is a
 stand-in that lands every chunk at once; tests/functional/test_sync_once_steps.py runs the
 real one against NB."""
@@ -12,10 +12,11 @@ import pytest
 from topology.model import LoadBalancer, LoadBalancerGroup, Owner, RowId
 from topology.nbsync.applier import ApplyResult
 from ycloud_controller.api.common import Invalid
-from ycloud_controller.early_rows import EarlyRows, settled_by_itself, without_conditions
+from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import EventEffect, Outcome, PatchEffect, StatusEffect
-from ycloud_controller.triggers import YSVC_LABEL
+from ycloud_controller.sync.chunks import without_conditions
+from ycloud_controller.sync.early import EarlyRows, settled_by_itself
 
 
 class Applier:
