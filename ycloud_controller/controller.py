@@ -37,6 +37,7 @@ from ycloud_controller.kube.workqueue import WorkQueue
 from ycloud_controller.precedence import NbHoldings, NoHoldings, Precedence
 from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import Context
+from ycloud_controller.reconcilers.eip_state import service_holders
 from ycloud_controller.sync.batch import Batch
 from ycloud_controller.sync.commit import Committer
 from ycloud_controller.sync.report import SyncReport, Verdicts
@@ -145,8 +146,7 @@ class Controller:
         return synced and nb_ok and (self.worker.synced_as_leader or not self.is_leader())
 
     def _pool_in_use(self, pool: str) -> bool:
-        return any(a.subnet == pool and owner.startswith("Service/")
-                   for owner, a in self.ctx.eips.owners().items())
+        return bool(service_holders(self.ctx, pool))
 
     def _on_sb(self, topic: str, key: str) -> None:
         """SB changes (connection thread): health-check results, active gateway chassis."""
