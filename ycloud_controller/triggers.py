@@ -18,6 +18,7 @@ from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
+from ycloud_controller.reconcilers.eip_state import multi_vpc_index
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -92,6 +93,8 @@ class Triggers:
                     self.enqueue(("Endpoints", key_of(svc)))
             for ysvc in self.stores["YusurService"].list():
                 self.enqueue(("YusurService", key_of(ysvc)))
+        elif old.vpcs != new.vpcs:  # the VPCs attached to a pool: its multi-VPC EIPs' routes
+            self._enqueue_multi_vpc()
         if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))
                | {s.name for s in new.subnets_of(new.default_vpc)}):
             for node in self.stores["Node"].list():
@@ -143,6 +146,10 @@ class Triggers:
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
+            if not status_only and any(multi_vpc_index(o) for o in (obj, old) if o):
+                # the pool's links may change (a client VPC refused, or linked): every
+                # multi-VPC service routes its EIP over every link
+                self._enqueue_multi_vpc()
                 if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
                     self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
             if self.emulate and not status_only:
@@ -160,6 +167,11 @@ class Triggers:
             owner = (obj.get("spec") or {}).get("service")
             if owner:
                 self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{owner}"))
+
+    def _enqueue_multi_vpc(self) -> None:
+        for svc in self.stores["Service"].list():
+            if multi_vpc_index(svc):
+                self.enqueue(("Service", key_of(svc)))
 
     def _backend_changed(self, kind: str, event: str, obj: dict, old: dict | None) -> None:
         # a DELETED event carries the object as it last was (the informer passes it as both

@@ -78,8 +78,9 @@ def test_pools_and_services_in_either_order_give_the_same_rows() -> None:
         assert naming.svcgw_link_switch("pool1", "v3") not in switches
         routes = {(r.router, r.nexthop) for r in rows(out[A], A) if isinstance(r, StaticRoute)
                   and r.router != naming.eip_gateway("pool1")}
+        # its backend VPCs and the pool's other attached VPC (the default VPC: a client)
         assert routes == {(naming.router(v), str(c1.ctx.internal.links[("pool1", v)][1]))
-                          for v in ("v1", "v2")}
+                          for v in ("v1", "v2", naming.DEFAULT_VPC)}
         refusals = [e.message for e in out[POOL].effects if getattr(e, "reason", "") ==
                     "LinkRefused"]
         assert refusals == [out[B].invalid.message]
@@ -91,6 +92,48 @@ def test_a_plan_computed_again_is_the_same_plan() -> None:
     assert link_plan(c.ctx, "pool1") == plan
     assert [link.vpc for link in plan.links] == ["v1", "v2"]
     assert plan.refusal("v3") is not None and plan.refusal("v3")[0] == "OverlappingSubnets"
+    assert [link.vpc for link in plan.clients] == [naming.DEFAULT_VPC]
+
+
+def test_every_attached_vpc_is_linked_while_the_pool_has_multi_vpc_services() -> None:
+    """A VPC that backs no service of the pool gets a link too (its pods reach the EIPs over
+    it), after every backend VPC: a client overlapping a backend VPC is the one refused."""
+    c, _ = run(POOL_FIRST)
+    c.add(f.vpc("v4"), f.subnet("s4", "10.4.1.0/24", "v4"),
+          f.vpc("v5"), f.subnet("s5", "10.2.1.0/25", "v5"),  # overlaps v2, a backend VPC
+          f.vpc("v6")).sync_subnets()  # no subnet: no pods to link
+    plan = link_plan(c.ctx, "pool1")
+    assert [link.vpc for link in plan.links] == ["v1", "v2"]
+    assert [link.vpc for link in plan.clients] == [naming.DEFAULT_VPC, "v4"]
+    assert plan.refusal("v5") is not None and plan.refusal("v5")[0] == "OverlappingSubnets"
+    assert plan.link("v4") is None  # a client is not one of the services' VPCs
+    out = reconcile_service(c.ctx, "ns/a")
+    routed = {r.router for r in rows(out, A) if isinstance(r, StaticRoute)}
+    assert naming.router("v4") in routed and naming.router("v5") not in routed
+    gateway = reconcile_eippool(c.ctx, "pool1")
+    switches = {r.name for r in rows(gateway, POOL) if isinstance(r, LogicalSwitch)}
+    assert naming.svcgw_link_switch("pool1", "v4") in switches
+    assert naming.svcgw_link_switch("pool1", "v5") not in switches
+    # the services go: no users, no clients, and the pool frees every link address
+    c.remove("Service", "ns/a")
+    c.remove("Service", "ns/b")
+    assert link_plan(c.ctx, "pool1") == link_plan(c.ctx, "pool1", release=True)
+    assert link_plan(c.ctx, "pool1").every_link == ()
+    assert c.ctx.internal.links == {}
+
+
+def test_a_client_vpc_never_refuses_a_backend_vpc() -> None:
+    """A client VPC linked first yields its link to a newer service's backend VPC that
+    overlaps it."""
+    c, _ = run(POOL_FIRST)
+    c.add(f.vpc("v7"), f.subnet("s7", "10.7.1.0/24", "v7")).sync_subnets()
+    reconcile_eippool(c.ctx, "pool1")
+    assert ("pool1", "v7") in c.ctx.internal.links  # linked as a client
+    c.add(f.vpc("v8"), f.subnet("s8", "10.7.1.0/25", "v8")).sync_subnets()
+    c.add(multi("c", "v1,v8", "172.18.0.63", 3))
+    plan = link_plan(c.ctx, "pool1")
+    assert "v8" in {link.vpc for link in plan.links}
+    assert plan.refusal("v7") is not None and plan.refusal("v7")[0] == "OverlappingSubnets"
 
 
 def test_a_linked_vpc_keeps_its_link_when_an_older_service_wants_an_overlapping_one() -> None:

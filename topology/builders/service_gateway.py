@@ -4,8 +4,9 @@ svcgw-<pool> is a gateway router (options:chassis, kept on the pool's active gat
 with options:lb_force_snat_ip=router_ip: after DNAT to a backend it SNATs to its own address on
 the link toward that backend's VPC, so replies come back to it. It has a port on the pool's
 transit switch (a default route via eipgw-<pool>: without it replies to clients are dropped)
-and one link switch per backend VPC, with routes to that VPC's subnets via the VPC router's
-link address. EIP load balancers of multi-VPC services sit on it.
+and one link switch per linked VPC (the backend VPCs of its services and the pool's other
+attached VPCs, whose pods reach the EIPs over it), with routes to that VPC's subnets via the
+VPC router's link address. EIP load balancers of multi-VPC services sit on it.
 """
 
 from __future__ import annotations

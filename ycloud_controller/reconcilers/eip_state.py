@@ -2,6 +2,13 @@
 (`EipHolder`), which Services use a pool's service gateway (`MULTI_VPC_INDEX`, an index of the
 Service store), and the gateway's links to their VPCs (`link_plan`).
 
+While a pool has multi-VPC services, its service gateway links every VPC attached to the pool,
+not only their backend VPCs: a VPC's pods then reach a multi-VPC EIP over the VPC's own link
+(one chassis hop to svcgw, four conntrack recirculations there), where the path through the
+transit switch (the VPC gateway port's SNAT, eipgw, svcgw) needs one recirculation more than
+the userspace datapath allows (README, Known limits: recirculations per path). The links of
+backend VPCs ("users") come first; a client VPC never takes a link from a user.
+
 The links of a pool's service gateway are a function of what is, not of who looked first:
 the multi-VPC LoadBalancer Services of the pool (the index: the informer keeps it, whatever
 is reconciled), the network model, the precedence of those Services, and the links the gateway
@@ -109,12 +116,25 @@ def multi_vpc_users(ctx: Context, pool: str) -> dict[str, list[dict[str, Any]]]:
     return users
 
 
+def attached_vpcs(net: NetworkModel, pool: str) -> list[str]:
+    """The VPCs attached to the pool (spec.eipPool, else the default pool), by name."""
+    return sorted(name for name, view in net.vpcs.items()
+                  if (chosen := net.pool_for(view.eip_pool)) is not None and chosen.name == pool)
+
+
 @dataclass(frozen=True)
 class LinkPlan:
-    """A pool's service-gateway links, and the VPCs refused one: vpc -> (reason, message)."""
+    """A pool's service-gateway links, and the VPCs refused one: vpc -> (reason, message).
+    `links`: to the backend VPCs of the pool's multi-VPC services; `clients`: to the other
+    VPCs attached to the pool (their pods reach the multi-VPC EIPs over them)."""
 
     links: tuple[Link, ...]
     refused: tuple[tuple[str, tuple[str, str]], ...] = ()
+    clients: tuple[Link, ...] = ()
+
+    @property
+    def every_link(self) -> tuple[Link, ...]:
+        return self.links + self.clients
 
     def link(self, vpc: str) -> Link | None:
         return next((link for link in self.links if link.vpc == vpc), None)
@@ -124,41 +144,59 @@ class LinkPlan:
 
 
 def link_plan(ctx: Context, pool: str, release: bool = False) -> LinkPlan:
-    """The links of the pool's service gateway to the VPCs its multi-VPC services use (link
-    addresses allocated; with `release`, the pool's reconcile, which rewrites the gateway's
-    rows, also frees those of VPCs no longer linked: an address is never handed to another
-    link while NB still has it). VPCs already linked come first, then the others in the
-    precedence of their first service (ycloud_controller.precedence), so a VPC whose subnets
-    overlap a linked VPC's is the one refused: a newcomer never takes a link from a holder.
-    A link kept for a VPC no longer used changes no decision: only users are ordered."""
+    """The links of the pool's service gateway to the VPCs its multi-VPC services use and,
+    while it has any, to every other VPC attached to the pool (link addresses allocated;
+    with `release`, the pool's reconcile, which rewrites the gateway's rows, also frees those
+    of VPCs no longer linked: an address is never handed to another link while NB still has
+    it). VPCs already linked come first, then the others in the precedence of their first
+    service (ycloud_controller.precedence), so a VPC whose subnets overlap a linked VPC's is
+    the one refused: a newcomer never takes a link from a holder. Attached VPCs that back no
+    service come after every user (linked first, then by name): a client never refuses a
+    user. A link kept for a VPC no longer used changes no decision: only users are ordered."""
     net = ctx.network()
     users = multi_vpc_users(ctx, pool)
-    links: list[Link] = []
-    refused: dict[str, tuple[str, str]] = {}
-    taken: list[tuple[str, SubnetView]] = []
     linked = {vpc for (p, vpc) in ctx.internal.links if p == pool}
     ranking = ctx.precedence.ranking()
     ranks = {key_of(o): ranking.rank("Service", o) for objs in users.values() for o in objs}
     order = sorted(users, key=lambda v: (v not in linked,
                                          min(ranks[key_of(o)] for o in users[v]), v))
-    for vpc in order:
-        if vpc not in net.vpcs:
-            refused[vpc] = ("UnknownVPC", f"VPC {vpc} does not exist")
-            continue
-        subnets = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
-        clash = next(((v, o, s) for v, o in taken for s in subnets
-                      if overlaps(o.cidrs, s.cidrs)), None)
-        if clash is not None:
-            other_vpc, other, mine = clash
-            refused[vpc] = ("OverlappingSubnets",
-                            f"subnet {mine.name} of VPC {vpc} overlaps subnet {other.name} of "
-                            f"VPC {other_vpc}: service gateway {naming.service_gateway(pool)} "
-                            "cannot route both")
-            continue
-        taken += [(vpc, s) for s in subnets]
-        cidrs = tuple(c for s in subnets for c in s.cidr_strs if ":" not in c)
-        links.append(Link(vpc=vpc, cidr=str(ctx.internal.link(pool, vpc)), subnets=cidrs))
+    clients = sorted((v for v in attached_vpcs(net, pool) if v not in users) if users else (),
+                     key=lambda v: (v not in linked, v))
+    taken: list[tuple[str, SubnetView]] = []
+    refused: dict[str, tuple[str, str]] = {}
+    planned: dict[str, list[Link]] = {"users": [], "clients": []}
+    for role, vpcs in (("users", order), ("clients", clients)):
+        for vpc in vpcs:
+            link = _plan_link(ctx, net, pool, vpc, taken, refused, role == "clients")
+            if link is not None:
+                planned[role].append(link)
+    kept = {link.vpc for links in planned.values() for link in links}
     for (p, vpc) in list(ctx.internal.links) if release else ():
-        if p == pool and vpc not in {link.vpc for link in links}:
+        if p == pool and vpc not in kept:
             ctx.internal.release_link(pool, vpc)
-    return LinkPlan(tuple(links), tuple(refused.items()))
+    return LinkPlan(tuple(planned["users"]), tuple(refused.items()), tuple(planned["clients"]))
+
+
+def _plan_link(ctx: Context, net: NetworkModel, pool: str, vpc: str,
+               taken: list[tuple[str, SubnetView]],
+               refused: dict[str, tuple[str, str]], client: bool) -> Link | None:
+    """One VPC's link, or its refusal (in `refused`); `taken` holds the subnets linked so far.
+    A client VPC without IPv4 subnets has no pods to link."""
+    if vpc not in net.vpcs:
+        refused[vpc] = ("UnknownVPC", f"VPC {vpc} does not exist")
+        return None
+    subnets = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
+    clash = next(((v, o, s) for v, o in taken for s in subnets
+                  if overlaps(o.cidrs, s.cidrs)), None)
+    if clash is not None:
+        other_vpc, other, mine = clash
+        refused[vpc] = ("OverlappingSubnets",
+                        f"subnet {mine.name} of VPC {vpc} overlaps subnet {other.name} of "
+                        f"VPC {other_vpc}: service gateway {naming.service_gateway(pool)} "
+                        "cannot route both")
+        return None
+    cidrs = tuple(c for s in subnets for c in s.cidr_strs if ":" not in c)
+    if client and not cidrs:
+        return None
+    taken += [(vpc, s) for s in subnets]
+    return Link(vpc=vpc, cidr=str(ctx.internal.link(pool, vpc)), subnets=cidrs)

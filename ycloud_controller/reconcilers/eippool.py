@@ -1,6 +1,7 @@
 """EipPool -> ext switch + localnet, eipgw router (HA over the gateway nodes), transit switch,
-and the pool's service gateway with a link to every VPC that backs a multi-VPC service (the
-links: eip_state.link_plan)."""
+and the pool's service gateway with a link to every VPC that backs a multi-VPC service and,
+while there is one, to every other VPC attached to the pool (the links:
+eip_state.link_plan)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ class EipPoolReconciler(ModelReconciler):
         chassis = ctx.active_chassis(naming.eip_gateway_uplink(key)) or view.gateway_nodes[0]
         rows += build_service_gateway(ServiceGatewaySpec(
             pool=key, owner=self.owner(key), chassis=chassis, transit_cidr=block,
-            transit_ip=svcgw_transit_ip(block), links=plan.links))
+            transit_ip=svcgw_transit_ip(block), links=plan.every_link))
         used, available = ctx.eips.usage(key).get(view.cidr.version, (0, 0))
         eips = {eip: str(holder) for eip, holder in service_holders(ctx, key).items()}
         status = {"uplinkIP": uplink, "usedIPs": used, "availableIPs": available, "eips": eips}

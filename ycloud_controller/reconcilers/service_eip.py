@@ -8,11 +8,13 @@ Scenario 4 (backends in several VPCs): the EIP load balancer sits on svcgw-<pool
 SNATs to its link address toward the chosen backend's VPC; eipgw-<pool> routes EIP/32 to it.
 In both, a stateless NAT row lets eipgw answer ARP for an EIP inside the external subnet.
 
-Pods reaching a multi-VPC EIP: each backend VPC routes EIP/32 over its own link to svcgw, so
-the path is VPC router -> svcgw -> backend. Through the transit switch (client VPC gateway
-port SNAT, eipgw, svcgw, backend VPC, all on the gateway chassis) the userspace datapath drops
-the packet: "Max recirculation depth exceeded" (dpif-netdev allows 6 recirculations). Pods of
-VPCs that are not backends of the service therefore cannot reach it on a netdev datapath.
+Pods reaching a multi-VPC EIP: every VPC attached to the pool (its backend VPCs and, while
+the pool has multi-VPC services, every other attached VPC: eip_state.link_plan) routes EIP/32
+over its own link to svcgw, so the path is VPC router -> svcgw -> backend: on the gateway
+chassis a tunnel pop and five recirculations (svcgw's defrag, dp_hash, ct_lb, undnat, SNAT),
+within dpif-netdev's limit of 6. Through the transit switch (the client VPC gateway port's
+SNAT, eipgw, svcgw) it is one more, and the userspace datapath drops the packet ("Max
+recirculation depth exceeded"): README, Known limits.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class EipPlacement:
     hop: str  # next hop of eipgw's EIP/32 route: the VPC's transit address, or svcgw's
     lbs: LbPlacement  # the VPC router (one VPC) or the pool's service gateway (several)
     links: tuple[Link, ...] = ()  # several VPCs: the service gateway's links to them
+    clients: tuple[Link, ...] = ()  # and its links to the pool's other attached VPCs
 
 
 def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str, eip: str,
@@ -85,9 +88,10 @@ def _target(ctx: Context, svc: ServiceView, vpc: str | None, pool: str, eip: str
             raise NotReady(f"service gateway {naming.service_gateway(pool)} has no link to "
                            f"every VPC of the service yet")
         return EipPlacement(pool, eip, svcgw_transit_ip(str(ctx.internal.block(pool))),
-                            LbPlacement.service_gateway(pool, eip), links)
+                            LbPlacement.service_gateway(pool, eip), links, plan.clients)
     view = net.vpcs[vpc]
-    attached = view.eip_pool or (net.default_pool().name if net.default_pool() else None)
+    chosen = net.pool_for(view.eip_pool)
+    attached = view.eip_pool or (chosen.name if chosen else None)
     if attached != pool:
         raise Invalid("EIPPoolNotAttached",
                       f"VPC {vpc} is attached to EIP pool {attached or '(none)'}; an EIP of "
@@ -110,13 +114,14 @@ def eip_placement(ctx: Context, svc: ServiceView, vpc: str | None) -> EipPlaceme
 
 def eip_routes(svc: ServiceView, vpc: str | None, owner: Owner,
                place: EipPlacement) -> list[Row]:
-    """The rows that bring the EIP to its LB: eipgw's EIP/32 route, the backend VPCs' routes
-    over their svcgw links (several VPCs), and eipgw's on-link NAT."""
+    """The rows that bring the EIP to its LB: eipgw's EIP/32 route, the routes of the backend
+    VPCs and of the pool's other attached VPCs over their svcgw links (several VPCs), and
+    eipgw's on-link NAT."""
     pool, eip = place.pool, place.eip
     ids = fmap({naming.SERVICE: svc.key, naming.POOL: pool, naming.EIP: eip})
     rows: list[Row] = [StaticRoute(router=naming.eip_gateway(pool), ip_prefix=host_prefix(eip),
                                    nexthop=place.hop, owner=owner, vpc=vpc, ids=ids)]
-    for link in place.links:  # backend VPCs reach the EIP over their own link to svcgw
+    for link in place.links + place.clients:  # every linked VPC reaches it over its link
         rows.append(StaticRoute(router=naming.router(link.vpc), ip_prefix=host_prefix(eip),
                                 nexthop=link.svcgw_ip, owner=owner, vpc=link.vpc, ids=ids))
     rows.append(onlink_nat(pool, eip, owner, vpc))

@@ -34,7 +34,7 @@ def nat_outgoing(net: NetworkModel, vpc: VpcView, subnet: SubnetView) -> bool:
 
 
 def attachment(ctx: Context, net: NetworkModel, view: VpcView) -> tuple[list[Row], dict]:
-    pool = net.pools.get(view.eip_pool) if view.eip_pool else net.default_pool()
+    pool = net.pool_for(view.eip_pool)
     if view.eip_pool and pool is None:
         raise Invalid("UnknownEipPool", f"eipPool {view.eip_pool} does not exist or is invalid")
     if pool is None:
