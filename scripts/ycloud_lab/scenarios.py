@@ -201,9 +201,8 @@ CHECKS: tuple[Check, ...] = (
     Check("multi-from-vpc2", POD_EIP, CLIENT2, Target(MULTI_EIP), "tcp", 80, MULTI,
           SVCGW_LINK),
     Check("multi-from-default", POD_EIP, NGINX1, Target(MULTI_EIP), "tcp", 80, MULTI,
-          SVCGW_LINK, limit="a pod of a VPC that is not a backend VPC of a multi-VPC EIP: "
-          "the path over eipgw and svcgw exceeds the userspace datapath's recirculation "
-          "limit (ovs-vswitchd.log: 'Max recirculation depth exceeded')"),
+          SVCGW_LINK, note="a VPC attached to the pool, not a backend VPC: over its own "
+          "svcgw link"),
 )
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
 

@@ -92,13 +92,8 @@ def test_pod_egress_leaves_through_the_eip_gateway_uplink(examples: Examples,
     assert row.ok, row  # ext1 saw 172.18.0.2, pool1's uplink address
 
 
-MULTI_LIMIT = CHECKS_BY_ID["multi-from-default"].limit
-
-
 @pytest.mark.parametrize("check_id", [
-    "eip-other-vpc", "eip-own-vpc", "multi-from-vpc1", "multi-from-vpc2",
-    pytest.param("multi-from-default", marks=pytest.mark.xfail(reason=MULTI_LIMIT,
-                                                               strict=False)),
+    "eip-other-vpc", "eip-own-vpc", "multi-from-vpc1", "multi-from-vpc2", "multi-from-default",
 ])
 def test_pod_reaches_eip(examples: Examples, check_id: str) -> None:
     row = examples.check(check_id, timeout=1.5)
