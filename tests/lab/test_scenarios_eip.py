@@ -12,12 +12,17 @@ import time
 import pytest
 from ycloud_lab import Lab
 from ycloud_lab.ovsdb import as_list, rows
+from ycloud_lab.recirc import MAX_RECIRC_DEPTH, measure
 from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
     EXT_HOST,
     MULTI,
+    MULTI_EIP,
+    POD_EIP,
     POOL,
+    SVCGW_LINK,
     WEB,
+    WEB_EIP,
     Check,
     Target,
     run_check,
@@ -98,6 +103,78 @@ def test_pod_egress_leaves_through_the_eip_gateway_uplink(examples: Examples,
 def test_pod_reaches_eip(examples: Examples, check_id: str) -> None:
     row = examples.check(check_id, timeout=1.5)
     assert row.ok, row
+
+
+VPC3_POD = naming.pod_port("ns-vpc3", "client-3")
+VPC3 = [
+    (res.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns-vpc3"}}),
+    (res.VPCS, {"apiVersion": "iaas.yusur.io/v1", "kind": "Vpc", "metadata": {"name": "vpc3"},
+                "spec": {"namespaces": ["ns-vpc3"], "natOutgoing": True}}),
+    (res.SUBNETS, {"apiVersion": "iaas.yusur.io/v1", "kind": "Subnet",
+                   "metadata": {"name": "subnet4"},
+                   "spec": {"vpc": "vpc3", "cidrBlock": "10.3.1.0/24", "gateway": "10.3.1.1",
+                            "namespaces": ["ns-vpc3"]}}),
+    (res.PODS, {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "client-3", "namespace": "ns-vpc3"},
+                "spec": {"nodeName": "node2", "containers": [{"name": "c", "image": "x"}]}}),
+]
+
+
+def test_a_vpc_attached_later_reaches_the_multi_vpc_eip(examples: Examples) -> None:
+    """A VPC made while the examples run (no backend of any service, attached to the default
+    pool) gets a service-gateway link and its pod reaches the multi-VPC EIP, SNATed to the
+    gateway's link toward the answering backend's VPC, within the recirculation budget."""
+    lab, backend = examples.lab, examples.backend
+    check = Check("multi-from-vpc3", POD_EIP, VPC3_POD, Target(MULTI_EIP), "tcp", 80, MULTI,
+                  SVCGW_LINK)
+    for resource, obj in VPC3:
+        backend.create(resource, obj)
+    try:
+        wait_until(lambda: any(r["ip_prefix"] == f"{MULTI_EIP}/32" and
+                               r["external_ids"].get(naming.VPC) == "vpc3" for r in rows(
+                                   "ovn-nbctl", lab.nb_remote, "--columns=ip_prefix,external_ids",
+                                   "list", "Logical_Router_Static_Route")),
+                   30, "vpc3's route to the multi-VPC EIP over its svcgw link")
+        wait_until(lambda: VPC3_POD in lab.cni_sync(), 30, "client-3 plugged")
+        row = wait_check(lab, check, 20, resolver=examples.resolver, timeout=1.5)
+        assert row.ok, row
+        count = measure(lab, VPC3_POD, "tcp", MULTI_EIP, 80)
+        assert count.answered and count.within_budget, count.describe()
+    finally:
+        for resource, obj in reversed(VPC3):
+            md = obj["metadata"]
+            backend.delete(resource, md["name"], md.get("namespace"))
+        wait_until(lambda: VPC3_POD not in lab.cni_sync(), 30, "client-3 unplugged")
+    wait_until(lambda: naming.svcgw_link_switch(POOL, "vpc3") not in lab.nbctl("show"), 30,
+               "vpc3's link gone")
+    row = examples.check("multi-from-default")  # the other links are untouched
+    assert row.ok, row
+
+
+# client, target, the deepest nesting the README records for the path (Known limits)
+RECIRC_PATHS = [
+    ("multi-from-default", naming.pod_port("default", "nginx-1"), MULTI_EIP, 6),
+    ("multi-from-vpc2", naming.pod_port("ns-vpc2", "client-2"), MULTI_EIP, 6),
+    ("s4", EXT_HOST, MULTI_EIP, 5),
+    ("s3", EXT_HOST, WEB_EIP, 3),
+    ("eip-other-vpc", naming.pod_port("ns-vpc2", "client-2"), WEB_EIP, 5),
+]
+
+
+@pytest.mark.parametrize("path", RECIRC_PATHS, ids=[p[0] for p in RECIRC_PATHS])
+def test_recirculations_per_path_stay_within_the_datapath_budget(
+        examples: Examples, path: tuple[str, str, str, int],
+        record_property: pytest.RecordProperty) -> None:
+    """Every path to an EIP nests at most MAX_RECIRC_DEPTH deep on every chassis (tunnel pops
+    and recirculations, measured on the datapath with a real request), and as deep as the
+    README says: a change of topology that costs a recirculation shows here first."""
+    _, client, eip, expected = path
+    count = measure(examples.lab, client, "tcp", eip, 80)
+    record_property("recirculations", count.describe())
+    print(count.describe())
+    assert count.answered, count.describe()
+    assert count.within_budget and count.worst <= MAX_RECIRC_DEPTH, count.describe()
+    assert count.worst == expected, count.describe()
 
 
 def _active_chassis(lab: Lab) -> dict[str, str]:
