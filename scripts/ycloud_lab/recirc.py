@@ -131,6 +131,7 @@ class PathCount:
     target: str
     answered: bool
     chassis: list[ChassisCount]
+    server: str = ""  # the server that answered
 
     @property
     def worst(self) -> int:
@@ -150,7 +151,8 @@ class PathCount:
         return self.worst <= MAX_RECIRC_DEPTH and not self.dropped
 
     def describe(self) -> str:
-        head = (f"{self.client} -> {self.target}: {'answered' if self.answered else 'NOT answered'}"
+        answer = f"answered by {self.server}" if self.answered else "NOT answered"
+        head = (f"{self.client} -> {self.target}: {answer}"
                 f", request {self.request_depth}, any packet {self.worst} of {MAX_RECIRC_DEPTH}"
                 f"{f', {self.dropped} dropped at the limit' if self.dropped else ''}")
         lines = [head]
@@ -237,4 +239,4 @@ def measure(lab: Lab, client: str, proto: str, ip: str, port: int, *,
         steps = [Step(base + i, [_name_zones(a, zones) for a in f.steps()], bool(f.next_ids))
                  for i, f in enumerate(best[1])]
         counts.append(ChassisCount(c, best[0], steps, _drops(lab, c) - before[c], any_depth))
-    return PathCount(client, f"{ip}:{port}/{proto}", reply.ok, counts)
+    return PathCount(client, f"{ip}:{port}/{proto}", reply.ok, counts, reply.server or "")

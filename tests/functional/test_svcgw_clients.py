@@ -80,6 +80,12 @@ def test_every_attached_vpc_routes_the_multi_vpc_eip_over_its_own_link(
         assert link is not None, vpc
         assert _routes(sandbox, naming.router(vpc))[f"{EIP}/32"] == link[0], vpc
         assert svcgw[subnet] == link[1], vpc
+    # the service gateway picks backends by a hash of the connection, not by dp_hash (one
+    # recirculation less); the LB on a VPC router keeps OVS's default
+    (multi,) = find(sandbox, "Load_Balancer", 'name="Service_demo/multi_TCP_eip"')
+    assert sorted(multi["selection_fields"]) == ["ip_dst", "ip_src", "tp_dst", "tp_src"]
+    (single,) = find(sandbox, "Load_Balancer", 'name="Service_ns-vpc1/web-eip_TCP_eip"')
+    assert single["selection_fields"] in ([], set(), "")
     assert _link_ips(sandbox, "vpc4") is None
     assert f"{EIP}/32" not in _routes(sandbox, naming.router("vpc4"))
     assert "10.2.1.128/25" not in svcgw

@@ -153,9 +153,9 @@ def test_a_vpc_attached_later_reaches_the_multi_vpc_eip(examples: Examples) -> N
 
 # client, target, the deepest nesting the README records for the path (Known limits)
 RECIRC_PATHS = [
-    ("multi-from-default", naming.pod_port("default", "nginx-1"), MULTI_EIP, 6),
-    ("multi-from-vpc2", naming.pod_port("ns-vpc2", "client-2"), MULTI_EIP, 6),
-    ("s4", EXT_HOST, MULTI_EIP, 5),
+    ("multi-from-default", naming.pod_port("default", "nginx-1"), MULTI_EIP, 5),
+    ("multi-from-vpc2", naming.pod_port("ns-vpc2", "client-2"), MULTI_EIP, 5),
+    ("s4", EXT_HOST, MULTI_EIP, 4),
     ("s3", EXT_HOST, WEB_EIP, 3),
     ("eip-other-vpc", naming.pod_port("ns-vpc2", "client-2"), WEB_EIP, 5),
 ]
@@ -175,6 +175,45 @@ def test_recirculations_per_path_stay_within_the_datapath_budget(
     assert count.answered, count.describe()
     assert count.within_budget and count.worst <= MAX_RECIRC_DEPTH, count.describe()
     assert count.worst == expected, count.describe()
+
+
+GW_PODS = [
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client-gw", "namespace": "default"},
+     "spec": {"nodeName": "gw1", "containers": [{"name": "c", "image": "x"}]}},
+    {"apiVersion": "v1", "kind": "Pod",
+     "metadata": {"name": "multi-3", "namespace": "ns-vpc1", "labels": {"app": "multi"}},
+     "spec": {"nodeName": "gw1", "containers": [{"name": "web", "image": "x"}]}},
+]
+
+
+def test_client_and_backend_on_the_gateway_chassis_stay_within_the_budget(
+        examples: Examples) -> None:
+    """The deepest placement: a pod on the gateway chassis (where svcgw runs) reaches the
+    multi-VPC EIP and the backend chosen is on that chassis too: its switch's conntrack runs
+    there after svcgw's. Every request is answered and nests at most 6 deep."""
+    lab, backend = examples.lab, examples.backend
+    client, server = naming.pod_port("default", "client-gw"), naming.pod_port("ns-vpc1",
+                                                                               "multi-3")
+    for pod in GW_PODS:
+        backend.create(res.PODS, pod)
+    handle = None
+    try:
+        wait_until(lambda: {client, server} <= set(lab.cni_sync()), 30, "pods on gw1 plugged")
+        handle = lab.start_server(server, "multi-3", "tcp", 8080)
+        wait_vip(lab, f"{MULTI_EIP}:80", lambda ips: ips is not None and len(ips) == 3,
+                 "multi-3 a backend of the multi-VPC EIP", timeout=30)
+        counts = [measure(lab, client, "tcp", MULTI_EIP, 80) for _ in range(12)]
+        for count in counts:
+            assert count.answered and count.within_budget, count.describe()
+        assert "multi-3" in {c.server for c in counts}, [c.describe() for c in counts]
+    finally:
+        if handle is not None:
+            lab.stop_server(handle)
+        for pod in GW_PODS:
+            backend.delete(res.PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
+        wait_until(lambda: not {client, server} & set(lab.cni_sync()), 30, "pods unplugged")
+    wait_vip(lab, f"{MULTI_EIP}:80", lambda ips: ips is not None and len(ips) == 2,
+             "multi-3 gone from the multi-VPC EIP")
 
 
 def _active_chassis(lab: Lab) -> dict[str, str]:

@@ -62,6 +62,7 @@ class LbSpec:
     # backend ip -> "lsp:src_ip" (OVN health checks need the backend's port and a source IP)
     ip_port_mappings: tuple[tuple[str, str], ...] = ()
     extra_ids: tuple[tuple[str, str], ...] = ()
+    selection_fields: tuple[str, ...] = ()  # empty: OVS picks a backend by dp_hash
 
 
 def build_lb(spec: LbSpec) -> list[Row]:
@@ -75,6 +76,7 @@ def build_lb(spec: LbSpec) -> list[Row]:
         name=spec.name, protocol=spec.protocol.lower(),
         vips=fmap({v.key: v.value() for v in spec.vips}),
         options=fmap(options), groups=spec.groups, routers=spec.routers,
+        selection_fields=spec.selection_fields,
         ip_port_mappings=fmap(dict(spec.ip_port_mappings)) if spec.health else (), **common)
     rows: list[Row] = [lb]
     if spec.health and spec.protocol.upper() in ("TCP", "UDP"):
@@ -89,6 +91,8 @@ def build_lb(spec: LbSpec) -> list[Row]:
 # -- a service's LB configurations, and the rows of one placement ------------------------------
 SCOPE_CLUSTER = "cluster"  # VIPs reached inside the VPC: ClusterIPs, externalIPs (and the EIP)
 SCOPE_EIP = "eip"  # the EIP as the external network reaches it
+# OVN Load_Balancer selection_fields of a service gateway's LBs (LbPlacement.service_gateway)
+SVCGW_SELECTION_FIELDS = ("ip_dst", "ip_src", "tp_dst", "tp_src")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class LbPlacement:
     groups: tuple[str, ...] = ()
     routers: tuple[str, ...] = ()
     ids: tuple[tuple[str, str], ...] = ()  # external_ids after ycloud.io/service
+    selection_fields: tuple[str, ...] = ()
 
     @classmethod
     def vpc_group(cls, vpc: str) -> LbPlacement:
@@ -129,8 +134,14 @@ class LbPlacement:
 
     @classmethod
     def service_gateway(cls, pool: str, eip: str) -> LbPlacement:
+        """On the service gateway the backend is picked by a hash of the connection's
+        addresses and ports (Load_Balancer selection_fields), not by OVS's default dp_hash,
+        which costs the packet one more datapath recirculation: a pod reaching the EIP
+        through svcgw would otherwise nest 7 deep on the gateway chassis when the client or
+        the chosen backend sits there, past the userspace datapath's limit of 6 (README,
+        Known limits). The price: each new connection through svcgw is an upcall."""
         return cls(SCOPE_EIP, None, routers=(naming.service_gateway(pool),),
-                   ids=_eip_ids(pool, eip))
+                   ids=_eip_ids(pool, eip), selection_fields=SVCGW_SELECTION_FIELDS)
 
 
 def _eip_ids(pool: str, eip: str) -> tuple[tuple[str, str], ...]:
@@ -154,5 +165,6 @@ def lb_rows(namespace: str, name: str, owner: Owner, configs: Iterable[LBConfig]
             owner=owner, vpc=placement.vpc, protocol=cfg.protocol, vips=cfg.vips,
             groups=placement.groups, routers=placement.routers,
             affinity_timeout=cfg.affinity_timeout, hairpin_snat_ip=cfg.hairpin_snat_ip,
-            health=cfg.health, ip_port_mappings=ip_port, extra_ids=ids))
+            health=cfg.health, ip_port_mappings=ip_port, extra_ids=ids,
+            selection_fields=placement.selection_fields))
     return rows
