@@ -9,6 +9,9 @@
   cni [--once|--watch]    plug the NB ports the controller wrote (default --once)
   stop-chassis NAME       stop NAME's ovn-controller and ovs-vswitchd
   start-chassis NAME      start them again
+  recirc CLIENT IP PORT [--proto tcp|udp]
+                          send one request and count how deep it nests in each chassis'
+                          datapath (tunnel pops and recirculations; the userspace limit is 6)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 
 from ycloud_lab.lab import DEFAULT_DIR, DEFAULT_SHAPE, Lab
 from ycloud_lab.proc import LabError, in_ns
+from ycloud_lab.recirc import measure
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("stop-chassis", "start-chassis"):
         p = sub.add_parser(name, parents=[common], help=f"{name.split('-')[0]} one chassis")
         p.add_argument("name")
+    rc = sub.add_parser("recirc", parents=[common],
+                        help="count a request's recirculations per chassis")
+    rc.add_argument("client", help="a plugged port, a chassis (its node port) or a host")
+    rc.add_argument("ip")
+    rc.add_argument("port", type=int)
+    rc.add_argument("--proto", default="tcp", choices=("tcp", "udp"))
     return parser
 
 
@@ -129,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "start-chassis":
         lab.start_chassis(args.name)
         out(f"chassis {args.name} started\n")
+    elif args.action == "recirc":
+        count = measure(lab, args.client, args.proto, args.ip, args.port)
+        out(count.describe() + "\n")
+        return 0 if count.answered and count.within_budget else 1
     return 0
 
 
