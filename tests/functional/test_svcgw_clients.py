@@ -15,27 +15,25 @@ from topology import naming
 from topology.nbsync.client import NbClient
 
 POOL, EIP = "pool1", "172.18.0.60"
-EXTRA = """
+
+
+def vpc_with_subnet(vpc: str, subnet: str, cidr: str, gateway: str) -> str:
+    return f"""
 apiVersion: iaas.yusur.io/v1
 kind: Vpc
-metadata: {name: vpc3}
-spec: {natOutgoing: true}
+metadata: {{name: {vpc}}}
+spec: {{natOutgoing: true}}
 ---
 apiVersion: iaas.yusur.io/v1
 kind: Subnet
-metadata: {name: subnet4}
-spec: {vpc: vpc3, cidrBlock: 10.3.1.0/24, gateway: 10.3.1.1}
----
-apiVersion: iaas.yusur.io/v1
-kind: Vpc
-metadata: {name: vpc4}
-spec: {natOutgoing: true}
----
-apiVersion: iaas.yusur.io/v1
-kind: Subnet
-metadata: {name: subnet5}
-spec: {vpc: vpc4, cidrBlock: 10.2.1.128/25, gateway: 10.2.1.129}
+metadata: {{name: {subnet}}}
+spec: {{vpc: {vpc}, cidrBlock: {cidr}, gateway: {gateway}}}
 """
+
+
+# vpc3 backs no service; vpc4's subnet overlaps vpc2's subnet3
+EXTRA = "---".join([vpc_with_subnet("vpc3", "subnet4", "10.3.1.0/24", "10.3.1.1"),
+                    vpc_with_subnet("vpc4", "subnet5", "10.2.1.128/25", "10.2.1.129")])
 
 
 def _routes(sandbox: Sandbox, router: str) -> dict[str, str]:
