@@ -146,12 +146,12 @@ class Triggers:
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
+                if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
+                    self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
             if not status_only and any(multi_vpc_index(o) for o in (obj, old) if o):
                 # the pool's links may change (a client VPC refused, or linked): every
                 # multi-VPC service routes its EIP over every link
                 self._enqueue_multi_vpc()
-                if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
-                    self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
             if self.emulate and not status_only:
                 self.enqueue(("Endpoints", key))
             ysvc = (meta(obj).get("labels") or {}).get(YSVC_LABEL)
