@@ -148,9 +148,10 @@ class Triggers:
                     self.enqueue(("EipPool", pool))
                 if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
                     self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
-            if not status_only and any(multi_vpc_index(o) for o in (obj, old) if o):
+            if (old is None or event == "DELETED" or not _only_status_changed(obj, old)) \
+                    and any(multi_vpc_index(o) for o in (obj, old) if o):
                 # the pool's links may change (a client VPC refused, or linked): every
-                # multi-VPC service routes its EIP over every link
+                # multi-VPC service routes its EIP over every link (its status: no link)
                 self._enqueue_multi_vpc()
             if self.emulate and not status_only:
                 self.enqueue(("Endpoints", key))

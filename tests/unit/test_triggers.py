@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from ycloud_controller.config import Config
-from ycloud_controller.keys import YSVC_LABEL
+from ycloud_controller.keys import ANN_VPC, YSVC_LABEL
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.kube.resources import PODS
 from ycloud_controller.reconcilers.base import PatchEffect
@@ -229,3 +229,38 @@ def test_a_deleted_backend_pod_queues_every_service_that_selected_it() -> None:
             "spec": {"subnet": "s1"}}
     t.on_event("Vnic", "DELETED", vnic, vnic)
     assert ("YusurService", "ns/ysvc1") in queued
+
+
+def multi_vpc_service(name: str) -> dict:
+    svc = service()
+    svc["metadata"].update(name=name, annotations={ANN_VPC: "vpc1,vpc2"})
+    svc["spec"]["type"] = "LoadBalancer"
+    return svc
+
+
+def test_a_multi_vpc_service_change_queues_every_multi_vpc_service() -> None:
+    """Each routes its EIP over every link of the pool's service gateway, and one service's
+    VPCs can change the links (a client VPC refused when a backend VPC overlaps it)."""
+    t, queued = triggers()
+    other, plain = multi_vpc_service("other"), service()
+    t.stores["Service"].upsert("ns/other", other)
+    t.stores["Service"].upsert("ns/web", plain)
+    new = multi_vpc_service("new")
+    t.stores["Service"].upsert("ns/new", new)
+    t.on_event("Service", "ADDED", new, None)
+    assert ("Service", "ns/other") in queued and ("Service", "ns/new") in queued
+    assert ("Service", "ns/web") not in queued
+    queued.clear()
+    t.on_event("Service", "MODIFIED", with_status(new, "2"), new)  # our status: nothing more
+    assert ("Service", "ns/other") not in queued
+
+
+def test_a_new_vpc_queues_the_multi_vpc_services() -> None:
+    """A VPC attached to the pool gets a link: the multi-VPC services route over it."""
+    t, queued = triggers()
+    t.stores["Service"].upsert("ns/other", multi_vpc_service("other"))
+    t.stores["Vpc"].upsert("vpc9", {"apiVersion": "iaas.yusur.io/v1", "kind": "Vpc",
+                                    "metadata": {"name": "vpc9", "resourceVersion": "1"},
+                                    "spec": {}})
+    t.rebuild_network()
+    assert ("Vpc", "vpc9") in queued and ("Service", "ns/other") in queued
