@@ -43,6 +43,16 @@ ROLE_TRANSIT = "transit"
 ROLE_SVCGW_LINK = "svcgw-link"
 ROLE_PROBE_SOURCE = "probe-source"
 
+# -- external_ids the node agent (ycloud_controller/node) writes on its local OVS -------------
+OVS_IFACE_ID = "iface-id"  # ovn-controller binds the Interface to the logical port of this name
+OVS_INSTALLED = "ovn-installed"  # ovn-controller sets it "true" once the port's flows are in
+# on Interfaces the node agent made, and only there: the role it plugged (pod | vnic | node);
+# POD holds namespace/name of the pod or vnic, CONTAINER the CNI container id of a pod
+NODE_AGENT_OWNER = "ycloud.io/cni"
+CONTAINER = "ycloud.io/container"
+NETNS = "ycloud.io/netns"  # the pod's netns path, for CHECK and for DEL without prevResult
+REPRESENTOR = "ycloud.io/vf"  # DPU mode: the VF netdev (in the pod) of this representor
+
 OWNERSHIP_KEYS = (MANAGED_BY, KIND, OWNER, VPC, KEY, HASH)
 IDS_PREFIX = "ycloud.io/"  # every external_ids key above starts with it
 
@@ -52,7 +62,7 @@ def is_our_key(key: str) -> bool:
     also on the controller's own rows."""
     return key.startswith(IDS_PREFIX)
 
-# -- Kubernetes-side annotations the controller writes on pods (the CNI contract) -------------
+# -- Kubernetes-side annotations the controller writes on pods and nodes (the CNI contract) ---
 ANNOTATION_PREFIX = "ycloud.io/"
 ANN_SUBNET = "ycloud.io/subnet"
 ANN_IP = "ycloud.io/ip_address"
@@ -62,6 +72,11 @@ ANN_GATEWAY = "ycloud.io/gateway"
 ANN_CIDR = "ycloud.io/cidr"
 ANN_EIP_POOL = "ycloud.io/eip-pool"
 ANN_EIP = "ycloud.io/eip"
+ANN_MTU = "ycloud.io/mtu"  # the interface MTU (pods and nodes)
+ANN_ROUTES = "ycloud.io/routes"  # nodes only: CIDRs the node routes through its node port
+# the same contract on Node objects: ANN_IP, ANN_MAC, ANN_SWITCH, ANN_GATEWAY, ANN_CIDR, ANN_MTU
+# and ANN_ROUTES describe the node's port on the join subnet (scenario 2), which the node agent
+# creates; the node agent reads Kubernetes only, never NB
 
 # -- fixed names ------------------------------------------------------------------------------
 DEFAULT_VPC = "ovn-cluster"

@@ -805,7 +805,7 @@ STATUS = {"get", "update", "patch"}
 EVENTS = {"create", "patch", "update"}
 EXPECTED_CLUSTER_RULES = {
     ("", "namespaces"): READ,
-    ("", "nodes"): READ,
+    ("", "nodes"): READ | {"patch"},  # the node port's annotations (the node agent reads them)
     ("", "pods"): READ | {"patch"},
     ("", "services"): OWN,
     ("", "services/status"): STATUS,

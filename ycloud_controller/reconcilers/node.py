@@ -1,12 +1,20 @@
-"""Node -> its port `node-<node>` on the join subnet (scenario 2: nodes reach ClusterIPs)."""
+"""Node -> its port `node-<node>` on the join subnet (scenario 2: nodes reach ClusterIPs).
+
+The port's address, MAC, gateway, CIDR, MTU and the CIDRs the node routes through it are also
+written as annotations on the Node (`naming.ANN_*`, the contract pods have): the node agent
+creates the node interface from them, reading Kubernetes only, never NB.
+"""
 
 from __future__ import annotations
 
 from topology import naming
 from topology.builders.port import PortSpec, build_port
 from topology.model import Owner
+from ycloud_controller.api.common import meta
 from ycloud_controller.ipam import IpamError
-from ycloud_controller.reconcilers.base import Context, EventEffect, Outcome
+from ycloud_controller.kube import resources as res
+from ycloud_controller.reconcilers.base import Context, EventEffect, Outcome, PatchEffect
+from ycloud_controller.reconcilers.pod import cni_annotations
 
 KIND = "Node"
 
@@ -36,4 +44,9 @@ def reconcile_node(ctx: Context, key: str) -> Outcome:
         mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_NODE, node=key,
         gateways=join.gateway_strs, cidrs=join.cidr_strs, mtu=ctx.config.mtu,
         routes=tuple(routes)))
-    return Outcome(rows={owner(key): rows})
+    wanted = {**cni_annotations(join, alloc, ctx.config.mtu), naming.ANN_ROUTES: ",".join(routes)}
+    ann = meta(obj).get("annotations") or {}
+    effects = []
+    if any(ann.get(k) != v for k, v in wanted.items()):
+        effects.append(PatchEffect(res.NODES, key, None, {"metadata": {"annotations": wanted}}))
+    return Outcome(rows={owner(key): rows}, effects=effects)

@@ -65,13 +65,14 @@ def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
     return net.subnets[candidates[0]]
 
 
-def cni_annotations(sub: SubnetView, alloc: Allocation) -> dict[str, str]:
+def cni_annotations(sub: SubnetView, alloc: Allocation, mtu: int) -> dict[str, str]:
     return {
         naming.ANN_IP: ",".join(str(ip) for ip in alloc.ips[:len(sub.cidrs)]),
         naming.ANN_MAC: alloc.mac,
         naming.ANN_SWITCH: sub.name,
         naming.ANN_GATEWAY: ",".join(sub.gateway_strs),
         naming.ANN_CIDR: ",".join(sub.cidr_strs),
+        naming.ANN_MTU: str(mtu),
     }
 
 
@@ -122,12 +123,12 @@ def reconcile_pod(ctx: Context, key: str) -> Outcome:
     except Invalid as exc:
         return Outcome(rows={owner(key): None}, invalid=exc,
                        effects=invalid_effects(res.PODS, obj, exc))
+    mtu = sub.mtu or ctx.config.mtu
     rows = build_port(PortSpec(
         name=naming.pod_port(namespace, name), switch=sub.name, owner=owner(key), vpc=sub.vpc,
         mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
-        node=spec.get("nodeName"), gateways=sub.gateway_strs, cidrs=sub.cidr_strs,
-        mtu=sub.mtu or ctx.config.mtu))
-    wanted = cni_annotations(sub, alloc)
+        node=spec.get("nodeName"), gateways=sub.gateway_strs, cidrs=sub.cidr_strs, mtu=mtu))
+    wanted = cni_annotations(sub, alloc, mtu)
     effects = ready_effects(res.PODS, obj, {}, f"port {naming.pod_port(namespace, name)} on "
                                                f"subnet {sub.name}")
     if any(ann.get(k) != v for k, v in wanted.items()):
