@@ -50,6 +50,8 @@ OVS_INSTALLED = "ovn-installed"  # ovn-controller sets it "true" once the port's
 # POD holds namespace/name of the pod or vnic, CONTAINER the CNI container id of a pod
 NODE_AGENT_OWNER = "ycloud.io/cni"
 CONTAINER = "ycloud.io/container"
+IFNAME = "ycloud.io/ifname"  # CNI_IFNAME of a pod's interface
+POD_UID = "ycloud.io/pod-uid"
 NETNS = "ycloud.io/netns"  # the pod's netns path, for CHECK and for DEL without prevResult
 REPRESENTOR = "ycloud.io/vf"  # DPU mode: the VF netdev (in the pod) of this representor
 

@@ -329,7 +329,8 @@ CONTRACT: dict[str, dict[str, Any]] = {
     "Vnic": {
         "scope": "Namespaced", "plural": "vnics", "short": ["vnic"],
         "columns": ["Subnet", "Node", "IP", "MAC", "Type", "Ready", "Age"],
-        "spec": {"subnet", "node", "type", "ip", "mac", "extraIPs", "extraIPCount"},
+        "spec": {"subnet", "node", "type", "ip", "mac", "extraIPs", "extraIPCount",
+                 "hostInterface"},
         "required": {"subnet", "node"},
         "status": {"ip", "mac", "extraIPs", "port", "logicalSwitch", "conditions"},
     },
