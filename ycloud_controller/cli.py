@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--format", choices=("text", "json"), default="text")
     inspect.add_argument("--log-format", choices=("json", "console"), help="log format")
     inspect.add_argument("--log-level", default="warning", help="log level")
+    sub.add_parser("node", add_help=False,
+                   help="run the node agent of ycloud-cni (ycloud-controller node --help)")
     return parser
 
 
@@ -142,6 +144,10 @@ def _sb(args: argparse.Namespace) -> SbMonitor | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["node"]:
+        from ycloud_controller.node.cli import main as node_main
+        return node_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:

@@ -159,7 +159,7 @@ class CniHandler:
             self._wait_installed(host, port)
         except (CniError, netlink.NetlinkError, OvsError):
             for host in made:
-                self._remove(host, req.netns, req.ifname)
+                self.remove(host, req.netns, req.ifname)
             raise
         log.info("cni_add", pod=req.pod_key, container=req.container_id, port=port,
                  interface=host, ips=addr.ips)
@@ -261,7 +261,7 @@ class CniHandler:
     def delete(self, req: Request) -> None:
         rows = self.plugged(req.container_id, req.ifname)
         for row in rows:
-            self._remove(row["name"], row["external_ids"].get(naming.NETNS) or req.netns,
+            self.remove(row["name"], row["external_ids"].get(naming.NETNS) or req.netns,
                          req.ifname)
         veth = netlink.host_ifname("yc", req.container_id, req.ifname)
         if not rows and netlink.delete_link(veth):
@@ -269,7 +269,7 @@ class CniHandler:
         log.info("cni_del", pod=req.pod_key, container=req.container_id,
                  interfaces=[r["name"] for r in rows])
 
-    def _remove(self, host: str, netns: str, ifname: str) -> None:
+    def remove(self, host: str, netns: str, ifname: str) -> None:
         """Unplug host from OVS; delete the veth, or give the VF back to the node."""
         vf = self.pool.vf_of(host) if self.pool is not None else None
         self.ovs.unplug(host)

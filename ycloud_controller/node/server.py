@@ -65,6 +65,8 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 class _Conn(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         line = self.rfile.readline(MAX_REQUEST)
+        if not line.strip():
+            return  # a connect-and-close (a liveness probe of the socket): nothing asked
         reply = answer(self.server.handle_request_fn, line)  # type: ignore[attr-defined]
         try:
             self.wfile.write(json.dumps(reply).encode() + b"\n")
