@@ -53,6 +53,7 @@ CONTAINER = "ycloud.io/container"
 IFNAME = "ycloud.io/ifname"  # CNI_IFNAME of a pod's interface
 POD_UID = "ycloud.io/pod-uid"
 NETNS = "ycloud.io/netns"  # the pod's netns path, for CHECK and for DEL without prevResult
+OVS_OWNED_MAPPINGS = "ycloud.io/bridge-mappings"  # Open_vSwitch: the providers the agent mapped
 REPRESENTOR = "ycloud.io/vf"  # DPU mode: the VF netdev (in the pod) of this representor
 
 OWNERSHIP_KEYS = (MANAGED_BY, KIND, OWNER, VPC, KEY, HASH)

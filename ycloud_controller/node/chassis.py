@@ -4,7 +4,8 @@ system-id and hostname = the node name; ovn-remote (SB), ovn-encap-type/ovn-enca
 gateway node of an EipPool (spec.gatewayNodes), ovn-bridge-mappings <providerNetwork>:<bridge>
 (the bridge is created; attaching the uplink NIC to it is the operator's part) and
 ovn-cms-options enable-chassis-as-gw; with --hw-offload other_config:hw-offload=true. Mappings
-of providers no EipPool names are kept as the operator wrote them.
+of providers the agent did not map (recorded in external_ids naming.OVS_OWNED_MAPPINGS) and no
+EipPool names are kept as the operator wrote them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from topology import naming
 from ycloud_controller.api.common import Invalid
 from ycloud_controller.api.eippool import parse_eippool
 from ycloud_controller.node.ovs import Ovs
@@ -76,8 +78,10 @@ class ChassisSetup:
         mine, named = gateway_providers(s.node, pools)
         ours = {p: s.provider_bridge(p) for p in mine}
         current = self.ovs.system_ids()
+        owned = set(filter(None, current.get(naming.OVS_OWNED_MAPPINGS, "").split(",")))
         mappings = merged_mappings(current.get("ovn-bridge-mappings", ""), ours,
-                                   named | set(ours))
+                                   named | owned | set(ours))
+        ids[naming.OVS_OWNED_MAPPINGS] = ",".join(sorted(ours))
         remove: list[str] = []
         if mappings:
             ids["ovn-bridge-mappings"] = mappings

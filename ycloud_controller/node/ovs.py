@@ -52,7 +52,7 @@ class Ovs:
         return self._api
 
     def connected(self) -> bool:
-        return self._api is not None and self._api.idl.is_connected()
+        return self._api is not None and self._api.idl._session.is_connected()
 
     def _execute(self, *commands: Any) -> list[Any]:
         try:

@@ -35,3 +35,14 @@ def fresh_node(tmp_path: Path) -> Iterator[NodeEnv]:
         yield env
     finally:
         env.stop()
+
+
+@pytest.fixture
+def node_with_traffic(fresh_node: NodeEnv) -> NodeEnv:
+    """A fresh agent that served one good ADD and one ADD of an unannotated pod."""
+    fresh_node.start_agent()
+    fresh_node.pod("m1")
+    assert fresh_node.cni("ADD", "beef0001", fresh_node.netns("m1"), "m1")[0] == 0
+    fresh_node.pod("m2", ip=None)
+    assert fresh_node.cni("ADD", "beef0002", fresh_node.netns("m2"), "m2")[0] == 1
+    return fresh_node
