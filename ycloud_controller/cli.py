@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--log-level", default="warning", help="log level")
     sub.add_parser("node", add_help=False,
                    help="run the node agent of ycloud-cni (ycloud-controller node --help)")
+    sub.add_parser("install-cni", add_help=False,
+                   help="install the ycloud-cni plugin and its conflist on the host (the "
+                        "DaemonSet's init container)")
     return parser
 
 
@@ -148,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["node"]:
         from ycloud_controller.node.cli import main as node_main
         return node_main(argv[1:])
+    if argv[:1] == ["install-cni"]:
+        from ycloud_controller.node.install import main as install_main
+        return install_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:

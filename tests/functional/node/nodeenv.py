@@ -24,6 +24,7 @@ from ycloud_lab.chassis import Chassis
 from ycloud_lab.state import ChassisState
 
 from ycloud_controller.kube import resources as res
+from ycloud_controller.node.install import install
 
 ROOT = Path(__file__).resolve().parents[3]
 NODE = "node1"
@@ -98,12 +99,9 @@ class NodeEnv:
         return self
 
     def _write_plugin(self) -> None:
-        """`ycloud-cni` as its console script is: an executable calling plugin.main."""
-        self.plugin.parent.mkdir(parents=True, exist_ok=True)
-        self.plugin.write_text(
-            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-            "from ycloud_controller.node.plugin import main\nsys.exit(main())\n")
-        self.plugin.chmod(0o755)
+        """`ycloud-cni` as the DaemonSet's init container installs it on a host (the host's
+        python3 runs it), and its conflist."""
+        install(self.plugin.parent, self.dir / "net.d", self.socket, "/usr/bin/env python3")
 
     def agent_args(self, *extra: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "ycloud_controller.cli",
@@ -181,9 +179,10 @@ class NodeEnv:
             env: dict[str, str] | None = None, drop: tuple[str, ...] = (),
             namespace: str = "default") -> tuple[int, dict[str, Any] | None, str]:
         """Run the plugin: (exit code, parsed stdout or None, raw stdout)."""
-        if conf is None:
-            conf = {"cniVersion": CNI_VERSION, "name": "ycloud", "type": "ycloud-cni",
-                    "socket": self.socket}
+        if conf is None:  # what libcni hands the plugin from the installed conflist
+            listed = json.loads((self.dir / "net.d" / "10-ycloud.conflist").read_text())
+            conf = {**listed["plugins"][0], "cniVersion": listed["cniVersion"],
+                    "name": listed["name"]}
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
         full = {"PATH": os.environ.get("PATH", ""), "CNI_COMMAND": command,
                 "CNI_CONTAINERID": container, "CNI_NETNS": netns, "CNI_IFNAME": ifname,
