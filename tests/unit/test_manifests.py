@@ -64,10 +64,12 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml"))
+    """The object files of a directory (kustomization.yaml is kubectl's, not an object)."""
+    return sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-ALL_FILES = _files(MANIFESTS) + _files(CRD_DIR) + _files(EXAMPLES)
+NODE_DIR = MANIFESTS / "node"  # the node agent (more checks: test_manifests_node.py)
+ALL_FILES = _files(MANIFESTS) + _files(CRD_DIR) + _files(EXAMPLES) + _files(NODE_DIR)
 
 
 def _objects(files: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
