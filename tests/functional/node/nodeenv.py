@@ -197,6 +197,16 @@ class NodeEnv:
         parsed = json.loads(out.stdout) if out.stdout.strip() else None
         return out.returncode, parsed, out.stdout
 
+    def plugged_pod(self, name: str, container: str, ip: str, mac: str
+                    ) -> tuple[str, dict[str, Any], str]:
+        """A pod annotated as the controller does, its netns and a successful ADD:
+        (netns, result, the host end's name)."""
+        self.pod(name, ip=ip, mac=mac)
+        netns = self.netns(name)
+        code, result, raw = self.cni("ADD", container, netns, name)
+        assert code == 0 and result is not None, raw
+        return netns, result, result["interfaces"][0]["name"]
+
     # -- what is on the node ----------------------------------------------------------------
     def vsctl(self, *args: str) -> str:
         assert self.chassis is not None

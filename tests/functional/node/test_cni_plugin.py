@@ -66,11 +66,8 @@ def test_check_of_a_healthy_and_of_a_broken_interface(node: NodeEnv) -> None:
 
 
 def test_del_after_the_netns_is_gone(node: NodeEnv) -> None:
-    node.pod("web-3", ip="10.16.0.7", mac="0a:58:0a:10:00:07")
-    netns = node.netns("web-3")
-    code, result, raw = node.cni("ADD", "c0ffee03", netns, "web-3")
-    assert code == 0, raw
-    host = result["interfaces"][0]["name"]
+    netns, result, host = node.plugged_pod("web-3", "c0ffee03", "10.16.0.7",
+                                           "0a:58:0a:10:00:07")
     sh("ip", "netns", "del", netns.rsplit("/", 1)[1])
     code, out, raw = node.cni("DEL", "c0ffee03", netns, "web-3")
     assert (code, raw) == (0, "")
@@ -157,11 +154,8 @@ def test_the_agent_unreachable_is_try_again_later(node: NodeEnv) -> None:
 
 
 def test_pod_deleted_its_port_is_collected(node: NodeEnv) -> None:
-    node.pod("gone", ip="10.16.0.8", mac="0a:58:0a:10:00:08")
-    netns = node.netns("gone")
-    code, result, raw = node.cni("ADD", "c0ffee16", netns, "gone")
-    assert code == 0, raw
-    host = result["interfaces"][0]["name"]
+    netns, result, host = node.plugged_pod("gone", "c0ffee16", "10.16.0.8",
+                                           "0a:58:0a:10:00:08")
     assert node.fake is not None
     node.fake.store.delete(res.PODS, "gone", "default")
     eventually(lambda: host not in node.ports_of("br-int") and host not in node.links(),

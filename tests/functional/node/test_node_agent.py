@@ -29,11 +29,8 @@ def test_sigkill_restart_keeps_existing_ports_and_serves_the_next_add(
         fresh_node: NodeEnv) -> None:
     node = fresh_node
     node.start_agent()
-    node.pod("keep", ip="10.16.0.20", mac="0a:58:0a:10:00:14")
-    netns = node.netns("keep")
-    code, result, raw = node.cni("ADD", "feed0001", netns, "keep")
-    assert code == 0, raw
-    host = result["interfaces"][0]["name"]
+    netns, result, host = node.plugged_pod("keep", "feed0001", "10.16.0.20",
+                                           "0a:58:0a:10:00:14")
     before = iface_row(node, host)
     link_before = node.links()[host]["ifindex"]
     node.kill_agent()  # SIGKILL: no cleanup of any kind
