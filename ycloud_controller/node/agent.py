@@ -102,7 +102,10 @@ class NodeAgent:
         self.ovs.stop()
 
     def healthy(self) -> bool:
-        return not self.stop_event.is_set() and self.ovs.connected() and self.server.serving()
+        """Alive: starting (informers syncing), or serving with OVS connected."""
+        if self.stop_event.is_set():
+            return False
+        return not self.ready.is_set() or (self.ovs.connected() and self.server.serving())
 
     # -- the loop ---------------------------------------------------------------------------
     def _marker(self, what: str):  # noqa: ANN202 - an informer Handler

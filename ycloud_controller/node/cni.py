@@ -141,6 +141,7 @@ class CniHandler:
             raise CniError(IO_FAILURE, f"netns {req.netns!r} does not exist")
         addr = self.wait_addressing(req)
         port = naming.pod_port(req.pod_namespace, req.pod_name)
+        self._remove_stale(port, req.container_id)
         made: list[str] = []  # host ends created by this ADD, removed again on failure
         try:
             if self.pool is not None:
@@ -164,6 +165,16 @@ class CniHandler:
         log.info("cni_add", pod=req.pod_key, container=req.container_id, port=port,
                  interface=host, ips=addr.ips)
         return self.result(req, host, addr)
+
+    def _remove_stale(self, port: str, container_id: str) -> None:
+        """An interface of an earlier sandbox of the pod (its DEL has not come yet): one
+        port may be bound to one interface only, and the new sandbox is the pod now."""
+        for row in find_by(self.ovs.ours(), naming.OVS_IFACE_ID, port):
+            ids = row["external_ids"]
+            if ids.get(naming.CONTAINER) != container_id:
+                log.info("cni_add_replaces_stale_interface", port=port, interface=row["name"],
+                         container=ids.get(naming.CONTAINER))
+                self.remove(row["name"], ids.get(naming.NETNS, ""), ids.get(naming.IFNAME, ""))
 
     def _add_veth(self, req: Request, addr: addressing.Addressing, made: list[str]) -> str:
         host = netlink.host_ifname("yc", req.container_id, req.ifname)

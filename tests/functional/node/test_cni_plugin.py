@@ -173,3 +173,17 @@ def test_chassis_external_ids(node: NodeEnv) -> None:
     assert ids["ovn-bridge-datapath-type"] == "netdev"
     assert "ovn-bridge-mappings" not in ids
     assert node.vsctl("get", "Bridge", "br-int", "datapath_type").strip() == "netdev"
+
+
+def test_a_new_sandbox_of_a_pod_replaces_the_interface_of_the_old_one(node: NodeEnv) -> None:
+    old_netns, _, old_host = node.plugged_pod("again", "c0ffee20", "10.16.0.9",
+                                              "0a:58:0a:10:00:09")
+    new_netns = node.netns("again-2")
+    code, result, raw = node.cni("ADD", "c0ffee21", new_netns, "again")
+    assert code == 0, raw
+    new_host = result["interfaces"][0]["name"]
+    bound = {n for n, ids in node.interfaces().items()
+             if ids.get(naming.OVS_IFACE_ID) == "again.default"}
+    assert bound == {new_host} and old_host not in node.links()
+    assert node.cni("DEL", "c0ffee20", old_netns, "again")[0] == 0  # the old sandbox's DEL
+    assert new_host in node.ports_of("br-int")
