@@ -130,10 +130,12 @@ def build_request(env, conf, command):
 def call_agent(path, request, timeout):
     """One request, one answer, over the agent's unix socket (JSON, newline terminated)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
         try:
+            # a blocking connect waits while the agent's accept queue is full (with a timeout
+            # set it would fail at once with EAGAIN); a stale socket is refused at once
             sock.connect(path)
+            sock.settimeout(timeout)
         except OSError as exc:
             raise PluginError(TRY_AGAIN_LATER, "the ycloud node agent is not reachable",
                               f"{path}: {exc}") from None

@@ -59,6 +59,7 @@ def answer(handle: Handle, line: bytes) -> dict[str, Any]:
 
 class _Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    request_queue_size = 1024  # a node's batch of pods connects at once (the default is 5)
     handle_request_fn: Handle
 
 

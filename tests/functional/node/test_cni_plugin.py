@@ -187,3 +187,23 @@ def test_a_new_sandbox_of_a_pod_replaces_the_interface_of_the_old_one(node: Node
     assert bound == {new_host} and old_host not in node.links()
     assert node.cni("DEL", "c0ffee20", old_netns, "again")[0] == 0  # the old sandbox's DEL
     assert new_host in node.ports_of("br-int")
+
+
+def test_many_adds_and_dels_at_once(node: NodeEnv) -> None:
+    """What kubelet does when a node gets a batch of pods: concurrent plugin calls."""
+    from concurrent.futures import ThreadPoolExecutor
+    names = [f"batch-{i}" for i in range(24)]
+    for i, name in enumerate(names):
+        node.pod(name, ip=f"10.16.1.{i + 10}", mac=f"0a:58:0a:10:01:{i + 10:02x}")
+    netns = {name: node.netns(name) for name in names}
+    with ThreadPoolExecutor(len(names)) as pool:
+        adds = list(pool.map(lambda n: node.cni("ADD", f"b{n[6:]}ff", netns[n], n), names))
+    assert [a[0] for a in adds] == [0] * len(names), [a[2] for a in adds if a[0]]
+    hosts = {a[1]["interfaces"][0]["name"] for a in adds}
+    assert len(hosts) == len(names) and hosts <= node.ports_of("br-int")
+    for (_, result, _), name in zip(adds, names, strict=True):
+        assert result["interfaces"][1]["mac"] == node.links(netns[name])["eth0"]["address"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        dels = list(pool.map(lambda n: node.cni("DEL", f"b{n[6:]}ff", netns[n], n), names))
+    assert [d[0] for d in dels] == [0] * len(names)
+    assert not hosts & node.ports_of("br-int")
