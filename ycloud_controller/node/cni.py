@@ -145,10 +145,10 @@ class CniHandler:
         made: list[str] = []  # host ends created by this ADD, removed again on failure
         try:
             if self.pool is not None:
-                host = self._add_vf(req, addr, made)
+                host, pod_side = self._add_vf(req, made)
             else:
-                host = self._add_veth(req, addr, made)
-            self._configure_pod_end(req, addr)
+                host, pod_side = self._add_veth(req, addr, made)
+            self._configure_pod_end(req, addr, pod_side)
             if not made and self.ovs.interface(host) is None:
                 made.append(host)
             self.ovs.plug(self.settings.bridge, host, {
@@ -176,37 +176,40 @@ class CniHandler:
                          container=ids.get(naming.CONTAINER))
                 self.remove(row["name"], ids.get(naming.NETNS, ""), ids.get(naming.IFNAME, ""))
 
-    def _add_veth(self, req: Request, addr: addressing.Addressing, made: list[str]) -> str:
+    def _add_veth(self, req: Request, addr: addressing.Addressing, made: list[str]
+                  ) -> tuple[str, str]:
+        """(the host end, the name of the pod end in the pod's netns)."""
         host = netlink.host_ifname("yc", req.container_id, req.ifname)
-        have_host = netlink.link(host) is not None
-        have_pod = netlink.link(req.ifname, req.netns) is not None
-        if have_host and have_pod:
-            return host  # ADD again: the same interface, configured again below
-        if have_host:
-            netlink.delete_link(host)
+        have_host = netlink.exists(host)
+        if have_host and netlink.link(req.ifname, req.netns) is not None:
+            return host, req.ifname  # ADD again: the same interface, configured again
         peer = netlink.host_ifname("yt", req.container_id, req.ifname)
-        netlink.delete_link(peer)
         mtu = addr.mtu or 1500
-        netlink.create_veth(host, peer, mtu)
+        lines = [f"link del dev {name}" for name, there in ((host, have_host),
+                                                             (peer, netlink.exists(peer)))
+                 if there]
         made.append(host)
-        netlink.move_to_netns(peer, req.netns)
-        netlink.configure_link(peer, netns=req.netns, new_name=req.ifname, mac=addr.mac,
-                               mtu=mtu, up=False)
-        self._host_end_up(host, mtu)
-        return host
+        netlink.batch([*lines,
+                       f"link add name {host} mtu {mtu} type veth peer name {peer} mtu {mtu}",
+                       f"link set dev {peer} netns {req.netns}",
+                       f"link set dev {host} up"])
+        if self.settings.userspace_datapath:
+            netlink.tx_checksum_off(host)
+        return host, peer
 
-    def _add_vf(self, req: Request, addr: addressing.Addressing, made: list[str]) -> str:
+    def _add_vf(self, req: Request, made: list[str]) -> tuple[str, str]:
+        """(the representor, the name of the VF in the pod's netns)."""
         assert self.pool is not None
         with self.pool.lock:
             mine = [r for r in find_by(self.ovs.ours(), naming.CONTAINER, req.container_id)
                     if r["external_ids"].get(naming.IFNAME) == req.ifname]
             if mine and netlink.link(req.ifname, req.netns) is not None:
-                return mine[0]["name"]
+                return mine[0]["name"], req.ifname
             try:
                 pair = self.pool.free(self.ovs.ours())
             except PoolExhausted as exc:
                 raise CniError(TRY_AGAIN_LATER, "no free VF on this node", str(exc)) from None
-            if netlink.link(pair.vf) is None:
+            if not netlink.exists(pair.vf):
                 raise CniError(IO_FAILURE, f"VF {pair.vf} of the pool is not in the node's "
                                            "netns")
             # claimed in OVS at once, so a concurrent ADD takes another pair
@@ -215,26 +218,27 @@ class CniHandler:
                 naming.IFNAME: req.ifname, naming.NETNS: req.netns,
                 naming.REPRESENTOR: pair.vf})
             made.append(pair.representor)
-        netlink.move_to_netns(pair.vf, req.netns)
-        netlink.configure_link(pair.vf, netns=req.netns, new_name=req.ifname, mac=addr.mac,
-                               mtu=addr.mtu, up=False)
-        self._host_end_up(pair.representor, addr.mtu)
-        return pair.representor
-
-    def _host_end_up(self, host: str, mtu: int | None) -> None:
+        netlink.batch([f"link set dev {pair.vf} down", f"link set dev {pair.vf} netns {req.netns}",
+                       f"link set dev {pair.representor} up"])
         if self.settings.userspace_datapath:
-            netlink.tx_checksum_off(host)
-        netlink.configure_link(host, mtu=mtu)
+            netlink.tx_checksum_off(pair.representor)
+        return pair.representor, pair.vf
 
-    def _configure_pod_end(self, req: Request, addr: addressing.Addressing) -> None:
+    def _configure_pod_end(self, req: Request, addr: addressing.Addressing,
+                           current: str) -> None:
+        """Name, MAC, MTU, every address and a default route per family, in one batch."""
+        name = req.ifname
+        lines = [f"link set dev {current} name {name}"] if current != name else []
+        lines.append(f"link set dev {name} address {addr.mac}"
+                     + (f" mtu {addr.mtu}" if addr.mtu else ""))
+        lines.append(f"link set dev {name} up")
+        lines += [f"addr replace {ip} dev {name}" + (" nodad" if ":" in ip else "")
+                  for ip in addr.ips]
+        lines += [f"route replace {netlink.default_route(g)} via {g} dev {name}"
+                  for g in addr.gateways]
+        netlink.batch(lines, req.netns)
         if self.settings.userspace_datapath:
-            netlink.tx_checksum_off(req.ifname, req.netns)
-        netlink.configure_link(req.ifname, netns=req.netns, mac=addr.mac, mtu=addr.mtu)
-        for ip in addr.ips:
-            netlink.add_address(req.ifname, ip, req.netns)
-        for gateway in addr.gateways:
-            netlink.replace_route(netlink.default_route(gateway), gateway, req.ifname,
-                                  req.netns)
+            netlink.tx_checksum_off(name, req.netns)
 
     def _wait_installed(self, host: str, port: str) -> None:
         timeout = self.settings.ovn_installed_timeout
@@ -245,7 +249,6 @@ class CniHandler:
                            "running and connected to SB, and is the port in NB?")
 
     def result(self, req: Request, host: str, addr: addressing.Addressing) -> dict[str, Any]:
-        host_link = netlink.link(host)
         ips = []
         for ip in addr.ips:
             entry: dict[str, Any] = {"address": ip, "interface": 1}
@@ -257,7 +260,7 @@ class CniHandler:
             ips.append(entry)
         return {
             "cniVersion": req.cni_version,
-            "interfaces": [{"name": host, "mac": host_link.mac if host_link else ""},
+            "interfaces": [{"name": host, "mac": netlink.mac_of(host)},
                            {"name": req.ifname, "mac": addr.mac, "sandbox": req.netns}],
             "ips": ips,
             "routes": [{"dst": netlink.default_route(g), "gw": g} for g in addr.gateways],
@@ -288,9 +291,9 @@ class CniHandler:
             netlink.delete_link(host)
             return
         if netlink.link(ifname, netns) is not None:
-            netlink.flush_addresses(ifname, netns)
-            netlink.configure_link(ifname, netns=netns, new_name=vf, up=False)
-            netlink.move_to_netns(vf, f"/proc/{os.getpid()}/ns/net", from_netns=netns)
+            netlink.batch([f"link set dev {ifname} down", f"addr flush dev {ifname}",
+                           f"link set dev {ifname} name {vf}",
+                           f"link set dev {vf} netns /proc/{os.getpid()}/ns/net"], netns)
 
     # -- CHECK ----------------------------------------------------------------------------
     def check(self, req: Request) -> None:

@@ -49,7 +49,7 @@ class HostInterfaces:
             self.ovs.plug(self.bridge, ifname, {
                 naming.OVS_IFACE_ID: port, naming.NODE_AGENT_OWNER: naming.ROLE_VNIC,
                 naming.POD: key})
-            netlink.configure_link(ifname)
+            netlink.link_up(ifname)
             plugged.add(ifname)
         for row in find_by(self.ovs.ours(), naming.NODE_AGENT_OWNER, naming.ROLE_VNIC):
             if row["name"] not in want:

@@ -2,7 +2,8 @@
 image ships iproute2, ethtool and util-linux's nsenter, the tools kubelet's own CNI plugins
 assume). A pod's netns is a path (CNI_NETNS: /var/run/netns/cni-..., /proc/PID/ns/net):
 commands inside it run under `nsenter --net=PATH`; links move into it with `ip link set
-netns PATH`.
+netns PATH`. Why not pyroute2 (netlink from Python, no processes): one more dependency in the
+image for what `ip -batch` already gives, a handful of processes per ADD (see `batch`).
 """
 
 from __future__ import annotations
@@ -21,16 +22,38 @@ class NetlinkError(RuntimeError):
 
 
 def run(cmd: Sequence[str], netns: str | None = None, check: bool = True,
-        timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        timeout: float = 30.0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     full = ["nsenter", f"--net={netns}", *cmd] if netns else list(cmd)
     try:
-        res = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                             input=stdin)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetlinkError(f"`{' '.join(full)}`: {exc}") from None
     if check and res.returncode != 0:
         raise NetlinkError(f"`{' '.join(full)}` failed ({res.returncode}): "
                            f"{(res.stderr or res.stdout).strip()}")
     return res
+
+
+def batch(lines: Sequence[str], netns: str | None = None) -> None:
+    """Several `ip` commands in one process (`ip -batch -`), stopping at the first that
+    fails: an ADD spawns a handful of processes, not twenty (a batch of pods on a busy node is
+    bound by process creation). Families come from the addresses (0.0.0.0/0, ::/0)."""
+    if lines:
+        run(["ip", "-batch", "-"], netns, stdin="\n".join(lines) + "\n")
+
+
+def exists(name: str) -> bool:
+    """A link of the agent's own netns, read from sysfs (no process)."""
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def mac_of(name: str) -> str:
+    try:
+        with open(f"/sys/class/net/{name}/address") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def host_ifname(prefix: str, *keys: str) -> str:
@@ -74,12 +97,6 @@ def link_names(netns: str | None = None) -> set[str]:
     return {i["ifname"] for i in json.loads(res.stdout or "[]")}
 
 
-def create_veth(host: str, peer: str, mtu: int) -> None:
-    """A veth pair in this netns (the peer moves to the pod next)."""
-    run(["ip", "link", "add", "name", host, "mtu", str(mtu), "type", "veth",
-         "peer", "name", peer, "mtu", str(mtu)])
-
-
 def delete_link(name: str, netns: str | None = None) -> bool:
     """Delete; False when it did not exist."""
     if netns is not None and not netns_exists(netns):
@@ -87,25 +104,8 @@ def delete_link(name: str, netns: str | None = None) -> bool:
     return run(["ip", "link", "del", "dev", name], netns, check=False).returncode == 0
 
 
-def move_to_netns(name: str, netns: str, from_netns: str | None = None) -> None:
-    run(["ip", "link", "set", "dev", name, "netns", netns], from_netns)
-
-
-def configure_link(name: str, *, netns: str | None = None, new_name: str | None = None,
-                   mac: str | None = None, mtu: int | None = None, up: bool = True) -> None:
-    if new_name and new_name != name:
-        run(["ip", "link", "set", "dev", name, "down"], netns)
-        run(["ip", "link", "set", "dev", name, "name", new_name], netns)
-        name = new_name
-    cmd = ["ip", "link", "set", "dev", name]
-    if mac:
-        cmd += ["address", mac]
-    if mtu:
-        cmd += ["mtu", str(mtu)]
-    if len(cmd) > 5:
-        run(cmd, netns)
-    if up:
-        run(["ip", "link", "set", "dev", name, "up"], netns)
+def link_up(name: str, netns: str | None = None) -> None:
+    run(["ip", "link", "set", "dev", name, "up"], netns)
 
 
 def tx_checksum_off(name: str, netns: str | None = None) -> None:
@@ -124,10 +124,6 @@ def add_address(name: str, address: str, netns: str | None = None) -> None:
     if ":" in address:
         cmd.append("nodad")
     run(cmd, netns)
-
-
-def flush_addresses(name: str, netns: str | None = None) -> None:
-    run(["ip", "addr", "flush", "dev", name], netns, check=False)
 
 
 def replace_route(dst: str, via: str, dev: str, netns: str | None = None,

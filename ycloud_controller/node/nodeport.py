@@ -41,7 +41,7 @@ class NodePort:
             naming.NODE_AGENT_OWNER: naming.ROLE_NODE}, iface_type="internal", mac=addr.mac,
             mtu=addr.mtu)
         self._wait_link()
-        netlink.configure_link(self.ifname)
+        netlink.link_up(self.ifname)
         stale = set((netlink.link(self.ifname) or netlink.Link("", "", 0, False, ())).addresses)
         for ip in addr.ips:
             netlink.add_address(self.ifname, ip)
