@@ -149,7 +149,7 @@ class CniHandler:
             else:
                 host, pod_side = self._add_veth(req, addr, made)
             self._configure_pod_end(req, addr, pod_side)
-            if not made and self.ovs.interface(host) is None:
+            if not made and not self.ovs.has_interface(host):
                 made.append(host)
             self.ovs.plug(self.settings.bridge, host, {
                 naming.OVS_IFACE_ID: port, naming.NODE_AGENT_OWNER: naming.ROLE_POD,

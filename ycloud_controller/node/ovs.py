@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from topology import naming
@@ -25,16 +25,50 @@ class OvsError(RuntimeError):
     """The local OVS refused or did not answer."""
 
 
+class NoWaitTransaction(transaction.Transaction):
+    """Committed to ovsdb-server without waiting for ovs-vswitchd to apply it (ovs-vsctl
+    --no-wait). ovsdbapp's Open_vSwitch transactions wait for vswitchd's next_cfg, and with a
+    batch of pods those waits add up one after the other (vswitchd reconfigures every port for
+    each): an ADD waits for ovn-installed instead, which comes only once vswitchd has the port."""
+
+    def pre_commit(self, txn: Any) -> None:
+        txn.expected_ifaces = set()  # AddPortCommand records its Interface there
+
+
+class _Idl(connection.OvsdbIdl):
+    """The IDL, handing every Interface change to the agent as it arrives (in ovsdbapp's
+    connection thread): the agent keeps its own index of Interfaces (name -> external_ids), so
+    reads (which Interfaces are ours, which are ovn-installed) do not queue behind writes in
+    that one thread, and ADDs wait for ovn-installed on a condition instead of polling."""
+
+    on_interface: Any = None
+
+    def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        if self.on_interface is not None and row._table.name == "Interface":
+            ids = None if event == "delete" else dict(getattr(row, "external_ids", {}) or {})
+            self.on_interface(getattr(row, "name", ""), ids)
+
+
 class Ovs:
     def __init__(self, remote: str, timeout: float = 30.0):
         self.remote = remote
         self.timeout = timeout
         self._api: impl_idl.OvsdbIdl | None = None
-        self._lock = threading.Lock()
+        self._ifaces: dict[str, dict[str, str]] = {}  # every Interface: name -> external_ids
+        self._changed = threading.Condition()
+
+    def _on_interface(self, name: str, ids: dict[str, str] | None) -> None:
+        with self._changed:
+            if ids is None:
+                self._ifaces.pop(name, None)
+            else:
+                self._ifaces[name] = ids
+            self._changed.notify_all()
 
     def start(self) -> Ovs:
         try:
-            idl = connection.OvsdbIdl.from_server(self.remote, "Open_vSwitch")
+            idl = _Idl.from_server(self.remote, "Open_vSwitch")
+            idl.on_interface = self._on_interface
             conn = connection.Connection(idl=idl, timeout=self.timeout)
             self._api = impl_idl.OvsdbIdl(conn)
         except Exception as exc:  # noqa: BLE001 - python-ovs raises bare Exceptions here
@@ -55,10 +89,11 @@ class Ovs:
         return self._api is not None and self._api.idl._session.is_connected()
 
     def _execute(self, *commands: Any) -> list[Any]:
+        txn = NoWaitTransaction(self.api, self.api.ovsdb_connection, check_error=True)
+        for cmd in commands:
+            txn.add(cmd)
         try:
-            with self.api.transaction(check_error=True) as txn:
-                for cmd in commands:
-                    txn.add(cmd)
+            txn.commit()
             return [c.result for c in commands]
         except Exception as exc:  # noqa: BLE001 - ovsdbapp re-raises what the command raised
             raise OvsError(f"OVS transaction failed: {exc}") from exc
@@ -95,14 +130,6 @@ class Ovs:
         self._execute(self.api.add_br(name, may_exist=True, datapath_type=datapath_type))
 
     # -- interfaces ------------------------------------------------------------------------
-    def interface(self, name: str) -> dict[str, Any] | None:
-        rows = self._read(self.api.db_find_rows("Interface", ("name", "=", name)))
-        if not rows:
-            return None
-        row = rows[0]
-        return {"name": row.name, "external_ids": dict(row.external_ids), "type": row.type,
-                "ofport": list(row.ofport), "mac": list(row.mac)}
-
     def bridge_of(self, ifname: str) -> str | None:
         try:
             return self._read(self.api.iface_to_br(ifname))
@@ -120,36 +147,38 @@ class Ovs:
             attrs["mac"] = mac
         if mtu:
             attrs["mtu_request"] = mtu
-        with self._lock:
-            if self.interface(ifname) is None:
-                self._execute(self.api.add_port(bridge, ifname, may_exist=True, **attrs))
-            else:
-                self._execute(self.api.add_port(bridge, ifname, may_exist=True),
-                              self.api.db_set("Interface", ifname, *attrs.items()))
+        # one transaction either way: a new port gets the columns from add_port; an existing
+        # one (add_port changes nothing then) from db_set, which also finds a new Interface
+        # (the IDL knows rows inserted earlier in the same transaction)
+        self._execute(self.api.add_port(bridge, ifname, may_exist=True, **attrs),
+                      self.api.db_set("Interface", ifname, *attrs.items()))
 
     def unplug(self, ifname: str) -> None:
-        with self._lock:
-            self._execute(self.api.del_port(ifname, if_exists=True))
+        self._execute(self.api.del_port(ifname, if_exists=True))
 
     def ours(self) -> list[dict[str, Any]]:
         """Every Interface the node agent created (external_ids NODE_AGENT_OWNER)."""
-        rows = self._read(self.api.db_list_rows("Interface"))
-        return [{"name": r.name, "external_ids": dict(r.external_ids)} for r in rows
-                if naming.NODE_AGENT_OWNER in r.external_ids]
+        with self._changed:
+            return [{"name": n, "external_ids": dict(ids)} for n, ids in self._ifaces.items()
+                    if naming.NODE_AGENT_OWNER in ids]
 
-    def installed(self, ifname: str) -> bool:
-        iface = self.interface(ifname)
-        return bool(iface) and iface["external_ids"].get(naming.OVS_INSTALLED) == "true"
+    def has_interface(self, ifname: str) -> bool:
+        with self._changed:
+            return ifname in self._ifaces
+
+    def _installed(self, ifname: str) -> bool:
+        return self._ifaces.get(ifname, {}).get(naming.OVS_INSTALLED) == "true"
 
     def wait_installed(self, ifname: str, timeout: float) -> bool:
         """True once ovn-controller marked the Interface ovn-installed (bounded)."""
         deadline = time.monotonic() + timeout
-        while True:
-            if self.installed(ifname):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        with self._changed:
+            while not self._installed(ifname):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
 
 def find_by(rows: list[dict[str, Any]], key: str, value: str) -> list[dict[str, Any]]:
