@@ -105,12 +105,14 @@ def test_node_port_from_the_node_annotations(fresh_node: NodeEnv) -> None:
         naming.ANN_IP: "100.64.0.2", naming.ANN_MAC: "0a:58:64:40:00:02",
         naming.ANN_GATEWAY: "100.64.0.1", naming.ANN_CIDR: "100.64.0.0/16",
         naming.ANN_MTU: "1400", naming.ANN_ROUTES: "10.96.0.0/12,10.16.0.0/16"}}})
-    eventually(lambda: "ycloud0" in node.links() and node.links()["ycloud0"]["addr_info"],
-               "the node interface with its address")
+    def node_ips() -> list[tuple[str, int]]:
+        link = node.links().get("ycloud0") or {"addr_info": []}
+        return [(a["local"], a["prefixlen"]) for a in link["addr_info"] if a["scope"] != "link"]
+
+    eventually(node_ips, "the node interface with its address")
     link = node.links()["ycloud0"]
     assert link["address"] == "0a:58:64:40:00:02" and "UP" in link["flags"]
-    assert [(a["local"], a["prefixlen"]) for a in link["addr_info"]
-            if a["scope"] != "link"] == [("100.64.0.2", 16)]
+    assert node_ips() == [("100.64.0.2", 16)]
     ids = node.interfaces()["ycloud0"]
     assert ids[naming.OVS_IFACE_ID] == "node-node1" and ids[naming.NODE_AGENT_OWNER] == "node"
     routes = sh("ip", "netns", "exec", node.ns, "ip", "route").stdout
