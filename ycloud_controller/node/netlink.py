@@ -8,13 +8,18 @@ image for what `ip -batch` already gives, a handful of processes per ADD (see `b
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import ipaddress
 import json
 import os
+import socket
+import struct
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+SIOCGIFHWADDR = 0x8927
 
 
 class NetlinkError(RuntimeError):
@@ -44,16 +49,23 @@ def batch(lines: Sequence[str], netns: str | None = None) -> None:
 
 
 def exists(name: str) -> bool:
-    """A link of the agent's own netns, read from sysfs (no process)."""
-    return os.path.exists(f"/sys/class/net/{name}")
+    """A link of the agent's own netns, asked of the kernel directly (no process; not sysfs,
+    which shows the netns it was mounted in, not necessarily the agent's)."""
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
 
 
 def mac_of(name: str) -> str:
-    try:
-        with open(f"/sys/class/net/{name}/address") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    """The link's MAC (SIOCGIFHWADDR), "" when it does not exist."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            raw = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("256s", name.encode()))
+        except OSError:
+            return ""
+    return ":".join(f"{b:02x}" for b in raw[18:24])
 
 
 def host_ifname(prefix: str, *keys: str) -> str:

@@ -104,7 +104,11 @@ class NodeEnv:
         install(self.plugin.parent, self.dir / "net.d", self.socket, "/usr/bin/env python3")
 
     def agent_args(self, *extra: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "ycloud_controller.cli",
+        # nsenter --net, not `ip netns exec`: no private mount namespace, so network
+        # namespaces a runtime bind-mounts later (containerd's) are visible to the agent, as
+        # with the DaemonSet's HostToContainer mount
+        return ["nsenter", f"--net=/run/netns/{self.ns}", sys.executable, "-m",
+                "ycloud_controller.cli",
                 "node", "--node", NODE, "--kubeconfig", str(self.dir / "kubeconfig"),
                 "--ovs-db", self.chassis.db if self.chassis else "",
                 "--ovn-sb-db", "tcp:192.0.2.1:6642", "--datapath-type", "netdev",
