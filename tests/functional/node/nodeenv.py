@@ -23,6 +23,7 @@ from fakekube.server import FakeKube
 from ycloud_lab.chassis import Chassis
 from ycloud_lab.state import ChassisState
 
+from topology import naming
 from ycloud_controller.kube import resources as res
 from ycloud_controller.node.install import install
 
@@ -161,12 +162,17 @@ class NodeEnv:
         assert self.fake is not None
         return self.fake.store.create(resource, obj)
 
+    @staticmethod
+    def pod_annotations(ip: str = "10.16.0.5", mac: str = "0a:58:0a:10:00:05"
+                        ) -> dict[str, str]:
+        """What the controller writes for a pod of the default subnet."""
+        return {naming.ANN_IP: ip, naming.ANN_MAC: mac, naming.ANN_GATEWAY: "10.16.0.1",
+                naming.ANN_CIDR: "10.16.0.0/16", naming.ANN_MTU: "1400",
+                naming.ANN_SWITCH: "ovn-default"}
+
     def pod(self, name: str, ip: str | None = "10.16.0.5", mac: str = "0a:58:0a:10:00:05",
-            namespace: str = "default", **ann: str) -> dict[str, Any]:
-        annotations = {"ycloud.io/ip_address": ip, "ycloud.io/mac_address": mac,
-                       "ycloud.io/gateway": "10.16.0.1", "ycloud.io/cidr": "10.16.0.0/16",
-                       "ycloud.io/mtu": "1400", "ycloud.io/logical_switch": "ovn-default",
-                       **ann} if ip else {}
+            namespace: str = "default") -> dict[str, Any]:
+        annotations = self.pod_annotations(ip, mac) if ip else {}
         return self.create(res.PODS, {"metadata": {"name": name, "namespace": namespace,
                                                    "annotations": annotations},
                                       "spec": {"nodeName": NODE, "containers": []}})

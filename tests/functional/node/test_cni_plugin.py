@@ -137,9 +137,14 @@ def test_a_pod_the_controller_has_not_annotated(node: NodeEnv) -> None:
     assert code == 1 and out["code"] == 11
     assert out["msg"].startswith("pod default/bare has no ycloud.io/ip_address")
     assert "ycloud-controller writes the addresses" in out["details"]
-    # a pod that is not on this node at all
-    code, out, _ = node.cni("ADD", "c0ffee14", netns, "elsewhere")
-    assert code == 1 and out["code"] == 11 and "not in the node agent's cache" in out["msg"]
+    # a pod of another node (annotated, but the agent lists spec.nodeName=node1 only), and a
+    # pod that does not exist
+    node.create(res.PODS, {"metadata": {"name": "elsewhere", "namespace": "default",
+                                        "annotations": node.pod_annotations()},
+                           "spec": {"nodeName": "node9", "containers": []}})
+    for name in ("elsewhere", "nowhere"):
+        code, out, _ = node.cni("ADD", "c0ffee14", netns, name)
+        assert code == 1 and out["code"] == 11 and "not in the node agent's cache" in out["msg"]
     _nothing_left(node, "c0ffee13", netns)
     _nothing_left(node, "c0ffee14", netns)
 
