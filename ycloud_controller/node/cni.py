@@ -159,8 +159,11 @@ class CniHandler:
                 **({naming.REPRESENTOR: self.pool.vf_of(host) or ""} if self.pool else {})})
             self._wait_installed(host, port)
         except (CniError, netlink.NetlinkError, OvsError):
-            for host in made:
-                self.remove(host, req.netns, req.ifname)
+            for half in made:
+                try:
+                    self.remove(half, req.netns, req.ifname)
+                except (netlink.NetlinkError, OvsError) as exc:  # the first error is the answer
+                    log.error("cni_add_cleanup_failed", interface=half, error=str(exc))
             raise
         log.info("cni_add", pod=req.pod_key, container=req.container_id, port=port,
                  interface=host, ips=addr.ips)
