@@ -6,11 +6,15 @@
 # (ovs._json, built for exactly that interpreter) is used: the venv is created with
 # --system-site-packages, and pip keeps Debian's ovs because it already satisfies setup.cfg.
 # The build fails if the venv would parse OVSDB JSON in pure Python.
+# One image for the controller and the node agent (`ycloud-controller node`, DaemonSet
+# manifests/node/): the agent needs iproute2 and ethtool, and util-linux's nsenter (essential in
+# Debian, so always there).
 
 FROM debian:bookworm-slim AS base
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-openvswitch ca-certificates \
+        iproute2 ethtool \
     && rm -rf /var/lib/apt/lists/*
 
 # -- build: a venv with the package and its PyPI dependencies --------------------------------
@@ -23,7 +27,8 @@ RUN /usr/bin/python3 -m venv --system-site-packages /opt/ycloud
 COPY . /src
 RUN /opt/ycloud/bin/pip install --no-cache-dir --disable-pip-version-check /src \
     && /opt/ycloud/bin/python -c "import ovs, ovs.json; assert ovs.json.PARSER == ovs.json.PARSER_C, 'ovs C JSON parser not used: ' + ovs.__file__" \
-    && /opt/ycloud/bin/ycloud-controller --help >/dev/null
+    && /opt/ycloud/bin/ycloud-controller --help >/dev/null \
+    && /opt/ycloud/bin/ycloud-controller node --help >/dev/null
 
 # -- runtime: Debian's python3 + python3-openvswitch, the venv, no pip toolchain ------------
 FROM base

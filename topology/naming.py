@@ -44,6 +44,19 @@ ROLE_TRANSIT = "transit"
 ROLE_SVCGW_LINK = "svcgw-link"
 ROLE_PROBE_SOURCE = "probe-source"
 
+# -- external_ids the node agent (ycloud_controller/node) writes on its local OVS -------------
+OVS_IFACE_ID = "iface-id"  # ovn-controller binds the Interface to the logical port of this name
+OVS_INSTALLED = "ovn-installed"  # ovn-controller sets it "true" once the port's flows are in
+# on Interfaces the node agent made, and only there: the role it plugged (pod | vnic | node);
+# POD holds namespace/name of the pod or vnic, CONTAINER the CNI container id of a pod
+NODE_AGENT_OWNER = "ycloud.io/cni"
+CONTAINER = "ycloud.io/container"
+IFNAME = "ycloud.io/ifname"  # CNI_IFNAME of a pod's interface
+POD_UID = "ycloud.io/pod-uid"
+NETNS = "ycloud.io/netns"  # the pod's netns path, for CHECK and for DEL without prevResult
+OVS_OWNED_MAPPINGS = "ycloud.io/bridge-mappings"  # Open_vSwitch: the providers the agent mapped
+REPRESENTOR = "ycloud.io/vf"  # DPU mode: the VF netdev (in the pod) of this representor
+
 OWNERSHIP_KEYS = (MANAGED_BY, KIND, OWNER, VPC, KEY, HASH)
 IDS_PREFIX = "ycloud.io/"  # every external_ids key above starts with it
 

@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--format", choices=("text", "json"), default="text")
     inspect.add_argument("--log-format", choices=("json", "console"), help="log format")
     inspect.add_argument("--log-level", default="warning", help="log level")
+    sub.add_parser("node", add_help=False,
+                   help="run the node agent of ycloud-cni (ycloud-controller node --help)")
+    sub.add_parser("install-cni", add_help=False,
+                   help="install the ycloud-cni plugin and its conflist on the host (the "
+                        "DaemonSet's init container)")
     return parser
 
 
@@ -143,6 +148,13 @@ def _check_sb(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["node"]:
+        from ycloud_controller.node.cli import main as node_main
+        return node_main(argv[1:])
+    if argv[:1] == ["install-cni"]:
+        from ycloud_controller.node.install import main as install_main
+        return install_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.configure(getattr(args, "log_format", None), getattr(args, "log_level", "info"))
     try:

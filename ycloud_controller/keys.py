@@ -12,6 +12,11 @@ ANN_MAC = "ycloud.io/mac_address"
 ANN_SWITCH = "ycloud.io/logical_switch"
 ANN_GATEWAY = "ycloud.io/gateway"
 ANN_CIDR = "ycloud.io/cidr"
+ANN_MTU = "ycloud.io/mtu"  # the interface MTU (pods and nodes)
+ANN_ROUTES = "ycloud.io/routes"  # nodes only: CIDRs the node routes through its node port
+# the same contract on Node objects: ANN_IP, ANN_MAC, ANN_SWITCH, ANN_GATEWAY, ANN_CIDR, ANN_MTU
+# and ANN_ROUTES describe the node's port on the join subnet (scenario 2), which the node agent
+# creates; the node agent reads Kubernetes only, never NB
 
 # -- Service annotations ----------------------------------------------------------------------
 ANN_EIP_POOL = "ycloud.io/eip-pool"  # the pool a LoadBalancer Service's EIP comes from

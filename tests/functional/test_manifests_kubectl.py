@@ -1,5 +1,6 @@
-"""`kubectl apply --dry-run=client` of the deployable manifests, against FakeKube's discovery,
-then a real apply of the CRDs and the example objects (served back through kubectl get)."""
+"""`kubectl apply --dry-run=client -k manifests/` (everything deployable, through its
+kustomization), against FakeKube's discovery, then a real apply of the CRDs and the example
+objects (served back through kubectl get)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ DEPLOYMENT_KINDS = (
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True),
     Resource("", "v1", "secrets", "Secret", True),
     Resource("apps", "v1", "deployments", "Deployment", True, True),
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True, True),
     Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
              False),
@@ -41,13 +43,16 @@ def kubectl(fake: FakeKube, tmp: Path, *args: str) -> subprocess.CompletedProces
 
 def test_dry_run_of_every_deployable_manifest(tmp_path: Path) -> None:
     with FakeKube(resources=(*res.ALL, *DEPLOYMENT_KINDS)) as fake:
-        out = kubectl(fake, tmp_path, "apply", "--dry-run=client", "-f",
-                      str(ROOT / "manifests" / "crds"), "-f", str(ROOT / "manifests"))
+        out = kubectl(fake, tmp_path, "apply", "--dry-run=client", "-k", str(ROOT / "manifests"))
         assert out.returncode == 0, out.stderr
         for name in ("deployment.apps/ycloud-controller", "serviceaccount/ycloud-controller",
                      "clusterrole.rbac.authorization.k8s.io/ycloud-controller",
                      "customresourcedefinition.apiextensions.k8s.io/yusurservices.iaas.yusur.io",
-                     "configmap/ycloud-config", "namespace/ycloud-system"):
+                     "configmap/ycloud-config", "namespace/ycloud-system",
+                     "daemonset.apps/ycloud-node", "serviceaccount/ycloud-node",
+                     "clusterrole.rbac.authorization.k8s.io/ycloud-node",
+                     "clusterrolebinding.rbac.authorization.k8s.io/ycloud-node",
+                     "configmap/ycloud-node-config", "namespace/ycloud-node"):
             assert f"{name} created (dry run)" in out.stdout, name
 
 

@@ -270,6 +270,12 @@ def test_vnic_view():
     assert view.mac == "0a:00:00:00:00:01"
     assert view.extra_ips == (ip_address("10.1.0.6"),) and view.extra_count == 2
     assert view.labels == (("app", "db"),)
+    assert view.host_interface is None
+
+
+def test_vnic_host_interface():
+    view = parse_vnic(obj("vm1", {"subnet": "s1", "node": "n1", "hostInterface": "tap-vm1"}))
+    assert view.host_interface == "tap-vm1"
 
 
 def test_vnic_defaults():
@@ -286,6 +292,10 @@ def test_vnic_defaults():
     ({"mac": "0a:00:00:00:00"}, "InvalidMAC"),
     ({"mac": "01:00:5e:00:00:01"}, "InvalidMAC"),  # multicast
     ({"extraIPCount": 65}, "InvalidSpec"),
+    ({"hostInterface": "a-name-of-16-chr"}, "InvalidSpec"),
+    ({"hostInterface": "eth0/1"}, "InvalidSpec"),
+    ({"hostInterface": ".."}, "InvalidSpec"),
+    ({"hostInterface": 7}, "InvalidSpec"),
 ])
 def test_vnic_invalid(change, why):
     assert reason(parse_vnic, obj("vm1", {"subnet": "s1", "node": "n1", **change})) == why

@@ -6,6 +6,8 @@ blocks alike) is read from its source, and the rules of docs/architecture.md hol
 - the OVSDB client knows nothing of NB: it imports nothing else of topology;
 - nothing in topology knows Kubernetes or the controller;
 - reconcilers and the API types import neither the client nor the engine;
+- the node agent (ycloud_controller/node) imports neither the NB client nor the engine, and the
+  CNI plugin only json, os, socket and sys;
 - the product imports no harness (the lab, the OVN sandbox, the fake API server, tests, bench),
   and bench does not import tests.
 """
@@ -89,3 +91,10 @@ def test_reconcilers_and_api_types_write_no_nb(package: str) -> None:
 def test_the_product_imports_no_harness_and_bench_no_tests() -> None:
     assert violations(modules("topology", "ycloud_controller"), HARNESS) == []
     assert violations(modules("bench"), ("tests",)) == []
+
+
+def test_the_node_agent_reads_no_nb_and_the_plugin_only_the_standard_library() -> None:
+    node = modules("ycloud_controller/node")
+    assert violations(node, ("topology.ovsdb", "topology.nbsync", "ycloud_controller.cli",
+                             "ycloud_controller.controller")) == []
+    assert node["ycloud_controller.node.plugin"] == {"json", "os", "socket", "sys"}

@@ -64,10 +64,12 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.yaml"))
+    """The object files of a directory (kustomization.yaml is kubectl's, not an object)."""
+    return sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-ALL_FILES = _files(MANIFESTS) + _files(CRD_DIR) + _files(EXAMPLES)
+NODE_DIR = MANIFESTS / "node"  # the node agent (more checks: test_manifests_node.py)
+ALL_FILES = _files(MANIFESTS) + _files(CRD_DIR) + _files(EXAMPLES) + _files(NODE_DIR)
 
 
 def _objects(files: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
@@ -329,7 +331,8 @@ CONTRACT: dict[str, dict[str, Any]] = {
     "Vnic": {
         "scope": "Namespaced", "plural": "vnics", "short": ["vnic"],
         "columns": ["Subnet", "Node", "IP", "MAC", "Type", "Ready", "Age"],
-        "spec": {"subnet", "node", "type", "ip", "mac", "extraIPs", "extraIPCount"},
+        "spec": {"subnet", "node", "type", "ip", "mac", "extraIPs", "extraIPCount",
+                 "hostInterface"},
         "required": {"subnet", "node"},
         "status": {"ip", "mac", "extraIPs", "port", "logicalSwitch", "conditions"},
     },
@@ -805,7 +808,7 @@ STATUS = {"get", "update", "patch"}
 EVENTS = {"create", "patch", "update"}
 EXPECTED_CLUSTER_RULES = {
     ("", "namespaces"): READ,
-    ("", "nodes"): READ,
+    ("", "nodes"): READ | {"patch"},  # the node port's annotations (the node agent reads them)
     ("", "pods"): READ | {"patch"},
     ("", "services"): OWN,
     ("", "services/status"): STATUS,

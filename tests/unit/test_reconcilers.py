@@ -179,7 +179,7 @@ def test_pod_in_default_subnet():
     assert ids[naming.MTU] == "1400" and ids[naming.GATEWAY] == "10.16.0.1"
     assert patch(out) == {keys.ANN_IP: "10.16.0.2", keys.ANN_MAC: "0a:58:0a:10:00:02",
                           keys.ANN_SWITCH: "ovn-default", keys.ANN_GATEWAY: "10.16.0.1",
-                          keys.ANN_CIDR: "10.16.0.0/16"}
+                          keys.ANN_CIDR: "10.16.0.0/16", keys.ANN_MTU: "1400"}
     (p,) = [e for e in out.effects if isinstance(e, PatchEffect)]
     assert (p.resource, p.name, p.namespace) == (res.PODS, "web-0", "default")
     assert c.ipam.get("Pod/default/web-0").ips == (ip_address("10.16.0.2"),)
@@ -400,6 +400,21 @@ def test_node_port_on_join_subnet():
     assert ids[naming.ROUTES] == "10.96.0.0/12,10.20.0.0/16,10.16.0.0/16"
     assert ids[naming.GATEWAY] == "100.64.0.1" and ids[naming.CIDR] == "100.64.0.0/16"
     assert c.ipam.get("Node/n1").subnet == "subnet0"
+
+
+def test_node_is_annotated_with_its_node_port_for_the_node_agent():
+    c = Cluster().add(f.node("n1"), f.subnet("aaa", "10.20.0.0/16")).sync_subnets()
+    out = reconcile_node(c.ctx, "n1")
+    (p,) = [e for e in out.effects if isinstance(e, PatchEffect)]
+    assert (p.resource, p.name, p.namespace) == (res.NODES, "n1", None)
+    assert p.patch["metadata"]["annotations"] == {
+        keys.ANN_IP: "100.64.0.2", keys.ANN_MAC: "0a:58:64:40:00:02",
+        keys.ANN_SWITCH: "subnet0", keys.ANN_GATEWAY: "100.64.0.1",
+        keys.ANN_CIDR: "100.64.0.0/16", keys.ANN_MTU: "1400",
+        keys.ANN_ROUTES: "10.96.0.0/12,10.20.0.0/16,10.16.0.0/16"}
+    # written once: an annotated node is not patched again
+    c.annotate("Node", "n1", p.patch["metadata"]["annotations"])
+    assert [e for e in reconcile_node(c.ctx, "n1").effects if isinstance(e, PatchEffect)] == []
 
 
 def test_node_port_is_stable_and_released_on_delete():

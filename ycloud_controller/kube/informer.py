@@ -162,6 +162,7 @@ class Informer:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         name: str | None = None,
         watch_timeout: float = 300.0,
         backoff_initial: float = 0.5,
@@ -174,6 +175,7 @@ class Informer:
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
+        self.field_selector = field_selector  # e.g. spec.nodeName=<node> (the node agent)
         self.name = name or resource.plural
         self.watch_timeout = watch_timeout
         self.backoff_initial = backoff_initial
@@ -214,7 +216,7 @@ class Informer:
         informer filters by namespace or labels (writes it never sees count there).
         """
         latest = getattr(self.backend, "latest_resource_version", None)
-        if latest is None or self.namespace or self.label_selector:
+        if latest is None or self.namespace or self.label_selector or self.field_selector:
             return None
         if not self.has_synced():
             return False
@@ -289,7 +291,8 @@ class Informer:
 
     def _list(self) -> None:
         items, resource_version = self.backend.list(
-            self.resource, self.namespace, self.label_selector
+            self.resource, self.namespace, self.label_selector,
+            field_selector=self.field_selector,
         )
         key_of = self.resource.key_of
         if self.transform is not None:
@@ -317,6 +320,7 @@ class Informer:
         watch = self.backend.watch(
             self.resource, self.resource_version, timeout, True,
             namespace=self.namespace, label_selector=self.label_selector,
+            field_selector=self.field_selector,
         )
         with self._watch_lock:
             self._watch = watch

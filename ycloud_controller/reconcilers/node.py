@@ -1,4 +1,9 @@
-"""Node -> its port `node-<node>` on the join subnet (scenario 2: nodes reach ClusterIPs)."""
+"""Node -> its port `node-<node>` on the join subnet (scenario 2: nodes reach ClusterIPs).
+
+The port's address, MAC, gateway, CIDR, MTU and the CIDRs the node routes through it are also
+written as annotations on the Node (`keys.ANN_*`, the contract pods have): the node agent
+creates the node interface from them, reading Kubernetes only, never NB.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,18 @@ from typing import Any
 
 from topology import naming
 from topology.builders.port import PortSpec, build_port
+from ycloud_controller import keys
+from ycloud_controller.api.common import meta
 from ycloud_controller.ipam import IpamError
 from ycloud_controller.kube import resources as res
-from ycloud_controller.reconcilers.base import Context, EventEffect, Outcome, PortReconciler
+from ycloud_controller.reconcilers.base import (
+    Context,
+    EventEffect,
+    Outcome,
+    PatchEffect,
+    PortReconciler,
+)
+from ycloud_controller.reconcilers.pod import cni_annotations
 
 
 class NodeReconciler(PortReconciler):
@@ -30,7 +44,14 @@ class NodeReconciler(PortReconciler):
             mac=alloc.mac, ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_NODE,
             node=key, gateways=join.gateway_strs, cidrs=join.cidr_strs, mtu=ctx.config.mtu,
             routes=tuple(routes)))
-        return Outcome(rows={self.owner(key): rows})
+        wanted = {**cni_annotations(join, alloc, ctx.config.mtu),
+                  keys.ANN_ROUTES: ",".join(routes)}
+        ann = meta(obj or {}).get("annotations") or {}
+        effects = []
+        if any(ann.get(k) != v for k, v in wanted.items()):
+            effects.append(PatchEffect(res.NODES, key, None,
+                                       {"metadata": {"annotations": wanted}}))
+        return Outcome(rows={self.owner(key): rows}, effects=effects)
 
 
 reconcile_node = NodeReconciler()

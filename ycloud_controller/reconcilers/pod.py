@@ -53,13 +53,14 @@ def choose_subnet(net: NetworkModel, namespace: str, requested: str | None,
     return net.subnets[candidates[0]]
 
 
-def cni_annotations(sub: SubnetView, alloc: Allocation) -> dict[str, str]:
+def cni_annotations(sub: SubnetView, alloc: Allocation, mtu: int) -> dict[str, str]:
     return {
         keys.ANN_IP: ",".join(str(ip) for ip in alloc.ips[:len(sub.cidrs)]),
         keys.ANN_MAC: alloc.mac,
         keys.ANN_SWITCH: sub.name,
         keys.ANN_GATEWAY: ",".join(sub.gateway_strs),
         keys.ANN_CIDR: ",".join(sub.cidr_strs),
+        keys.ANN_MTU: str(mtu),
     }
 
 
@@ -115,8 +116,9 @@ class PodReconciler(PortReconciler):
             ips=tuple(str(ip) for ip in alloc.ips), role=naming.ROLE_POD,
             node=(obj.get("spec") or {}).get("nodeName"), gateways=sub.gateway_strs,
             cidrs=sub.cidr_strs, mtu=sub.mtu or ctx.config.mtu))
+        mtu = sub.mtu or ctx.config.mtu
         outcome = self.ready(key, obj, rows, {}, f"port {port} on subnet {sub.name}")
-        wanted = cni_annotations(sub, alloc)
+        wanted = cni_annotations(sub, alloc, mtu)
         if any(ann.get(k) != v for k, v in wanted.items()):
             outcome.effects.append(PatchEffect(res.PODS, name, namespace,
                                                {"metadata": {"annotations": wanted}}))
