@@ -75,10 +75,12 @@ def service(name: str, namespace: str = "default", cluster_ips: list[str] | None
 
 
 def endpoint(ip: str, ready: bool | None = True, terminating: bool | None = None,
-             node: str = "n1") -> dict[str, Any]:
+             node: str = "n1", serving: bool | None = None) -> dict[str, Any]:
     cond: dict[str, Any] = {}
     if ready is not None:
         cond["ready"] = ready
+    if serving is not None:
+        cond["serving"] = serving
     if terminating is not None:
         cond["terminating"] = terminating
     return {"addresses": [ip], "conditions": cond, "nodeName": node}

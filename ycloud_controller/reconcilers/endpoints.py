@@ -45,6 +45,17 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
     return True
 
 
+def _conditions(svc: dict[str, Any], pod: dict[str, Any]) -> dict[str, bool]:
+    """An endpoint's conditions as the EndpointSlice controller writes them: serving is the
+    pod's readiness, terminating its deletion; ready is serving and not terminating, or
+    always with publishNotReadyAddresses."""
+    serving = _pod_ready(pod)
+    terminating = bool(meta(pod).get("deletionTimestamp"))
+    publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
+    return {"ready": publish or (serving and not terminating), "serving": serving,
+            "terminating": terminating}
+
+
 def _resolve(pod: dict[str, Any], target: Any) -> int | None:
     if isinstance(target, int):
         return target
@@ -75,7 +86,7 @@ def _slices(svc: dict[str, Any], pods: list[dict[str, Any]],
         for ip in ips:
             family = "IPv6" if ":" in ip else "IPv4"
             groups[resolved][family].append({
-                "addresses": [ip], "conditions": {"ready": _pod_ready(pod)},
+                "addresses": [ip], "conditions": _conditions(svc, pod),
                 "nodeName": (pod.get("spec") or {}).get("nodeName"),
                 "targetRef": {"kind": "Pod", "namespace": ns, "name": meta(pod)["name"]}})
     out = []

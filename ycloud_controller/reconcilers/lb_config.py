@@ -10,7 +10,8 @@ gateway. Both the ClusterIP and the EIP paths of the Service reconciler go throu
 Semantics users of kube-proxy, ovn-kubernetes and kube-ovn rely on: several ports; named
 targetPorts resolved through EndpointSlice ports; only ready endpoints (unless
 publishNotReadyAddresses, or the service is health-checked by OVN, which then takes unhealthy
-backends out itself); ClientIP affinity as affinity_timeout; IPv6 and dual-stack VIPs use the
+backends out itself), and when a port has none in a family, its serving and terminating
+endpoints (KEP-1669); ClientIP affinity as affinity_timeout; IPv6 and dual-stack VIPs use the
 backends of the same family.
 """
 
@@ -33,17 +34,36 @@ def slice_port(sl: dict[str, Any], port: ServicePort) -> Any:
     return None
 
 
-def serving(ep: dict[str, Any], include_not_ready: bool) -> bool:
-    """Whether an endpoint is a backend: not terminating, and ready unless told otherwise."""
+def _conditions(ep: dict[str, Any]) -> tuple[bool, bool, bool]:
+    """(ready, serving, terminating) of an endpoint, read as the EndpointSlice API says:
+    unknown readiness is ready, unknown serving defers to ready, unknown terminating is not."""
     cond = ep.get("conditions") or {}
-    if cond.get("terminating"):
-        return False
-    return include_not_ready or cond.get("ready") is not False
+    ready = cond.get("ready") is not False
+    serving = ready if cond.get("serving") is None else bool(cond.get("serving"))
+    return ready, serving, cond.get("terminating") is True
+
+
+def usable(ep: dict[str, Any], include_not_ready: bool) -> bool:
+    """Whether an endpoint is a backend while the port has any such: not terminating, and
+    ready unless told otherwise (publishNotReadyAddresses, OVN health checks)."""
+    ready, _, terminating = _conditions(ep)
+    return not terminating and (include_not_ready or ready)
+
+
+def serving_terminating(ep: dict[str, Any]) -> bool:
+    """KEP-1669: an endpoint that is shutting down but still serves. Used only when a port
+    of one family has no usable endpoint, so a rolling update does not drop connections."""
+    _, serving, terminating = _conditions(ep)
+    return serving and terminating
 
 
 def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
              include_not_ready: bool) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
+    """The (address, port) backends of `port` in `family`: the usable endpoints, else (as
+    kube-proxy's CategorizeEndpoints and ovn-kubernetes do, per port and family) the serving
+    and terminating ones."""
+    usable_eps: list[tuple[str, int]] = []
+    fallback: list[tuple[str, int]] = []
     want_type = "IPv4" if family == 4 else "IPv6"
     for sl in slices:
         if sl.get("addressType", "IPv4") != want_type:
@@ -55,10 +75,11 @@ def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
             else:
                 continue
         for ep in sl.get("endpoints") or []:
-            if serving(ep, include_not_ready):
-                for addr in ep.get("addresses") or []:
-                    out.append((addr, int(number)))
-    return sorted(set(out))
+            into = usable_eps if usable(ep, include_not_ready) else \
+                fallback if serving_terminating(ep) else None
+            if into is not None:
+                into += [(addr, int(number)) for addr in ep.get("addresses") or []]
+    return sorted(set(usable_eps or fallback))
 
 
 def vip_addresses(svc: ServiceView, extra_vips: tuple[str, ...] = ()) -> list[tuple[str, int]]:

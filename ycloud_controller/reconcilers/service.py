@@ -3,10 +3,10 @@
 Semantics users of kube-proxy, ovn-kubernetes and kube-ovn rely on: several ports; named
 targetPorts resolved through EndpointSlice ports; TCP, UDP and SCTP; only ready endpoints
 (unless publishNotReadyAddresses, or the service is health-checked by OVN, which then takes
-unhealthy backends out itself); ClientIP affinity as affinity_timeout; empty VIPs reject;
-headless and ExternalName services get no LB; externalIPs are extra VIPs; IPv6 and
-dual-stack VIPs use the backends of the same family. The VPC is the one of the owning
-YusurService (annotation), else the namespace's VPC.
+unhealthy backends out itself), else the serving and terminating ones (KEP-1669); ClientIP
+affinity as affinity_timeout; empty VIPs reject; headless and ExternalName services get no
+LB; externalIPs are extra VIPs; IPv6 and dual-stack VIPs use the backends of the same
+family. The VPC is the one of the owning YusurService (annotation), else the namespace's VPC.
 """
 
 from __future__ import annotations
