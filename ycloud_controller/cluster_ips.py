@@ -87,17 +87,39 @@ class ClusterIps:
         for ip in ips:
             self.used[ip] = key
 
-    def allocate(self, key: str, avoid: Callable[[str], bool] = lambda ip: False) -> str:
-        held = next((ip for ip, k in self.used.items() if k == key), None)
+    def allocate(self, key: str, avoid: Callable[[str], bool] = lambda ip: False,
+                 family: int | None = None) -> str:
+        """The key's address of `family` (default: the first service CIDR's), held or the
+        first free one."""
+        net = self.nets[0] if family is None else \
+            next(n for n in self.nets if n.version == family)
+        held = next((ip for ip, k in self.used.items()
+                     if k == key and ipaddress.ip_address(ip).version == net.version), None)
         if held:
             return held
-        net = self.nets[0]
         for host in net.hosts():
             ip = str(host)
             if ip not in self.used and host != net.network_address + 1 and not avoid(ip):
                 self.used[ip] = key
                 return ip
         raise RuntimeError(f"service CIDR {net} is full")
+
+    def families(self, spec: dict[str, Any]) -> list[int]:
+        """The address families the API server gives a Service of this spec ClusterIPs in:
+        its ipFamilies (else the cluster's first), one for SingleStack, every one of the
+        cluster's for PreferDualStack and RequireDualStack (a family the service CIDRs lack
+        is left out: this cluster cannot give it)."""
+        have = [n.version for n in self.nets]
+        asked = [6 if str(f) == "IPv6" else 4 for f in spec.get("ipFamilies") or []]
+        order = [f for f in asked if f in have] + [f for f in have if f not in asked]
+        if spec.get("ipFamilyPolicy") in ("PreferDualStack", "RequireDualStack"):
+            return list(dict.fromkeys(order))
+        return order[:1]
+
+    def allocate_spec(self, key: str, spec: dict[str, Any],
+                      avoid: Callable[[str], bool] = lambda ip: False) -> list[str]:
+        """ClusterIPs for a Service spec that names none: one per family it asks for."""
+        return [self.allocate(key, avoid, family) for family in self.families(spec)]
 
     def release(self, key: str) -> None:
         self._drop(key, keep=set())

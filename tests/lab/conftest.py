@@ -56,15 +56,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = sorted(items, key=lambda i: "examples" in getattr(i, "fixturenames", ()))
 
 
+TRAFFIC_PROCESSES = ("server/", "hold/")  # ycloud_lab.workload's, not the chassis daemons
 WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balancer_Group",
                "HA_Chassis_Group")
 
 
 def wipe_nb(lab: Lab) -> None:
-    """An empty NB (and nothing plugged): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
+    """An empty NB, nothing plugged and no traffic process left (the external hosts' servers
+    too): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
     for table in WIPE_TABLES:
         lab.nbctl("--all", "destroy", table)
     lab.cni_sync()
+    with lab.store.locked():
+        st = lab.store.load()
+        for rec in [p for p in st.processes if p.name.startswith(TRAFFIC_PROCESSES)]:
+            rec.stop()
+            st.processes.remove(rec)
+        lab.store.save(st)
 
 
 @pytest.fixture(scope="session")

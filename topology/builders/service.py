@@ -17,12 +17,23 @@ from topology.builders.common import is_ipv4
 from topology.model import HealthCheck, LoadBalancer, Owner, Row, fmap
 
 
-def endpoint(ip: str, port: int) -> str:
-    """'10.0.0.1', 80 -> '10.0.0.1:80'; IPv6 in brackets. Anything but an IPv4 string is
-    parsed, so an invalid address raises ValueError as ipaddress does."""
+def host(ip: str) -> str:
+    """An address as OVN writes it before a port: IPv6 in brackets. Anything but an IPv4
+    string is parsed, so an invalid address raises ValueError as ipaddress does."""
     if is_ipv4(ip):
-        return f"{ip}:{port}"
-    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
+        return ip
+    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+
+
+def endpoint(ip: str, port: int) -> str:
+    """'10.0.0.1', 80 -> '10.0.0.1:80'; IPv6 in brackets."""
+    return f"{host(ip)}:{port}"
+
+
+def probe_mapping(port: str, source: str) -> str:
+    """An ip_port_mappings value: the backend's logical port and the health checks' source
+    address (OVN 23.03: an IPv6 source in brackets, as the backend key is)."""
+    return f"{port}:{host(source)}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,8 @@ class LbSpec:
     affinity_timeout: int | None = None
     hairpin_snat_ip: str | None = None
     health: Health | None = None
-    # backend ip -> "lsp:src_ip" (OVN health checks need the backend's port and a source IP)
+    # backend ip -> "lsp:src_ip" (OVN health checks need the backend's port and a source IP;
+    # IPv6: "[ip]" -> "lsp:[src_ip]")
     ip_port_mappings: tuple[tuple[str, str], ...] = ()
     extra_ids: tuple[tuple[str, str], ...] = ()
     selection_fields: tuple[str, ...] = ()  # empty: OVS picks a backend by dp_hash
@@ -151,15 +163,16 @@ def _eip_ids(pool: str, eip: str) -> tuple[tuple[str, str], ...]:
 def lb_rows(namespace: str, name: str, owner: Owner, configs: Iterable[LBConfig],
             placement: LbPlacement, mappings: Mapping[str, str] | None = None) -> list[Row]:
     """The Load_Balancer (+ health check) rows of the configs of `placement`'s scope.
-    `mappings`: backend ip -> 'port:source' for OVN health checks (the backends we have a
-    port for); each LB carries those of its own backends."""
+    `mappings`: backend ip -> 'port:source' (`probe_mapping`) for OVN health checks (the
+    backends we have a port for); each LB carries those of its own backends, keyed as OVN
+    reads them (an IPv6 backend in brackets)."""
     rows: list[Row] = []
     ids = ((naming.SERVICE, f"{namespace}/{name}"), *placement.ids)
     for cfg in sorted((c for c in configs if c.scope == placement.scope),
                       key=lambda c: c.protocol):
         found = mappings or {}
-        ip_port = tuple(sorted((ip, found[ip]) for ip in cfg.backend_ips() if ip in found)) \
-            if cfg.health else ()
+        ip_port = tuple(sorted((host(ip), found[ip]) for ip in cfg.backend_ips()
+                               if ip in found)) if cfg.health else ()
         rows += build_lb(LbSpec(
             name=naming.service_lb(namespace, name, cfg.protocol, placement.scope),
             owner=owner, vpc=placement.vpc, protocol=cfg.protocol, vips=cfg.vips,

@@ -118,9 +118,9 @@ def reconcile_endpoints(ctx: Context, key: str, allocator: ClusterIps) -> Outcom
     else:
         spec = svc.get("spec") or {}
         if not spec.get("clusterIP") and spec.get("type") != "ExternalName":
-            ip = allocator.allocate(key, requested_elsewhere(ctx, key))
+            ips = allocator.allocate_spec(key, spec, requested_elsewhere(ctx, key))
             effects.append(PatchEffect(res.SERVICES, name, namespace,
-                                       {"spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
+                                       {"spec": {"clusterIP": ips[0], "clusterIPs": ips}}))
         elif spec.get("clusterIP") not in (None, "None"):
             fix = consistent(spec)
             if fix is not None:

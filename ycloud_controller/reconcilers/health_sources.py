@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from topology import naming
+from topology.builders.service import probe_mapping
 from ycloud_controller.reconcilers.base import Context
 
 
@@ -26,6 +27,6 @@ def probe_mappings(ctx: Context, vpcs: Iterable[str],
             ns, _, name = key.partition("/")
             port = naming.pod_port(ns, name) if kind == "Pod" else naming.vnic_port(ns, name)
             src = next(s for s in sub.probe_sources() if s.version == ip.version)
-            out[ip_str] = f"{port}:{src}"
+            out[ip_str] = probe_mapping(port, str(src))
             break
     return tuple(sorted(out.items()))

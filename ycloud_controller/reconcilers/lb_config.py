@@ -96,7 +96,8 @@ def hairpin_ips(cluster_ips: list[tuple[str, int]]) -> str:
 def lb_configs(svc: ServiceView, slices: list[dict[str, Any]],
                eip: str | None = None) -> tuple[LBConfig, ...]:
     """The service's LB configurations: per protocol, the ClusterIP scope (with `eip` as one
-    more VIP) and, with an EIP, the EIP scope (IPv4 backends, no hairpin SNAT)."""
+    more VIP) and, with an EIP, the EIP scope (the backends of the EIP's family, no hairpin
+    SNAT)."""
     include_not_ready = svc.publish_not_ready or svc.health is not None
     health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
                      svc.health.failure) if svc.health else None)
@@ -104,7 +105,7 @@ def lb_configs(svc: ServiceView, slices: list[dict[str, Any]],
     scopes = [(SCOPE_CLUSTER, cluster_vips,
                hairpin_ips(cluster_vips[:len(svc.cluster_ips)]) or None)]
     if eip:
-        scopes.append((SCOPE_EIP, [(eip, 4)], None))
+        scopes.append((SCOPE_EIP, vip_addresses(svc, (eip,))[-1:], None))
     out: list[LBConfig] = []
     for scope, vips, hairpin in scopes:
         by_proto: dict[str, list[Vip]] = defaultdict(list)

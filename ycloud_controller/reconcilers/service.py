@@ -79,8 +79,8 @@ def with_cluster_ip(ctx: Context, key: str, obj: dict[str, Any]) -> dict[str, An
     if spec.get("clusterIP"):
         fix = consistent(spec)
         return obj if fix is None else {**obj, "spec": {**spec, **fix}}
-    ip = ctx.cluster_ips.allocate(key, requested_elsewhere(ctx, key))
-    return {**obj, "spec": {**spec, "clusterIP": ip, "clusterIPs": [ip]}}
+    ips = ctx.cluster_ips.allocate_spec(key, spec, requested_elsewhere(ctx, key))
+    return {**obj, "spec": {**spec, "clusterIP": ips[0], "clusterIPs": ips}}
 
 
 def claim_cluster_ips(cluster_ips: ClusterIps, key: str, svc: ServiceView) -> None:
