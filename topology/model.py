@@ -395,9 +395,24 @@ class HealthCheck(Row):
         return (_link("Load_Balancer", self.lb, "health_check", self.rid),)
 
 
+@dataclass(frozen=True)
+class ChassisTemplateVar(Row):
+    """The template variables of one chassis (one row per chassis: the schema's index):
+    what a template Load_Balancer expands to there (node-local backends)."""
+
+    TABLE: ClassVar[str] = "Chassis_Template_Var"
+    chassis: str  # the chassis name (system-id): the Kubernetes node name
+    variables: Map = ()
+
+    @property
+    def key(self) -> str:
+        return self.chassis
+
+
 ROW_TYPES: tuple[type[Row], ...] = (
     LogicalRouter, LogicalRouterPort, GatewayChassis, HAChassisGroup, HAChassis, StaticRoute,
     Nat, LogicalSwitch, LogicalSwitchPort, LoadBalancerGroup, LoadBalancer, HealthCheck,
+    ChassisTemplateVar,
 )
 TABLES: tuple[str, ...] = tuple(t.TABLE for t in ROW_TYPES)
 # Tables that have no external_ids column and are owned by name.

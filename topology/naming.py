@@ -126,9 +126,22 @@ def probe_source_port(subnet: str) -> str:
     return f"hc-{subnet}"
 
 
-def service_lb(namespace: str, name: str, protocol: str, scope: str = "cluster") -> str:
-    """Load_Balancer of a Service for one protocol; scope `cluster` (VPC) or `eip`."""
-    return f"Service_{namespace}/{name}_{protocol.upper()}_{scope}"
+def service_lb(namespace: str, name: str, protocol: str, scope: str = "cluster",
+               local_family: int | None = None) -> str:
+    """Load_Balancer of a Service for one protocol; scope `cluster` (VPC) or `eip`. A
+    node-local LB (a template LB of one address family, internalTrafficPolicy: Local) ends
+    in `_local4` or `_local6`."""
+    tail = f"_local{local_family}" if local_family else ""
+    return f"Service_{namespace}/{name}_{protocol.upper()}_{scope}{tail}"
+
+
+def template_var(service: str, scope: str, protocol: str, port: int, family: int) -> str:
+    """The Chassis_Template_Var variable holding, on each chassis, the backends local to it
+    of one port of a Service (`ns/name`) in one scope and address family. Template variable
+    names are identifiers: a digest, with a readable head."""
+    digest = hashlib.blake2b(f"{service}|{scope}|{protocol.upper()}|{port}|{family}".encode(),
+                             digest_size=8).hexdigest()
+    return f"ycloud_{protocol.lower()}_{port}_{digest}"
 
 
 def health_check_key(lb_key: str, vip: str) -> str:

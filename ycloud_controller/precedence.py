@@ -41,6 +41,9 @@ class Holdings(Protocol):
         """Whether what NB records for `owner` overlaps `cidrs` (True where it records
         no range for it)."""
 
+    def holds(self, owner: Owner, table: str) -> bool:
+        """Whether NB records a row of `table` owned by `owner`."""
+
 
 class NoHoldings:
     """Nothing is held (unit tests, and a controller without NB)."""
@@ -49,6 +52,9 @@ class NoHoldings:
         return frozenset()
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
+        return False
+
+    def holds(self, owner: Owner, table: str) -> bool:
         return False
 
 
@@ -71,6 +77,14 @@ class NbHoldings:
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return bool(self.nb.read(self._records, owner, tuple(cidrs)))
+
+    def holds(self, owner: Owner, table: str) -> bool:
+        return bool(self.nb.read(self._holds, owner, table))
+
+    def _holds(self, owner: Owner, table: str) -> bool:
+        if not self.nb.connected():
+            return True  # as held as the last holdings say: keep what may be there
+        return any(rid.table == table for rid in self.nb.index.by_owner.get(owner, ()))
 
     def _records(self, owner: Owner, cidrs: tuple[IPNetwork, ...]) -> bool:
         if not self.nb.connected():

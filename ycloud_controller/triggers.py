@@ -19,6 +19,7 @@ from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.eip_state import multi_vpc_index
+from ycloud_controller.reconcilers.lb_config import local_policy_index
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -123,7 +124,10 @@ class Triggers:
             labels = meta(obj).get("labels") or {}
             svc = labels.get(keys.SERVICE_NAME_LABEL)
             if svc:
-                self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
+                svc_key = f"{meta(obj).get('namespace')}/{svc}"
+                self.enqueue(("Service", svc_key))
+                if local_policy_index(self.stores["Service"].get(svc_key) or {}):
+                    self._nodes_changed()  # node-local backends are chassis variables
             if event == "ADDED" and labels.get(YSVC_LABEL):
                 # a YusurService's new slice: it may have been written before the YusurService
                 # learnt that a Service of its name is not its own, and is then to be deleted
@@ -143,6 +147,8 @@ class Triggers:
         elif not status_only:
             self.enqueue((kind, key))
         if kind == "Service":
+            if any(local_policy_index(o) for o in (obj, old) if o is not None):
+                self._nodes_changed()
             if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
@@ -173,6 +179,12 @@ class Triggers:
         for svc in self.stores["Service"].list():
             if multi_vpc_index(svc):
                 self.enqueue(("Service", key_of(svc)))
+
+    def _nodes_changed(self) -> None:
+        """Every Node: their chassis' template variables hold the node-local backends of
+        the Services with a traffic policy Local."""
+        for node in self.stores["Node"].list():
+            self.enqueue(("Node", key_of(node)))
 
     def _backend_changed(self, kind: str, event: str, obj: dict, old: dict | None) -> None:
         # a DELETED event carries the object as it last was (the informer passes it as both

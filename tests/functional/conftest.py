@@ -20,7 +20,7 @@ from ycloud_controller.memkube.backend import MemoryBackend
 from ycloud_controller.memkube.store import MemoryStore
 
 WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balancer_Group",
-               "HA_Chassis_Group")
+               "HA_Chassis_Group", "Chassis_Template_Var")
 
 
 def wipe_nb(sandbox: Sandbox) -> None:

@@ -41,12 +41,16 @@ class Vip:
     ip: str
     port: int
     backends: tuple[tuple[str, int], ...]  # (ip, port), sorted by the caller or here
+    # a template LB's VIP: the Chassis_Template_Var variable its backends are on each chassis
+    template: str | None = None
 
     @property
     def key(self) -> str:
         return endpoint(self.ip, self.port)
 
     def value(self) -> str:
+        if self.template:
+            return f"^{self.template}"
         return ",".join([endpoint(ip, port) for ip, port in sorted(set(self.backends))])
 
 
@@ -75,10 +79,16 @@ class LbSpec:
     ip_port_mappings: tuple[tuple[str, str], ...] = ()
     extra_ids: tuple[tuple[str, str], ...] = ()
     selection_fields: tuple[str, ...] = ()  # empty: OVS picks a backend by dp_hash
+    # a template LB (OVN 23.03): its VIPs' backends are Chassis_Template_Var variables, one
+    # address family per LB; OVN cannot health-check it
+    template_family: int | None = None
 
 
 def build_lb(spec: LbSpec) -> list[Row]:
     options = {"reject": "true"}
+    if spec.template_family:
+        options["template"] = "true"
+        options["address-family"] = f"ipv{spec.template_family}"
     if spec.affinity_timeout:
         options["affinity_timeout"] = str(spec.affinity_timeout)
     if spec.hairpin_snat_ip:
@@ -91,7 +101,7 @@ def build_lb(spec: LbSpec) -> list[Row]:
         selection_fields=spec.selection_fields,
         ip_port_mappings=fmap(dict(spec.ip_port_mappings)) if spec.health else (), **common)
     rows: list[Row] = [lb]
-    if spec.health and spec.protocol.upper() in ("TCP", "UDP"):
+    if spec.health and spec.protocol.upper() in ("TCP", "UDP") and not spec.template_family:
         h = spec.health
         opts = fmap({"interval": h.interval, "timeout": h.timeout,
                      "success_count": h.success, "failure_count": h.failure})
@@ -119,6 +129,9 @@ class LBConfig:
     health: Health | None = None
     affinity_timeout: int | None = None
     hairpin_snat_ip: str | None = None
+    # node-local (a traffic policy Local): a template LB of this address family whose VIPs
+    # expand, on each chassis, to the backends on that chassis
+    local_family: int | None = None
 
     def backend_ips(self) -> set[str]:
         return {ip for v in self.vips for ip, _ in v.backends}
@@ -169,15 +182,18 @@ def lb_rows(namespace: str, name: str, owner: Owner, configs: Iterable[LBConfig]
     rows: list[Row] = []
     ids = ((naming.SERVICE, f"{namespace}/{name}"), *placement.ids)
     for cfg in sorted((c for c in configs if c.scope == placement.scope),
-                      key=lambda c: c.protocol):
+                      key=lambda c: (c.protocol, c.local_family or 0)):
         found = mappings or {}
         ip_port = tuple(sorted((host(ip), found[ip]) for ip in cfg.backend_ips()
                                if ip in found)) if cfg.health else ()
+        local = placement.scope == SCOPE_CLUSTER and cfg.local_family
         rows += build_lb(LbSpec(
-            name=naming.service_lb(namespace, name, cfg.protocol, placement.scope),
+            name=naming.service_lb(namespace, name, cfg.protocol, placement.scope,
+                                   cfg.local_family if local else None),
             owner=owner, vpc=placement.vpc, protocol=cfg.protocol, vips=cfg.vips,
             groups=placement.groups, routers=placement.routers,
             affinity_timeout=cfg.affinity_timeout, hairpin_snat_ip=cfg.hairpin_snat_ip,
-            health=cfg.health, ip_port_mappings=ip_port, extra_ids=ids,
-            selection_fields=placement.selection_fields))
+            health=None if cfg.local_family else cfg.health,
+            ip_port_mappings=() if cfg.local_family else ip_port, extra_ids=ids,
+            selection_fields=placement.selection_fields, template_family=cfg.local_family))
     return rows

@@ -59,6 +59,15 @@ class ServiceView:
     health: HealthCheck | None
     vpcs: tuple[str, ...]  # from the owning YusurService; empty: the namespace's VPC
     lb_class: str | None = None
+    internal_local: bool = False  # internalTrafficPolicy: Local
+    external_local: bool = False  # externalTrafficPolicy: Local (LoadBalancer)
+
+    @property
+    def eip_local(self) -> bool:
+        """externalTrafficPolicy: Local where it can hold: an EIP of one VPC (on the VPC
+        router, run on the active gateway). A multi-VPC EIP's service gateway SNATs: its
+        backends stay cluster-wide."""
+        return self.external_local and len(self.vpcs) <= 1
 
     @property
     def key(self) -> str:
@@ -137,4 +146,6 @@ def parse_service(obj: dict[str, Any]) -> ServiceView:
         load_balancer_ip=parse_ip(lb_ip, "loadBalancerIP") if lb_ip else None,
         eip_pool=ann.get(keys.ANN_EIP_POOL),
         health=parse_health(ann[keys.ANN_HEALTH_CHECK]) if ann.get(keys.ANN_HEALTH_CHECK) else None,
-        vpcs=vpcs, lb_class=s.get("loadBalancerClass") or None)
+        vpcs=vpcs, lb_class=s.get("loadBalancerClass") or None,
+        internal_local=s.get("internalTrafficPolicy") == "Local",
+        external_local=s.get("externalTrafficPolicy") == "Local" and stype == "LoadBalancer")

@@ -22,8 +22,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from topology.builders.service import SCOPE_CLUSTER, SCOPE_EIP, Health, LBConfig, Vip
+from topology import naming
+from topology.builders.service import SCOPE_CLUSTER, SCOPE_EIP, Health, LBConfig, Vip, endpoint
 from ycloud_controller.api.service import ServicePort, ServiceView
+
+LOCAL_INDEX = "local-policy"  # index of the Service store, and its one value
+
+
+def local_policy_index(obj: dict[str, Any]) -> list[str]:
+    """Index function for Services: a Service with a traffic policy Local (its node-local
+    backends are template variables of every chassis) is indexed under LOCAL_INDEX."""
+    spec = obj.get("spec") or {}
+    local = spec.get("internalTrafficPolicy") == "Local" or (
+        spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local")
+    return [LOCAL_INDEX] if local else []
 
 
 def slice_port(sl: dict[str, Any], port: ServicePort) -> Any:
@@ -57,13 +69,14 @@ def serving_terminating(ep: dict[str, Any]) -> bool:
     return serving and terminating
 
 
-def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
-             include_not_ready: bool) -> list[tuple[str, int]]:
-    """The (address, port) backends of `port` in `family`: the usable endpoints, else (as
-    kube-proxy's CategorizeEndpoints and ovn-kubernetes do, per port and family) the serving
-    and terminating ones."""
-    usable_eps: list[tuple[str, int]] = []
-    fallback: list[tuple[str, int]] = []
+Backend = tuple[str, int]  # (address, port)
+
+
+def _candidates(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
+                include_not_ready: bool) -> list[tuple[str | None, Backend, bool]]:
+    """(node, backend, usable) of every endpoint of `port` in `family` that is usable or
+    serving and terminating (usable False)."""
+    out: list[tuple[str | None, Backend, bool]] = []
     want_type = "IPv4" if family == 4 else "IPv6"
     for sl in slices:
         if sl.get("addressType", "IPv4") != want_type:
@@ -75,11 +88,36 @@ def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
             else:
                 continue
         for ep in sl.get("endpoints") or []:
-            into = usable_eps if usable(ep, include_not_ready) else \
-                fallback if serving_terminating(ep) else None
-            if into is not None:
-                into += [(addr, int(number)) for addr in ep.get("addresses") or []]
-    return sorted(set(usable_eps or fallback))
+            ok = usable(ep, include_not_ready)
+            if ok or serving_terminating(ep):
+                out += [(ep.get("nodeName"), (addr, int(number)), ok)
+                        for addr in ep.get("addresses") or []]
+    return out
+
+
+def _select(candidates: Iterable[tuple[str | None, Backend, bool]]) -> list[Backend]:
+    """The usable backends, else the serving and terminating ones."""
+    found = list(candidates)
+    return sorted({be for _, be, ok in found if ok} or {be for _, be, _ in found})
+
+
+def backends(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
+             include_not_ready: bool) -> list[Backend]:
+    """The (address, port) backends of `port` in `family`: the usable endpoints, else (as
+    kube-proxy's CategorizeEndpoints and ovn-kubernetes do, per port and family) the serving
+    and terminating ones."""
+    return _select(_candidates(slices, port, family, include_not_ready))
+
+
+def backends_by_node(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
+                     include_not_ready: bool) -> dict[str, list[Backend]]:
+    """Node -> the backends on it (traffic policy Local): its usable endpoints, else its
+    serving and terminating ones, chosen per node as kube-proxy does for Local."""
+    by_node: dict[str, list[tuple[str | None, Backend, bool]]] = defaultdict(list)
+    for cand in _candidates(slices, port, family, include_not_ready):
+        if cand[0]:
+            by_node[str(cand[0])].append(cand)
+    return {node: _select(cands) for node, cands in by_node.items()}
 
 
 def vip_addresses(svc: ServiceView, extra_vips: tuple[str, ...] = ()) -> list[tuple[str, int]]:
@@ -97,25 +135,66 @@ def lb_configs(svc: ServiceView, slices: list[dict[str, Any]],
                eip: str | None = None) -> tuple[LBConfig, ...]:
     """The service's LB configurations: per protocol, the ClusterIP scope (with `eip` as one
     more VIP) and, with an EIP, the EIP scope (the backends of the EIP's family, no hairpin
-    SNAT)."""
+    SNAT). internalTrafficPolicy: Local moves the ClusterIPs to node-local template LBs (one
+    per protocol and family); externalTrafficPolicy: Local makes the EIP scope node-local
+    (`template_values` gives each chassis its backends)."""
     include_not_ready = svc.publish_not_ready or svc.health is not None
     health = (Health(svc.health.interval, svc.health.timeout, svc.health.success,
                      svc.health.failure) if svc.health else None)
     cluster_vips = vip_addresses(svc, (eip,) if eip else ())
-    scopes = [(SCOPE_CLUSTER, cluster_vips,
-               hairpin_ips(cluster_vips[:len(svc.cluster_ips)]) or None)]
-    if eip:
+    n_cluster = len(svc.cluster_ips)
+    hairpin = hairpin_ips(cluster_vips[:n_cluster]) or None
+    plain = cluster_vips[n_cluster:] if svc.internal_local else cluster_vips
+    scopes = [(SCOPE_CLUSTER, plain, hairpin)] if plain else []
+    if eip and not svc.eip_local:
         scopes.append((SCOPE_EIP, vip_addresses(svc, (eip,))[-1:], None))
     out: list[LBConfig] = []
-    for scope, vips, hairpin in scopes:
+    for scope, vips, scope_hairpin in scopes:
         by_proto: dict[str, list[Vip]] = defaultdict(list)
         for sp in svc.ports:
             for ip, family in vips:
                 bes = backends(slices, sp, family, include_not_ready)
                 by_proto[sp.protocol].append(Vip(ip, sp.port, tuple(bes)))
-        out += [LBConfig(scope, proto, tuple(proto_vips), health, svc.affinity_timeout, hairpin)
-                for proto, proto_vips in sorted(by_proto.items())]
+        out += [LBConfig(scope, proto, tuple(proto_vips), health, svc.affinity_timeout,
+                         scope_hairpin) for proto, proto_vips in sorted(by_proto.items())]
+    local: list[tuple[str, list[tuple[str, int]]]] = []
+    if svc.internal_local:
+        local.append((SCOPE_CLUSTER, cluster_vips[:n_cluster]))
+    if eip and svc.eip_local:
+        local.append((SCOPE_EIP, vip_addresses(svc, (eip,))[-1:]))
+    for scope, vips in local:
+        for family in sorted({f for _, f in vips}):
+            fam_hairpin = hairpin_ips([v for v in vips if v[1] == family]) \
+                if scope == SCOPE_CLUSTER else None
+            for proto in sorted({sp.protocol for sp in svc.ports}):
+                tvips = tuple(Vip(ip, sp.port, (), naming.template_var(
+                    svc.key, scope, proto, sp.port, family))
+                    for sp in svc.ports if sp.protocol == proto
+                    for ip, f in vips if f == family)
+                out.append(LBConfig(scope, proto, tvips, None, svc.affinity_timeout,
+                                    fam_hairpin or None, local_family=family))
     return tuple(out)
+
+
+def template_values(svc: ServiceView, slices: list[dict[str, Any]],
+                    ) -> dict[str, dict[str, str]]:
+    """Template variable -> node -> the backends on that node ('ip:port,...'), of every
+    node-local VIP the service's LBs may have (`lb_configs` names the same variables)."""
+    include_not_ready = svc.publish_not_ready or svc.health is not None
+    scopes: list[tuple[str, tuple[int, ...]]] = []
+    if svc.internal_local:
+        scopes.append((SCOPE_CLUSTER, tuple(sorted({ip.version for ip in svc.cluster_ips}))))
+    if svc.eip_local and svc.type == "LoadBalancer":
+        scopes.append((SCOPE_EIP, (4, 6)))  # the EIP's family is the pool's
+    out: dict[str, dict[str, str]] = {}
+    for scope, families in scopes:
+        for family in families:
+            for sp in svc.ports:
+                by_node = backends_by_node(slices, sp, family, include_not_ready)
+                out[naming.template_var(svc.key, scope, sp.protocol, sp.port, family)] = {
+                    node: ",".join(endpoint(ip, port) for ip, port in bes)
+                    for node, bes in by_node.items()}
+    return out
 
 
 def backend_ips(configs: Iterable[LBConfig]) -> set[str]:

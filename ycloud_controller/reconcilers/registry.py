@@ -19,6 +19,7 @@ from ycloud_controller.reconcilers.base import (
 from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
 from ycloud_controller.reconcilers.eippool import reconcile_eippool
 from ycloud_controller.reconcilers.endpoints import reconcile_endpoints
+from ycloud_controller.reconcilers.lb_config import LOCAL_INDEX, local_policy_index
 from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, ProbeReconciler, probe_index
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
@@ -79,6 +80,8 @@ def add_indexes(stores: dict[str, Any]) -> None:
     stores["Service"].add_index(cluster_ips.INDEX, cluster_ips.index)
     # a pool's service-gateway users, read by the EipPool and Service reconcilers
     stores["Service"].add_index(MULTI_VPC_INDEX, multi_vpc_index)
+    # the Services with a traffic policy Local, read by the Node reconciler
+    stores["Service"].add_index(LOCAL_INDEX, local_policy_index)
     stores["NetworkProbe"].add_index(PROBE_INDEX, probe_index)
 
 
