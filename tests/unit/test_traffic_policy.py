@@ -147,3 +147,16 @@ def test_a_multi_vpc_eip_stays_cluster_wide() -> None:
     slices = [f.endpoint_slice("web", [f.endpoint("10.1.1.5")])]
     assert all(cfg.local_family is None for cfg in lb_configs(svc, slices, EIP))
     assert template_values(svc, slices) == {}
+
+
+def test_node_local_backends_of_a_health_checked_service_are_the_ready_ones() -> None:
+    """OVN health checks keep not-ready endpoints as backends of ordinary LBs (OVN takes
+    the dead ones out); template LBs are not health-checked, so only ready ones count."""
+    c = Cluster().add(
+        f.service("web", cluster_ips=["10.96.0.10"], internalTrafficPolicy="Local",
+                  annotations={keys.ANN_HEALTH_CHECK: '{"interval": 2}'}),
+        f.endpoint_slice("web", [f.endpoint("10.16.0.5", node="n1"),
+                                 f.endpoint("10.16.0.6", ready=False, node="n1")]))
+    svc = parse_service(c.get("Service", "default/web") or {})
+    slices = c.ctx.store("EndpointSlice").by_index("service", "default/web")
+    assert template_values(svc, slices)[VAR4] == {"n1": "10.16.0.5:8080"}

@@ -179,8 +179,10 @@ def lb_configs(svc: ServiceView, slices: list[dict[str, Any]],
 def template_values(svc: ServiceView, slices: list[dict[str, Any]],
                     ) -> dict[str, dict[str, str]]:
     """Template variable -> node -> the backends on that node ('ip:port,...'), of every
-    node-local VIP the service's LBs may have (`lb_configs` names the same variables)."""
-    include_not_ready = svc.publish_not_ready or svc.health is not None
+    node-local VIP the service's LBs may have (`lb_configs` names the same variables). OVN
+    does not health-check template LBs: a health-checked service's not-ready endpoints are
+    left out here, as without health checks."""
+    include_not_ready = svc.publish_not_ready
     scopes: list[tuple[str, tuple[int, ...]]] = []
     if svc.internal_local:
         scopes.append((SCOPE_CLUSTER, tuple(sorted({ip.version for ip in svc.cluster_ips}))))
