@@ -7,7 +7,8 @@ node).
   client on node2 only the one on node2 (the VIP's LB runs on the client's chassis).
 - externalTrafficPolicy: Local on an EIP of one VPC: the EIP's LB sits on the VPC router and
   runs where its gateway port is active (gw1), so ext1 reaches only the backends on that
-  gateway node, with its own address kept; the backend on a worker is never used.
+  gateway node, with its own address kept; the backend on a worker is never used. gw1
+  fails: the port moves to gw2, and ext1 reaches gw2's backend.
 
 Runs on the examples served by the in-process controller (`examples` fixture)."""
 
@@ -24,6 +25,7 @@ from ycloud_controller import keys
 from ycloud_controller.kube import resources as res
 
 from .conftest import Examples, chassis_of, lb_vips, wait_deleted, wait_vip
+from .test_scenarios_eip import _all_on as all_on
 
 pytestmark = pytest.mark.lab
 
@@ -102,7 +104,7 @@ def test_internal_traffic_policy_local_keeps_clients_on_their_node(
         assert {r.server for r in replies} == {want}, [str(r) for r in replies]
 
 
-ETP = ({"etp-gw": ("gw1", "etp"), "etp-worker": ("node1", "etp")},
+ETP = ({"etp-gw": ("gw1", "etp"), "etp-gw2": ("gw2", "etp"), "etp-worker": ("node1", "etp")},
        service("etp", ETP_VIP, "etp", type="LoadBalancer", loadBalancerIP=ETP_EIP,
                allocateLoadBalancerNodePorts=False, externalTrafficPolicy="Local"))
 
@@ -123,5 +125,21 @@ def test_external_traffic_policy_local_uses_the_gateway_nodes_backends_and_keeps
     assert {r.server for r in replies} == {"etp-gw"}, [str(r) for r in replies]
     assert {r.source_ip for r in replies} == {EXT_IP}  # the client address is kept
     # inside the cluster the EIP stays a cluster-wide VIP (pods reach every backend)
-    inside = {r.server for r in lab.requests(CLIENT1, "tcp", ETP_EIP, 80, count=20)}
-    assert inside == {"etp-gw", "etp-worker"}, inside
+    inside = {r.server for r in lab.requests(CLIENT1, "tcp", ETP_EIP, 80, count=30)}
+    assert inside == {"etp-gw", "etp-gw2", "etp-worker"}, inside
+
+    # gw1 fails: the gateway port moves to gw2, and the EIP to the backend on gw2
+    wait_until(lambda: all_on(lab, "gw1"), 30, "gateway ports on gw1")
+    lab.stop_chassis("gw1")
+    try:
+        wait_until(answered, 30, "the EIP answers through gw2")
+        replies = lab.requests(EXT_HOST, "tcp", ETP_EIP, 80, count=20)
+        assert all(r.ok for r in replies), [str(r) for r in replies]
+        assert {r.server for r in replies} == {"etp-gw2"}, [str(r) for r in replies]
+        assert {r.source_ip for r in replies} == {EXT_IP}
+    finally:
+        lab.start_chassis("gw1")
+        wait_until(lambda: all_on(lab, "gw1"), 30, "gateway ports back on gw1")
+        lab.wait_hv()
+    wait_until(lambda: lab.request(EXT_HOST, "tcp", ETP_EIP, 80, timeout=1).server == "etp-gw",
+               30, "the EIP back on gw1's backend")
