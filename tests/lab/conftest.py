@@ -64,11 +64,14 @@ WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balanc
 
 
 def wipe_nb(lab: Lab) -> None:
-    """An empty NB, nothing plugged and no traffic process left (the external hosts' servers
-    too): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
+    """An empty NB, nothing plugged, no traffic process left (the external hosts' servers
+    too) and no neighbour the external hosts learnt (an EIP of the last session answered by
+    a router that is gone): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
     for table in WIPE_TABLES:
         lab.nbctl("--all", "destroy", table)
     lab.cni_sync()
+    for host in lab.external_hosts:
+        lab.exec(host.name, "ip", "neigh", "flush", "all", check=True)
     with lab.store.locked():
         st = lab.store.load()
         for rec in [p for p in st.processes if p.name.startswith(TRAFFIC_PROCESSES)]:
