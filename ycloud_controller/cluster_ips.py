@@ -55,6 +55,8 @@ class ClusterIps:
     def __init__(self, cidrs: str):
         self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
         self.used: dict[str, str] = {}  # address -> Service key
+        self._held: dict[str, set[str]] = {}  # Service key -> its addresses (`used` inverted)
+        self._floor = [0] * len(self.nets)  # per net: every host below this index is used
         self.releases = 0  # bumped when an address is given back (sync.batch.Waiters)
 
     def contains(self, ip: str) -> bool:
@@ -71,8 +73,12 @@ class ClusterIps:
         """What NB records for a Service (its LB VIPs in the service CIDR): held first."""
         if not self.contains(ip) or self.used.get(ip, key) != key:
             return False
-        self.used[ip] = key
+        self._take(ip, key)
         return True
+
+    def _take(self, ip: str, key: str) -> None:
+        self.used[ip] = key
+        self._held.setdefault(key, set()).add(ip)
 
     def claim(self, key: str, ips: Iterable[str]) -> None:
         """The Service asks for `ips`: it holds them, and no others, unless one is held by
@@ -85,22 +91,31 @@ class ClusterIps:
                                                 f"{other}")
         self._drop(key, keep=set(ips))
         for ip in ips:
-            self.used[ip] = key
+            self._take(ip, key)
 
     def allocate(self, key: str, avoid: Callable[[str], bool] = lambda ip: False,
                  family: int | None = None) -> str:
         """The key's address of `family` (default: the first service CIDR's), held or the
         first free one."""
-        net = self.nets[0] if family is None else \
-            next(n for n in self.nets if n.version == family)
-        held = next((ip for ip, k in self.used.items()
-                     if k == key and ipaddress.ip_address(ip).version == net.version), None)
+        i = 0 if family is None else \
+            next(i for i, n in enumerate(self.nets) if n.version == family)
+        net = self.nets[i]
+        held = next((ip for ip in sorted(self._held.get(key, ()))
+                     if ipaddress.ip_address(ip).version == net.version), None)
         if held:
             return held
-        for host in net.hosts():
-            ip = str(host)
-            if ip not in self.used and host != net.network_address + 1 and not avoid(ip):
-                self.used[ip] = key
+        # hosts from index 1 (index 0 is network + 1, never given); below the floor all are used
+        first, size = net.network_address, net.num_addresses
+        floor = max(self._floor[i], 2)
+        for offset in range(floor, size - (1 if net.version == 4 else 0)):
+            ip = str(first + offset)
+            if ip in self.used:
+                if offset == floor:
+                    floor += 1
+                continue
+            if not avoid(ip):
+                self._floor[i] = floor
+                self._take(ip, key)
                 return ip
         raise RuntimeError(f"service CIDR {net} is full")
 
@@ -125,8 +140,16 @@ class ClusterIps:
         self._drop(key, keep=set())
 
     def _drop(self, key: str, keep: set[str]) -> None:
-        gone = [ip for ip, k in self.used.items() if k == key and ip not in keep]
+        held = self._held.get(key)
+        gone = [ip for ip in held if ip not in keep] if held else []
         for ip in gone:
             del self.used[ip]
+            held.discard(ip)
+            addr = ipaddress.ip_address(ip)
+            for i, net in enumerate(self.nets):
+                if addr.version == net.version and addr in net:
+                    self._floor[i] = min(self._floor[i], int(addr) - int(net.network_address))
+        if held is not None and not held:
+            del self._held[key]
         if gone:
             self.releases += 1
