@@ -325,6 +325,7 @@ class Controller(Loops):
             early.flush()
         report = self._commit(outcomes, full=full, chunks=chunks)
         report.reused = reused
+        self.triggers.allocations_changed(self.ipam, self.ctx.eips)
         if freed:  # addresses came back: objects refused them get another go
             for key in self.waiters.keys:
                 self.queue.add(key)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
+from ycloud_controller.ipam import Ipam
 from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
@@ -95,6 +96,15 @@ class Triggers:
                | {s.name for s in new.subnets_of(new.default_vpc)}):
             for node in self.stores["Node"].list():
                 self.enqueue(("Node", key_of(node)))
+
+    def allocations_changed(self, ipam: Ipam, eips: Ipam) -> None:
+        """After a batch: subnets and EIP pools whose addresses were taken or given back
+        since their status last counted them are reconciled again (a subnet or pool comes
+        before the pods, Vnics and Services of its batch: see Ipam.take_changed)."""
+        for name in ipam.take_changed():
+            self.enqueue(("Subnet", name))
+        for name in eips.take_changed():
+            self.enqueue(("EipPool", name))
 
     # -- per-kind event handlers --------------------------------------------------------------
     def handler(self, kind: str) -> Callable[[str, dict, dict | None], None]:
