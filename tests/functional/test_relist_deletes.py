@@ -1,14 +1,16 @@
 """A delete the watch missed removes every trace once a relist no longer lists the object.
 
 Cluster mode (FakeKube, real HTTP list/watch, no emulation). While every list and watch of
-the running controller fails, a pod, a Vnic, a LoadBalancer Service, a Subnet and an EipPool
-are deleted, and the API server's history is compacted: no DELETED event reaches the
-controller, its watches from their old resourceVersion get 410 Gone, and it learns of the
-deletes only from relists that no longer list the objects. Then nothing of them is left: no
-port, no address in any VIP or health-check mapping, no NetworkProbe, no address in a
-YusurService's EndpointSlices, no load balancer or EIP route of the Service (and its EIP no
-longer counted by its pool), no switch, router port, NAT or route of the Subnet, no gateway
-of the pool; no row of ours whose owner is gone, and a fresh `render` plans no change.
+the running controller fails (its watch streams cut, then 503s), a pod, a Vnic, a
+LoadBalancer Service, a YusurService (its Service, slices and probes garbage-collected with
+it), a Subnet and an EipPool are deleted and the API server's history is compacted: no
+DELETED event reaches the controller, which learns of the deletes only from relists that no
+longer list the objects (its informers hand their handlers the last version they had). Then
+nothing of them is left: no port, no address in any VIP or health-check mapping, no
+NetworkProbe, no address in a YusurService's EndpointSlices, no load balancer, VIP or EIP
+route of the Services (and the EIP no longer counted by its pool), no switch, router port,
+NAT or route of the Subnet, no gateway of the pool; no row of theirs, and a fresh `render`
+plans no change.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ WORLD: list[tuple[res.Resource, dict[str, Any]]] = [
     (res.SERVICES, _lb("lb2", "10.96.0.11", "172.18.0.51")),
     (res.YUSURSERVICES, _ysvc("ys", "10.96.0.12", health=True)),
     (res.YUSURSERVICES, _ysvc("ys2", "10.96.0.13", health=False)),
+    (res.YUSURSERVICES, _ysvc("ys3", "10.96.0.14", health=True)),
 ]
 
 
@@ -167,11 +170,20 @@ def test_deletes_missed_by_the_watch_leave_no_trace_after_the_relist(
                                               sandbox.state.sb_remote)
         before = wait_for(lambda: (dump := _nb_dump(sandbox)) and all(
             _mentions(dump, t) for t in [*gone_ips, "p1.ns1", "p3.ns1", "10.1.2.0/24",
-                                         "172.18.0.51", "eipgw-pool2", "s2"]) and dump,
+                                         "172.18.0.51", "eipgw-pool2", "s2", "10.96.0.14"])
+            and dump,
             timeout=60, interval=0.5, what="the world's rows in NB")
         assert before
-        wait_for(lambda: len(_kube_traces(fake, gone_ips)) >= 2 + 2 * len(vnic), timeout=30,
-                 interval=0.2, what="the YusurServices' slices and probes")
+        # p1 in two Services' slices; p3 and v1's addresses in three YusurServices' slices
+        # and in the probes of the two that check health; lb2's EIP in pool1's status
+        ysvc_ips = 1 + len(vnic)
+        wanted = 2 + 3 * ysvc_ips + 2 * ysvc_ips + 1
+        try:
+            wait_for(lambda: len(_kube_traces(fake, gone_ips)) == wanted, timeout=30,
+                     interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"wanted {wanted} traces, found "
+                                 f"{_kube_traces(fake, gone_ips)}") from None
         wait_for(settled, timeout=60, interval=0.5, what="converged before the deletes")
 
         # every list and watch fails; the deletes happen and the history is compacted
@@ -187,6 +199,8 @@ def test_deletes_missed_by_the_watch_leave_no_trace_after_the_relist(
         fake.store.delete(res.SERVICES, "lb2", NS)
         fake.store.delete(res.ENDPOINTSLICES, "lb2-abcde", NS)
         fake.store.delete(res.SUBNETS, "s2")
+        # the garbage collector takes the YusurService's Service, slices and probes with it
+        fake.store.delete(res.YUSURSERVICES, "ys3", NS)
         pool2 = fake.store.get(res.EIPPOOLS, "pool2")
         assert FINALIZER in pool2["metadata"].get("finalizers", [])
         # an admin removes the finalizer of a pool the controller cannot be asked about
@@ -213,14 +227,15 @@ def test_deletes_missed_by_the_watch_leave_no_trace_after_the_relist(
         after = fake.requests[mark:]
         for plural in ("pods", "vnics", "services", "subnets", "eippools"):
             first = next(r for r in after if r.method == "GET" and r.status == 200
-                         and f"/{plural}" in r.path)
+                         and f"/{plural}?" in r.path)
             assert "watch=" not in first.path, f"{plural}: {first.path}"
         rows = nbcheck.owned_rows(sandbox.state.nb_remote)
         alive = {o for o in (nbcheck.owner_of(t, r) for t, items in rows.items()
                              for r in items) if o is not None}
         assert not {o for o in alive if o in {
             Owner("Pod", f"{NS}/p1"), Owner("Pod", f"{NS}/p3"), Owner("Vnic", f"{NS}/v1"),
-            Owner("Service", f"{NS}/lb2"), Owner("Subnet", "s2"), Owner("EipPool", "pool2")}}
+            Owner("Service", f"{NS}/lb2"), Owner("Service", f"{NS}/ys3"), Owner("Subnet", "s2"),
+            Owner("EipPool", "pool2")}}
         wait_for(settled, timeout=60, interval=0.5, what="render plans no change")
         assert ctl.ready()
         # what is left is still served: p2 in web's VIPs
