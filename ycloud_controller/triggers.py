@@ -17,6 +17,8 @@ from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
+from ycloud_controller.reconcilers.endpoints import EMULATOR
+from ycloud_controller.reconcilers.endpoints import MANAGED_BY as EMULATED_SLICE
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 
 Key = tuple[str, str]
@@ -130,6 +132,11 @@ class Triggers:
             svc = labels.get("kubernetes.io/service-name")
             if svc:
                 self.enqueue(("Service", f"{meta(obj).get('namespace')}/{svc}"))
+                if self.emulate and labels.get(EMULATED_SLICE) == EMULATOR:
+                    # our derived slice changed: derived again, so that a write of an
+                    # earlier reconcile landing after a newer one found the cache as it
+                    # wanted it (and so wrote nothing) does not stay
+                    self.enqueue(("Endpoints", f"{meta(obj).get('namespace')}/{svc}"))
             if event == "ADDED" and labels.get(YSVC_LABEL):
                 # a YusurService's new slice: it may have been written before the YusurService
                 # learnt that a Service of its name is not its own, and is then to be deleted

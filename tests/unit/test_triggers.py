@@ -8,6 +8,8 @@ from ycloud_controller.config import Config
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.kube.resources import PODS
 from ycloud_controller.reconcilers.base import PatchEffect
+from ycloud_controller.reconcilers.endpoints import EMULATOR
+from ycloud_controller.reconcilers.endpoints import MANAGED_BY as EMULATED
 from ycloud_controller.reconcilers.yusur_service import LABEL as YSVC_LABEL
 from ycloud_controller.triggers import Key, Triggers
 
@@ -96,6 +98,27 @@ def test_a_new_slice_of_a_yusurservice_queues_it_and_a_changed_one_does_not() ->
     assert ("YusurService", "ns/web") in queued and ("Service", "ns/web") in queued
     queued.clear()
     t.on_event("EndpointSlice", "MODIFIED", sl, sl)
+    assert queued == [("Service", "ns/web")]
+
+
+def test_a_change_of_a_derived_slice_queues_its_derivation_again() -> None:
+    """Manifests mode: a slice the controller derived may be a write of an earlier
+    reconcile landing after a newer one found the cache as it wanted it; it is derived again.
+    A slice of another manager (a cluster's endpoint controller) is not ours to derive."""
+    t, queued = triggers()
+    sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+          "metadata": {"name": "web-ipv4-0", "namespace": "ns", "resourceVersion": "2",
+                       "labels": {"kubernetes.io/service-name": "web",
+                                  EMULATED: EMULATOR}}}
+    t.on_event("EndpointSlice", "MODIFIED", sl, sl)
+    assert set(queued) == {("Service", "ns/web"), ("Endpoints", "ns/web")}
+    queued.clear()
+    t.on_event("EndpointSlice", "DELETED", sl, sl)
+    assert set(queued) == {("Service", "ns/web"), ("Endpoints", "ns/web")}
+    queued.clear()
+    theirs = copy.deepcopy(sl)
+    theirs["metadata"]["labels"][EMULATED] = "endpointslice-controller.k8s.io"
+    t.on_event("EndpointSlice", "MODIFIED", theirs, theirs)
     assert queued == [("Service", "ns/web")]
 
 
