@@ -148,8 +148,7 @@ class Controller(Loops):
         self._threads: list[threading.Thread] = []
         self.last_sync: SyncReport | None = None
         metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age,
-                            lambda: len(self.queue) + self.queue.delayed() +
-                            self.queue.processing())
+                            self.unfinished_keys, self.pending_work)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -169,6 +169,17 @@ class Loops:
                          submit=self.writer.submit,
                          row_in_nb=lambda rid: bool(index.lookup(rid)))
 
+    def unfinished_keys(self) -> int:
+        """Keys waiting, waiting for a retry, or being reconciled."""
+        return len(self.queue) + self.queue.delayed() + self.queue.processing()
+
+    def pending_work(self) -> int:
+        """Unfinished keys, Kubernetes writes not made yet, and informers behind the writes
+        made so far (where the backend can tell): 0 when what was written has been handled
+        (the metric ycloud_work_pending)."""
+        return self.unfinished_keys() + self.writer.backlog() + sum(
+            inf.caught_up() is False for inf in self.informers.values())
+
     def drain(self, idle: float = 0.3, timeout: float = 120.0) -> bool:
         """Process batches until nothing is left to do: the writer idle, every informer
         caught up with the writes made so far (their handlers have queued what they cause)

@@ -149,6 +149,11 @@ class KubeWriter:
         with self._cond:
             return not self._pending and not self._busy
 
+    def backlog(self) -> int:
+        """Writes not made yet: queued, or being made."""
+        with self._cond:
+            return len(self._pending) + self._busy
+
     # -- one write ------------------------------------------------------------------------
     def _write(self, effect: Effect) -> None:
         if isinstance(effect, EventEffect):
