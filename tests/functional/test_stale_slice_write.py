@@ -20,14 +20,12 @@ from typing import Any
 import pytest
 
 from tests.fakekube.util import wait_for
-from tests.functional.conftest import find
+from tests.functional.conftest import driven, find
 from topology import naming
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
-from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.memstore import MemoryStore
 from ycloud_controller.reconcilers.base import UpsertEffect
 from ycloud_controller.reconcilers.endpoints import EMULATOR, MANAGED_BY
@@ -56,16 +54,8 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def ctl(store: MemoryStore, nb: NbClient, sandbox: Sandbox) -> Iterator[Controller]:
-    """A manifests-mode Controller on `store` whose batches the test runs (drain)."""
-    assert sandbox.state is not None
-    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(store),
-                            nb, emulate=True, object_ages=False)
-    controller.start()
-    assert controller.wait_synced(30)
-    controller.full_sync()
-    assert controller.drain(timeout=60)
-    yield controller
-    controller.shutdown()
+    with driven(store, sandbox, nb, emulate=True) as controller:
+        yield controller
 
 
 def slices(store: MemoryStore) -> list[dict[str, Any]]:

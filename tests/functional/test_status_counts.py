@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 
 from tests.fakekube.util import wait_for
+from tests.functional.conftest import driven
 from topology.nb import NbClient
 from topology.sandbox import Sandbox
-from ycloud_controller.config import Config
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import MemoryBackend
 from ycloud_controller.kube.memstore import MemoryStore
 
 POOL = {"apiVersion": "iaas.yusur.io/v1", "kind": "EipPool", "metadata": {"name": "p1"},
@@ -62,16 +61,8 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def ctl(store: MemoryStore, nb: NbClient, sandbox: Sandbox) -> Iterator[Controller]:
-    """A cluster-mode Controller on `store` whose batches the test runs (drain)."""
-    assert sandbox.state is not None
-    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(store),
-                            nb)
-    controller.start()
-    assert controller.wait_synced(30)
-    controller.full_sync()
-    assert controller.drain(timeout=60)
-    yield controller
-    controller.shutdown()
+    with driven(store, sandbox, nb) as controller:
+        yield controller
 
 
 def caught_up(ctl: Controller) -> bool:
