@@ -51,6 +51,18 @@ def _target(effect: Effect) -> tuple:
     return ("delete", effect.resource.kind, effect.namespace, effect.name)
 
 
+def _opposite(effect: Effect) -> tuple | None:
+    """The target of a delete of the object an upsert writes, or of an upsert of the object
+    a delete removes."""
+    if isinstance(effect, UpsertEffect):
+        md = effect.obj.get("metadata") or {}
+        return ("delete", effect.resource.kind, md.get("namespace"), md.get("name"))
+    if isinstance(effect, DeleteEffect):
+        key = f"{effect.namespace}/{effect.name}" if effect.namespace else effect.name
+        return ("upsert", effect.resource.kind, key)
+    return None
+
+
 def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return next((r for r in refs if r.get("controller")), None)
@@ -88,9 +100,16 @@ class KubeWriter:
             return
         with self._cond:
             for effect in effects:
-                target = _target(effect)
-                self._pending.pop(target, None)
-                self._pending[target] = (effect, 0)
+                # a newer effect for a target still queued takes the older one's place:
+                # objects are created in the order reconciles first asked for them (the
+                # precedence order of a batch), however often their owners were reconciled
+                # since (a YusurService reconciled again must not let a younger one's
+                # Service be created first and take an EIP both ask for). Of an upsert and
+                # a delete of one object, only the newer is kept: it is what was last wanted
+                opposite = _opposite(effect)
+                if opposite is not None:
+                    self._pending.pop(opposite, None)
+                self._pending[_target(effect)] = (effect, 0)
             self._cond.notify_all()
 
     def run(self, stop: threading.Event) -> None:
