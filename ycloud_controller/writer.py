@@ -1,7 +1,9 @@
 """Performs reconcilers' Kubernetes writes (effects) off the NB path, on its own thread.
 
-Effects for one object coalesce while queued (the newest status wins), so a burst of
-reconciles of one object ends in one status write. A write that fails is logged with the
+Effects for one object coalesce while queued (the newest status wins, in the place of the
+first one queued; of an upsert and a delete of one object the newer stays), so a burst of
+reconciles of one object ends in one status write, and objects are created in the order
+reconciles first asked for them. A write that fails is logged with the
 object and retried a bounded number of times with jittered backoff; Kubernetes errors never
 reach the reconcile loop. `flush()` waits until everything queued has been written (used by
 `sync --once` and tests).
