@@ -113,8 +113,7 @@ class Controller:
                              self.informers, nb, self.stop_event, self.is_leader)
         self._threads: list[threading.Thread] = []
         metrics.track_queue(lambda: len(self.queue), self.queue.oldest_age,
-                            lambda: len(self.queue) + self.queue.delayed() +
-                            self.queue.processing())
+                            self.unfinished_keys, self.pending_work)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,6 +143,17 @@ class Controller:
         synced = self.informers_synced()
         nb_ok = self.nb is None or self.nb.connected()
         return synced and nb_ok and (self.worker.synced_as_leader or not self.is_leader())
+
+    def unfinished_keys(self) -> int:
+        """Keys waiting, waiting for a retry, or being reconciled."""
+        return len(self.queue) + self.queue.delayed() + self.queue.processing()
+
+    def pending_work(self) -> int:
+        """Unfinished keys, Kubernetes writes not made yet, and informers behind the writes
+        made so far (where the backend can tell): 0 when what was written has been handled
+        (the metric ycloud_work_pending)."""
+        return self.unfinished_keys() + self.writer.backlog() + sum(
+            inf.caught_up() is False for inf in self.informers.values())
 
     def _pool_in_use(self, pool: str) -> bool:
         return bool(service_holders(self.ctx, pool))

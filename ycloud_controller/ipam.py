@@ -105,6 +105,8 @@ class Ipam:
         # how many times an owner gave addresses back: objects refused an address another
         # object held are retried when this moves (see ycloud_controller.sync.batch Waiters)
         self.releases = 0
+        # subnets whose usage changed since `usage` last reported it (see take_changed)
+        self._changed: set[str] = set()
 
     # -- subnets ------------------------------------------------------------------------------
     def set_subnet(self, view: SubnetView) -> None:
@@ -135,13 +137,16 @@ class Ipam:
             self._ranges.pop(name, None)
             for owner in [o for o, a in self._owners.items() if a.subnet == name]:
                 self._forget(owner)
+            self._changed.discard(name)
 
     def subnet(self, name: str) -> SubnetView | None:
         return self._subnets.get(name)
 
     def usage(self, name: str) -> dict[int, tuple[int, int]]:
-        """family -> (used, available)."""
+        """family -> (used, available), as the subnet's (or pool's) status reports it: the
+        subnet is no longer among those `take_changed` returns."""
         with self._lock:
+            self._changed.discard(name)
             out = {}
             for r in self._ranges.get(name, []):
                 out[r.net.version] = (len(r.used), r.size() - len(r.used))
@@ -152,6 +157,16 @@ class Ipam:
             if r.net.version == ip.version:
                 return r
         raise IpamError("AddressOutsideSubnet", f"{ip} does not fit subnet {subnet}")
+
+    def take_changed(self) -> set[str]:
+        """The subnets whose usage (or holders) changed since their status last read it,
+        forgotten: the status of a subnet or pool is reconciled before the pods, Vnics and
+        Services of the same batch that take or give back its addresses, so the controller
+        queues these once the batch is done (a deleted Service's EIP leaves its pool's
+        status, a deleted pod's address its subnet's count)."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+            return changed
 
     # -- owners -------------------------------------------------------------------------------
     def get(self, owner: str) -> Allocation | None:
@@ -211,6 +226,7 @@ class Ipam:
                 self._release_unused(owner, current, {ip for _, ip in taken})
             alloc = Allocation(subnet, tuple(primary + extras), chosen_mac)
             self._owners[owner] = alloc
+            self._changed.add(subnet)
             self._macs[chosen_mac] = owner
             return alloc
 
@@ -225,6 +241,7 @@ class Ipam:
 
     def _release_unused(self, owner: str, current: Allocation, keep: set[IPAddress]) -> None:
         self.releases += 1
+        self._changed.add(current.subnet)
         for ip in current.ips:
             if ip not in keep and current.subnet in self._ranges:
                 self._range_for(current.subnet, ip).free(ip, owner)
@@ -258,6 +275,7 @@ class Ipam:
         if alloc is None:
             return
         self.releases += 1
+        self._changed.add(alloc.subnet)
         for ip in alloc.ips:
             for r in self._ranges.get(alloc.subnet, []):
                 if r.net.version == ip.version:

@@ -20,15 +20,21 @@ QUEUE_UNFINISHED = Gauge("ycloud_queue_unfinished", "Keys not done yet: waiting,
                                                     "retry, or being reconciled")
 WATCH_RESTARTS = Counter("ycloud_watch_restarts_total", "Informer relists and reconnects",
                          ["kind", "reason"])
+WORK_PENDING = Gauge(
+    "ycloud_work_pending", "Work not finished: keys not done (waiting, waiting for a retry, "
+    "being reconciled), Kubernetes writes not made yet, and informers behind the writes made "
+    "so far where the backend can tell (the in-memory store of manifests mode)")
 LEADER = Gauge("ycloud_leader", "1 when this replica is the leader and writes NB")
 SYNCS = Counter("ycloud_full_syncs_total", "Full syncs (start, leadership, resync)", ["result"])
 
 
 def track_queue(depth: Callable[[], int], oldest: Callable[[], float],
-                unfinished: Callable[[], int] = lambda: 0) -> None:
+                unfinished: Callable[[], int] = lambda: 0,
+                pending: Callable[[], int] = lambda: 0) -> None:
     QUEUE_DEPTH.set_function(depth)
     QUEUE_OLDEST.set_function(oldest)
     QUEUE_UNFINISHED.set_function(unfinished)
+    WORK_PENDING.set_function(pending)
 
 
 def watch_restart_hook(kind: str) -> Callable[[str], None]:

@@ -13,6 +13,7 @@ from typing import Any
 from ycloud_controller import keys
 from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
+from ycloud_controller.ipam import Ipam
 from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.kube.objects import equal_except
 from ycloud_controller.network import NetworkModel, build_network
@@ -101,6 +102,15 @@ class Triggers:
             for node in self.stores["Node"].list():
                 self.enqueue(("Node", key_of(node)))
 
+    def allocations_changed(self, ipam: Ipam, eips: Ipam) -> None:
+        """After a batch: subnets and EIP pools whose addresses were taken or given back
+        since their status last counted them are reconciled again (a subnet or pool comes
+        before the pods, Vnics and Services of its batch: see Ipam.take_changed)."""
+        for name in ipam.take_changed():
+            self.enqueue(("Subnet", name))
+        for name in eips.take_changed():
+            self.enqueue(("EipPool", name))
+
     # -- per-kind event handlers --------------------------------------------------------------
     def handler(self, kind: str) -> Callable[[str, dict, dict | None], None]:
         def on_event(event: str, obj: dict, old: dict | None) -> None:
@@ -128,6 +138,11 @@ class Triggers:
                 self.enqueue(("Service", svc_key))
                 if local_policy_index(self.stores["Service"].get(svc_key) or {}):
                     self._nodes_changed()  # node-local backends are chassis variables
+                if self.emulate and labels.get(keys.SLICE_MANAGED_BY) == keys.SLICE_EMULATOR:
+                    # our derived slice changed: derived again, so that a write of an
+                    # earlier reconcile landing after a newer one found the cache as it
+                    # wanted it (and so wrote nothing) does not stay
+                    self.enqueue(("Endpoints", svc_key))
             if event == "ADDED" and labels.get(YSVC_LABEL):
                 # a YusurService's new slice: it may have been written before the YusurService
                 # learnt that a Service of its name is not its own, and is then to be deleted

@@ -1,7 +1,9 @@
 """Performs reconcilers' Kubernetes writes (effects) off the NB path, on its own thread.
 
-Effects for one object coalesce while queued (the newest status wins), so a burst of
-reconciles of one object ends in one status write. A write that fails is logged with the
+Effects for one object coalesce while queued (the newest status wins, in the place of the
+first one queued; of an upsert and a delete of one object the newer stays), so a burst of
+reconciles of one object ends in one status write, and objects are created in the order
+reconciles first asked for them. A write that fails is logged with the
 object and retried a bounded number of times with jittered backoff; Kubernetes errors never
 reach the reconcile loop. `flush()` waits until everything queued has been written (used by
 `sync --once` and tests).
@@ -51,6 +53,18 @@ def _target(effect: Effect) -> tuple:
     return ("delete", effect.resource.kind, effect.namespace, effect.name)
 
 
+def _opposite(effect: Effect) -> tuple | None:
+    """The target of a delete of the object an upsert writes, or of an upsert of the object
+    a delete removes."""
+    if isinstance(effect, UpsertEffect):
+        md = effect.obj.get("metadata") or {}
+        return ("delete", effect.resource.kind, md.get("namespace"), md.get("name"))
+    if isinstance(effect, DeleteEffect):
+        key = f"{effect.namespace}/{effect.name}" if effect.namespace else effect.name
+        return ("upsert", effect.resource.kind, key)
+    return None
+
+
 def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return next((r for r in refs if r.get("controller")), None)
@@ -88,9 +102,16 @@ class KubeWriter:
             return
         with self._cond:
             for effect in effects:
-                target = _target(effect)
-                self._pending.pop(target, None)
-                self._pending[target] = (effect, 0)
+                # a newer effect for a target still queued takes the older one's place:
+                # objects are created in the order reconciles first asked for them (the
+                # precedence order of a batch), however often their owners were reconciled
+                # since (a YusurService reconciled again must not let a younger one's
+                # Service be created first and take an EIP both ask for). Of an upsert and
+                # a delete of one object, only the newer is kept: it is what was last wanted
+                opposite = _opposite(effect)
+                if opposite is not None:
+                    self._pending.pop(opposite, None)
+                self._pending[_target(effect)] = (effect, 0)
             self._cond.notify_all()
 
     def run(self, stop: threading.Event) -> None:
@@ -148,6 +169,11 @@ class KubeWriter:
     def idle(self) -> bool:
         with self._cond:
             return not self._pending and not self._busy
+
+    def backlog(self) -> int:
+        """Writes not made yet: queued, or being made."""
+        with self._cond:
+            return len(self._pending) + self._busy
 
     # -- one write ------------------------------------------------------------------------
     def _write(self, effect: Effect) -> None:

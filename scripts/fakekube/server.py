@@ -225,6 +225,12 @@ class FakeKube:
         with self._lock:
             return len(self._watches)
 
+    def undelivered(self) -> int:
+        """Watch events queued for open watches and not yet sent."""
+        with self._lock:
+            watches = list(self._watches)
+        return sum(sub.pending() for sub in watches)
+
     def list_page(
         self, res: Resource, namespace: str | None, query: dict[str, str]
     ) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,25 @@ def endpoint_slice(i: int) -> dict:
             "addressType": "IPv4",
             "endpoints": [{"addresses": [f"10.16.0.{10 + i}"], "conditions": {"ready": True}}],
             "ports": [{"port": 8080, "protocol": "TCP"}]}
+
+
+@contextmanager
+def driven(store: MemoryStore, sandbox: Sandbox, nb: NbClient, emulate: bool = False,
+           ) -> Iterator[Controller]:
+    """A Controller on `store` (manifests mode with `emulate`, else as on a cluster) and the
+    session NB, after its full sync and drain; its loop does not run: the test drives its
+    batches (`drain`), so it can order what happens between them."""
+    assert sandbox.state is not None
+    controller = Controller(Config(nb_remote=sandbox.state.nb_remote), MemoryBackend(store),
+                            nb, emulate=emulate, object_ages=not emulate)
+    controller.start()
+    try:
+        assert controller.wait_synced(30)
+        controller.full_sync()
+        assert controller.drain(timeout=60)
+        yield controller
+    finally:
+        controller.shutdown()
 
 
 @pytest.fixture

@@ -56,10 +56,11 @@ class Run:
     """One sequence: the world, the controller process, the checks."""
 
     def __init__(self, sandbox: Sandbox, world: World, source: list[str], log: Path,
-                 apply: Callable[[], None]):
+                 apply: Callable[[], None], delivered: Callable[[], bool] = lambda: True):
         assert sandbox.state is not None
         self.box, self.world, self.source, self.log = sandbox, world, source, log
         self.apply = apply
+        self.delivered = delivered
         self.manifests = source[0] == "--manifests"
         self.nb_args = ["--ovn-nb-db", sandbox.state.nb_remote,
                         "--ovn-sb-db", sandbox.state.sb_remote]
@@ -79,20 +80,26 @@ class Run:
 
     def settled(self, reloads: int | None = None) -> None:
         """The controller has handled what it was given: with `reloads`, it has read the
-        manifests more often than that; then no key is left in its queue (waiting,
-        retrying or being reconciled), seen twice half a second apart (what a key's writes
-        cause comes back as watch events in between)."""
+        manifests more often than that; then it has no work pending (ycloud_work_pending:
+        no key waiting, retrying or being reconciled, no Kubernetes write to make, and, in
+        manifests mode, every informer has handled every write to its store), and in
+        cluster mode the API server has sent every watch event; seen twice half a second
+        apart (in cluster mode the controller cannot tell whether it has read every event
+        the server sent)."""
         proc = self.proc
         assert proc is not None
         if reloads is not None:
             wait_for(lambda: proc.counts.get("manifests reloaded", 0) > reloads, timeout=30,
                      interval=0.05, what=f"manifests reloaded; {self.where()}")
 
+        def quiet() -> bool:
+            return self.delivered() and proc.metric("ycloud_work_pending") == 0
+
         def idle() -> bool:
-            if proc.metric("ycloud_queue_unfinished") != 0:
+            if not quiet():
                 return False
             time.sleep(0.5)
-            return proc.metric("ycloud_queue_unfinished") == 0
+            return quiet()
         wait_for(idle, timeout=60, interval=0.1, what=f"controller idle; {self.where()}")
 
     def stop(self, sig: int) -> None:
@@ -243,6 +250,7 @@ def test_restart_anywhere_in_cluster_mode(sandbox: Sandbox, nb: NbClient, tmp_pa
     create, replace, delete = _store_ops(fake_api)
     kubeconfig = fake_api.write_kubeconfig(tmp_path / "kubeconfig")
     run = Run(sandbox, world, ["--kubeconfig", str(kubeconfig)], tmp_path / "controller.log",
-              lambda: world.apply(applied, create, replace, delete))
+              lambda: world.apply(applied, create, replace, delete),
+              delivered=lambda: fake_api.undelivered() == 0)
     done = run.sequence(random.Random(seed))
     print(f"seed {seed}: {done}")

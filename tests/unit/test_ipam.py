@@ -411,3 +411,22 @@ def test_free_address_whose_derived_mac_is_kept_by_its_previous_holder():
     moved = ipam.allocate("a", "s1", ips=ips("10.0.0.6"))  # keeps 0a:58:0a:00:00:05
     b = ipam.allocate("b", "s1", ips=ips("10.0.0.5"))
     assert b.ips == ips("10.0.0.5") and b.mac != moved.mac
+
+
+def test_subnets_whose_usage_changed_since_their_status_read_it() -> None:
+    """take_changed: what a subnet's (or pool's) status must report again once the batch
+    that took or gave back its addresses is done; reading usage (the status) clears it."""
+    ipam = ipam_with(view("10.0.0.0/24"), view("10.1.0.0/24", name="s2"))
+    assert ipam.take_changed() == set()
+    ipam.allocate("pod-a", "s1")
+    ipam.allocate("pod-a", "s1")  # the allocation it has: nothing changed
+    assert ipam.take_changed() == {"s1"}
+    assert ipam.take_changed() == set()
+    ipam.allocate("pod-a", "s2")  # moved: both counts changed
+    assert ipam.take_changed() == {"s1", "s2"}
+    ipam.release("pod-a")
+    ipam.usage("s2")  # the status counted it already
+    assert ipam.take_changed() == set()
+    ipam.allocate("pod-b", "s1")
+    ipam.remove_subnet("s1")  # no status left to write
+    assert ipam.take_changed() == set()

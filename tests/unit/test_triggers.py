@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from ycloud_controller import keys
 from ycloud_controller.config import Config
 from ycloud_controller.keys import ANN_VPC, YSVC_LABEL
 from ycloud_controller.kube.informer import Store
@@ -96,6 +97,27 @@ def test_a_new_slice_of_a_yusurservice_queues_it_and_a_changed_one_does_not() ->
     assert ("YusurService", "ns/web") in queued and ("Service", "ns/web") in queued
     queued.clear()
     t.on_event("EndpointSlice", "MODIFIED", sl, sl)
+    assert queued == [("Service", "ns/web")]
+
+
+def test_a_change_of_a_derived_slice_queues_its_derivation_again() -> None:
+    """Manifests mode: a slice the controller derived may be a write of an earlier
+    reconcile landing after a newer one found the cache as it wanted it; it is derived again.
+    A slice of another manager (a cluster's endpoint controller) is not ours to derive."""
+    t, queued = triggers()
+    sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+          "metadata": {"name": "web-ipv4-0", "namespace": "ns", "resourceVersion": "2",
+                       "labels": {"kubernetes.io/service-name": "web",
+                                  keys.SLICE_MANAGED_BY: keys.SLICE_EMULATOR}}}
+    t.on_event("EndpointSlice", "MODIFIED", sl, sl)
+    assert set(queued) == {("Service", "ns/web"), ("Endpoints", "ns/web")}
+    queued.clear()
+    t.on_event("EndpointSlice", "DELETED", sl, sl)
+    assert set(queued) == {("Service", "ns/web"), ("Endpoints", "ns/web")}
+    queued.clear()
+    theirs = copy.deepcopy(sl)
+    theirs["metadata"]["labels"][keys.SLICE_MANAGED_BY] = "endpointslice-controller.k8s.io"
+    t.on_event("EndpointSlice", "MODIFIED", theirs, theirs)
     assert queued == [("Service", "ns/web")]
 
 

@@ -121,8 +121,10 @@ class Batch:
         return done
 
     def wake(self, done: Reconciled) -> None:
-        """After the batch is committed: addresses came back, so the objects refused them
-        are queued again."""
+        """After the batch is committed: subnets and EIP pools whose addresses changed are
+        queued to count them again (Triggers.allocations_changed), and when addresses came
+        back, the objects refused them are queued again."""
+        self.triggers.allocations_changed(self.ctx.ipam, self.ctx.eips)
         if done.freed:
             for key in self.waiters.keys:
                 self.queue.add(key)

@@ -169,3 +169,39 @@ def test_a_delete_takes_only_the_object_the_reconcile_saw(spawn) -> None:
     assert backend.get(ENDPOINTSLICES, "web-1", "ns")["metadata"]["uid"] == again
     assert backend.get(ENDPOINTSLICES, "web-2", "ns") is None
     assert writer.refused == 1 and writer.failed == 0
+
+
+def test_a_newer_effect_takes_the_place_of_the_queued_one(spawn) -> None:
+    """Objects are created in the order reconciles first asked for them, however often
+    they asked since (the older of two contenders first); of an upsert and a delete of one
+    object, the newer is what was last wanted."""
+    store = MemoryStore()
+    backend = MemoryBackend(store)
+
+    def svc(name: str, port: int) -> UpsertEffect:
+        return UpsertEffect(SERVICES, {"metadata": {"name": name, "namespace": "ns"},
+                                       "spec": {"ports": [{"port": port}]}})
+
+    def sl(name: str) -> UpsertEffect:
+        return UpsertEffect(ENDPOINTSLICES, {"metadata": {"name": name, "namespace": "ns"},
+                                             "addressType": "IPv4", "endpoints": []})
+
+    def rm(name: str) -> DeleteEffect:
+        return DeleteEffect(ENDPOINTSLICES, name, "ns", None)
+
+    writer = writer_for(backend)
+    writer.submit([svc("older", 80), svc("younger", 80), sl("kept"), sl("dropped")])
+    writer.submit([svc("older", 81), rm("kept"), rm("dropped")])
+    writer.submit([sl("kept")])
+    stop = threading.Event()
+    spawn(writer.run, stop)
+    try:
+        assert writer.flush(10)
+    finally:
+        stop.set()
+    older, younger = (backend.get(SERVICES, n, "ns") for n in ("older", "younger"))
+    assert older["spec"]["ports"] == [{"port": 81}]
+    assert int(older["metadata"]["resourceVersion"]) < int(
+        younger["metadata"]["resourceVersion"])
+    assert backend.get(ENDPOINTSLICES, "kept", "ns") is not None
+    assert backend.get(ENDPOINTSLICES, "dropped", "ns") is None
