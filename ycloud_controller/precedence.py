@@ -34,8 +34,8 @@ ROUTER_PORTS = "Logical_Router_Port"
 
 
 class Holdings(Protocol):
-    def owners(self) -> frozenset[Owner]:
-        """Every owner NB records rows of."""
+    def holds_owner(self, owner: Owner) -> bool:
+        """Whether NB records rows of `owner`."""
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         """Whether what NB records for `owner` overlaps `cidrs` (True where it records
@@ -48,8 +48,8 @@ class Holdings(Protocol):
 class NoHoldings:
     """Nothing is held (unit tests, and a controller without NB)."""
 
-    def owners(self) -> frozenset[Owner]:
-        return frozenset()
+    def holds_owner(self, owner: Owner) -> bool:
+        return False
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return False
@@ -59,21 +59,20 @@ class NoHoldings:
 
 
 class NbHoldings:
-    """What NB records as owned, read from the NB client's index of our rows. While the
-    session is down or reloading (its index then empty or partial), the last holdings read
-    from a synced index stand: a reconnection must not hand anything to a newcomer."""
+    """What NB records as owned, read from the NB client's index of our rows, one owner at
+    a time (a batch of one key asks for one owner, not for all of them). While the session
+    is down or reloading, the index keeps the last synced contents: it is replaced only when
+    a new monitor reply is in, at once under the session lock (topology.ovsdb.monitor), so a
+    reconnection never hands anything to a newcomer."""
 
     def __init__(self, nb: Any):  # an NbClient (duck-typed: index, read, connected)
         self.nb = nb
-        self._last: frozenset[Owner] = frozenset()
 
-    def owners(self) -> frozenset[Owner]:
-        if self.nb.session is not None:
-            self._last = self.nb.read(self._owners)
-        return self._last
+    def holds_owner(self, owner: Owner) -> bool:
+        return self.nb.session is not None and self.nb.read(self._holds_owner, owner)
 
-    def _owners(self) -> frozenset[Owner]:
-        return frozenset(self.nb.index.by_owner) if self.nb.connected() else self._last
+    def _holds_owner(self, owner: Owner) -> bool:
+        return owner in self.nb.index.by_owner
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return bool(self.nb.read(self._records, owner, tuple(cidrs)))
@@ -114,14 +113,13 @@ class Precedence:
         return str(meta(obj).get("creationTimestamp") or "")
 
     def ranking(self) -> Ranking:
-        """A ranking of objects against what NB holds now (read once)."""
-        return Ranking(self, self.holdings.owners())
+        """A ranking of objects against what NB holds."""
+        return Ranking(self)
 
 
 @dataclass(frozen=True)
 class Ranking:
     precedence: Precedence
-    held: frozenset[Owner]
 
     def rank(self, kind: str, obj: dict[str, Any], cidrs: Sequence[IPNetwork] = (),
              age_of: dict[str, Any] | None = None) -> tuple[int, str, str]:
@@ -130,7 +128,7 @@ class Ranking:
         YusurService)."""
         key = key_of(obj)
         owner = Owner(kind, key)
-        held = owner in self.held and (
-            not cidrs or self.precedence.holdings.records(owner, cidrs))
+        holdings = self.precedence.holdings
+        held = holdings.holds_owner(owner) and (not cidrs or holdings.records(owner, cidrs))
         return (0 if held else 1,
                 self.precedence.age(age_of if age_of is not None else obj), key)

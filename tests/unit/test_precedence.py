@@ -19,8 +19,8 @@ class Recorded:
     def __init__(self, **ranges: str):
         self.ranges = {Owner("Subnet", k): [ipaddress.ip_network(v)] for k, v in ranges.items()}
 
-    def owners(self) -> frozenset[Owner]:
-        return frozenset(self.ranges)
+    def holds_owner(self, owner: Owner) -> bool:
+        return owner in self.ranges
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return overlaps(self.ranges[owner], cidrs)
