@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ovn_sandbox import pid_alive, read_pid
 
+from ycloud_controller import logs
 from ycloud_lab import scenarios
 from ycloud_lab.cluster import Cluster
 from ycloud_lab.lab import DEFAULT_SHAPE, Lab
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         sys.stderr.write("scripts/demo: needs root (network namespaces, veth, OVS)\n")
         return 2
+    logs.configure("console", "warning")  # the kubernetes client's info lines stay out of the table
     try:
         return down() if args.down else up()
     except LabError as exc:
