@@ -222,6 +222,23 @@ class Cluster:
                                f"{timeout:.0f}s; see {ch.dir / (AGENT + '.log')}")
             time.sleep(0.2)
 
+    def agent_add_seconds(self) -> dict[str, float]:
+        """NB port -> the node agent's time for the pod's last ADD (annotations, veth, OVS
+        port, until ovn-installed), from the agents' `cni_add` log lines."""
+        out: dict[str, float] = {}
+        st = self.lab.store.load()
+        for name in st.chassis:
+            logfile = self.lab.chassis(st, name).dir / f"{AGENT}.log"
+            for line in logfile.read_text(errors="replace").splitlines() if logfile.exists() \
+                    else ():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == "cni_add" and "seconds" in event:
+                    out[event["port"]] = float(event["seconds"])
+        return out
+
     def agent_record(self, name: str) -> ProcRecord:
         return next(p for p in self.lab.store.load().processes if p.name == f"{name}/{AGENT}")
 

@@ -191,9 +191,12 @@ def up() -> int:
     t = time.monotonic()
     handles = scenarios.prepare_examples(lab)
     say(f"pods made by containerd's RunPodSandbox through ycloud-cni, {len(handles)} echo "
-        f"servers started ({time.monotonic() - t:.1f}s); ADD per pod (RunPodSandbox):")
+        f"servers started ({time.monotonic() - t:.1f}s); per pod, the node agent's ADD (to "
+        f"ovn-installed) and the whole RunPodSandbox:")
+    agent = lab.cluster.agent_add_seconds()
     for pod_port, seconds in sorted(lab.cluster.add_seconds.items()):
-        sys.stdout.write(f"  {pod_port:32} {seconds * 1000:7.0f} ms\n")
+        add = f"{agent[pod_port] * 1000:5.0f} ms" if pod_port in agent else "    ?   "
+        sys.stdout.write(f"  {pod_port:24} ADD {add}   RunPodSandbox {seconds * 1000:5.0f} ms\n")
 
     t = time.monotonic()
     rows = scenarios.run_checks(lab)
