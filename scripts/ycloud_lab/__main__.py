@@ -6,7 +6,6 @@
   exec TARGET -- CMD...   run CMD in the namespace of a chassis, port, host or namespace
                           (on a chassis with its OVS_RUNDIR/OVN_RUNDIR exported: plain
                           ovs-vsctl, ovs-appctl, ovs-ofctl, ovn-appctl -t ovn-controller work)
-  cni [--once|--watch]    plug the NB ports the controller wrote (default --once)
   stop-chassis NAME       stop NAME's ovn-controller and ovs-vswitchd
   start-chassis NAME      start them again
   recirc CLIENT IP PORT [--proto tcp|udp]
@@ -44,12 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("exec", parents=[common], help="run a command in a lab namespace")
     ex.add_argument("target")
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
-    cni = sub.add_parser("cni", parents=[common], help="plug NB ports into namespaces")
-    mode = cni.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true")
-    mode.add_argument("--watch", action="store_true")
-    cni.add_argument("--interval", type=float, default=0.5)
-    cni.add_argument("--json", action="store_true")
     for name in ("stop-chassis", "start-chassis"):
         p = sub.add_parser(name, parents=[common], help=f"{name.split('-')[0]} one chassis")
         p.add_argument("name")
@@ -123,16 +116,6 @@ def run(args: argparse.Namespace) -> int:
         if env is None:
             os.execvp(argv[0], argv)
         os.execvpe(argv[0], argv, env)
-    elif args.action == "cni":
-        if args.watch:
-            lab.cni_watch(args.interval)
-            return 0
-        mapping = lab.cni_sync()
-        if args.json:
-            out(json.dumps(mapping, indent=2) + "\n")
-        else:
-            for port, ns in mapping.items():
-                out(f"{port} {ns}\n")
     elif args.action == "stop-chassis":
         lab.stop_chassis(args.name)
         out(f"chassis {args.name} stopped (ovn-controller, ovs-vswitchd)\n")

@@ -194,6 +194,12 @@ def teardown(lab: Lab, st: LabState | None, *, keep_dir: bool = False,
     """Stop every recorded process, delete every lab namespace, remove the lab's files
     (keep_dir: keep DIR and its lock, for an `up` that rebuilds at once)."""
     done: dict[str, list[str]] = {"processes": [], "namespaces": [], "files": []}
+    if st is not None:  # sandboxes first (CNI DEL while the agents still answer)
+        for cst in st.chassis.values():
+            if (Path(cst.dir) / "containerd" / "config.toml").exists():
+                from ycloud_lab.runtime import chassis_runtime  # grpc: only where it ran
+
+                chassis_runtime(cst.dir, cst.namespace).stop()
     records = list(st.processes) if st else []
     known = {p.pidfile for p in records}
     for pidfile in sorted((lab.dir / "run").glob("*.pid")) + sorted(

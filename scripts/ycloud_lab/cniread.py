@@ -1,4 +1,6 @@
-"""What the lab CNI reads from NB: the contract between the controller and a node agent.
+"""The NB side of a plugged port, as the controller writes it (pods, Vnics and node ports are
+plugged by the node agent from Kubernetes annotations; the lab reads this only to address a
+Vnic's guest, standing in for the guest's DHCP).
 
 A Logical_Switch_Port is plugged when its external_ids hold
     ycloud.io/managed-by = ycloud-controller

@@ -1,9 +1,13 @@
-"""The demo behind scripts/demo: the lab, the controller on manifests/examples, real traffic
-through every check of scenarios.py, a table of what answered and what each backend saw.
+"""The demo behind scripts/demo: the lab, the examples served by a Kubernetes API with the
+controller on it, the product's node half on every chassis (node agent, installed ycloud-cni,
+containerd making every pod by RunPodSandbox), real traffic through every check of
+scenarios.py, a table of what answered and what each backend saw.
 
-    scripts/demo            (re)build .demo/: lab in .demo/lab, `ycloud-controller run` in the
-                            background (.demo/controller.pid, .demo/controller.log), servers,
-                            checks; exit 1 when a check fails; leaves everything running
+    scripts/demo            (re)build .demo/: lab in .demo/lab, the API and the controller in
+                            the background (`python -m ycloud_lab.apiserver`, .demo/controller.pid,
+                            .demo/controller.log, .demo/kubeconfig), node agents and containerd
+                            on every chassis, pods, servers, checks; exit 1 when a check fails;
+                            leaves everything running
     scripts/demo --down     stop the controller and the lab, remove .demo/
 
 Run as root (network namespaces). A second run stops what the first one started and builds
@@ -27,7 +31,9 @@ from pathlib import Path
 
 from ovn_sandbox import pid_alive, read_pid
 
+from ycloud_controller import logs
 from ycloud_lab import scenarios
+from ycloud_lab.cluster import Cluster
 from ycloud_lab.lab import DEFAULT_SHAPE, Lab
 from ycloud_lab.netns import list_ns
 from ycloud_lab.ovsdb import rows as ovsdb_rows
@@ -40,10 +46,11 @@ PIDFILE = DEMO / "controller.pid"
 LOGFILE = DEMO / "controller.log"
 ENVFILE = DEMO / "env"
 PORTFILE = DEMO / "http-port"
+KUBECONFIG = DEMO / "kubeconfig"
 VENV_BIN = ROOT / ".venv" / "bin"
-CONTROLLER = VENV_BIN / "ycloud-controller"
+CONTROLLER = [sys.executable, "-m", "ycloud_controller.cli"]  # the venv's ycloud-controller
 MANIFESTS = scenarios.EXAMPLES
-MARKER = "ycloud-controller"  # the controller's command line must hold it to be stopped
+MARKER = "ycloud_lab.apiserver"  # the control plane's command line must hold it to be stopped
 
 
 def say(text: str) -> None:
@@ -65,7 +72,7 @@ def controller_pid() -> int | None:
     if pid is None or not pid_alive(pid, MARKER):
         return None
     line = cmdline(pid)
-    return pid if " run " in f" {line} " and str(MANIFESTS) in line else None
+    return pid if str(MANIFESTS) in line else None
 
 
 def stop_controller(timeout: float = 10.0) -> bool:
@@ -90,9 +97,10 @@ def free_port() -> int:
 
 
 def start_controller(lab: Lab, http_port: int) -> subprocess.Popen[bytes]:
-    cmd = [str(CONTROLLER), "run", "--manifests", str(MANIFESTS), "--ovn-nb-db",
+    KUBECONFIG.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", MARKER, "--manifests", str(MANIFESTS), "--ovn-nb-db",
            lab.nb_remote, "--ovn-sb-db", lab.sb_remote, "--http-port", str(http_port),
-           "--log-format", "json"]
+           "--kubeconfig", str(KUBECONFIG)]
     with open(LOGFILE, "ab") as log, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(cmd, stdin=devnull, stdout=log, stderr=log, cwd=ROOT,
                                 start_new_session=True)  # outlives the demo
@@ -111,7 +119,7 @@ def readyz(port: int) -> bool:
 
 def render_says_converged(lab: Lab) -> bool:
     """`ycloud-controller render` on the same manifests finds nothing left to write."""
-    res = subprocess.run([str(CONTROLLER), "render", "--manifests", str(MANIFESTS),
+    res = subprocess.run([*CONTROLLER, "render", "--manifests", str(MANIFESTS),
                           "--ovn-nb-db", lab.nb_remote, "--log-level", "warning",
                           "--format", "json"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -169,17 +177,26 @@ def up() -> int:
 
     port = free_port()
     proc = start_controller(lab, port)
-    say(f"controller running (pid {proc.pid}, log {rel(LOGFILE)}, "
-        f"http://127.0.0.1:{port}/metrics)")
+    say(f"API and controller running (pid {proc.pid}, log {rel(LOGFILE)}, "
+        f"http://127.0.0.1:{port}/metrics, kubeconfig {rel(KUBECONFIG)})")
     t = time.monotonic()
     wait_converged(lab, proc, port)
     say(f"NB converged in {time.monotonic() - t:.1f}s (/readyz ok, `ycloud-controller render` "
         f"finds no changes)")
 
     t = time.monotonic()
-    handles = scenarios.prepare_examples(lab)
-    say(f"ports plugged by the lab CNI, {len(handles)} echo servers started "
+    lab.cluster = Cluster(lab, MANIFESTS).attach(KUBECONFIG)
+    say(f"node agents, ycloud-cni and containerd on {', '.join(sorted(lab.cluster.runtimes))} "
         f"({time.monotonic() - t:.1f}s)")
+    t = time.monotonic()
+    handles = scenarios.prepare_examples(lab)
+    say(f"pods made by containerd's RunPodSandbox through ycloud-cni, {len(handles)} echo "
+        f"servers started ({time.monotonic() - t:.1f}s); per pod, the node agent's ADD (to "
+        f"ovn-installed) and the whole RunPodSandbox:")
+    agent = lab.cluster.agent_add_seconds()
+    for pod_port, seconds in sorted(lab.cluster.add_seconds.items()):
+        add = f"{agent[pod_port] * 1000:5.0f} ms" if pod_port in agent else "    ?   "
+        sys.stdout.write(f"  {pod_port:24} ADD {add}   RunPodSandbox {seconds * 1000:5.0f} ms\n")
 
     t = time.monotonic()
     rows = scenarios.run_checks(lab)
@@ -231,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         sys.stderr.write("scripts/demo: needs root (network namespaces, veth, OVS)\n")
         return 2
+    logs.configure("console", "warning")  # the kubernetes client's info lines stay out of the table
     try:
         return down() if args.down else up()
     except LabError as exc:

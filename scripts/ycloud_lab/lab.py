@@ -2,8 +2,9 @@
 
     lab = Lab("tests/lab/shape.yaml", ".lab")
     lab.up()
+    lab.cluster = Cluster(lab).start()             # API, node agents, ycloud-cni, containerd
     lab.nbctl("ls-add", "sw0")                    # NB rows: by hand or by the controller
-    ports = lab.cni_sync()                         # {port: namespace}
+    ports = lab.cni_sync()                         # sandboxes for the API's pods: {port: ns}
     lab.start_server("web1.default", "web1", "tcp", 8080)
     reply = lab.request("ext1", "tcp", "172.18.0.50", 80)
     lab.down()
@@ -15,7 +16,7 @@ import logging
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ovn_sandbox import Sandbox, SandboxState
 
@@ -29,12 +30,14 @@ from ycloud_lab.bringup import (
     warm_tunnels,
 )
 from ycloud_lab.chassis import Chassis
-from ycloud_lab.cni import Cni
 from ycloud_lab.netns import route
 from ycloud_lab.ovsdb import rows
 from ycloud_lab.proc import LabError, in_ns, run
 from ycloud_lab.shape import ExternalHost, Shape, load_shape
 from ycloud_lab.state import LabState, StateStore, lab_id_for
+
+if TYPE_CHECKING:
+    from ycloud_lab.cluster import Cluster  # grpc (the CRI client): imported where used
 
 log = logging.getLogger("ycloud_lab")
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +56,7 @@ class Lab:
         self.shape: Shape = load_shape(shape_path or DEFAULT_SHAPE)
         self.store = StateStore(self.dir)
         self.lab_id = lab_id_for(self.dir)
-        self.cni = Cni(self)
+        self.cluster: Cluster | None = None  # the product (API, node agents, runtimes)
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
@@ -226,7 +229,7 @@ class Lab:
 
     def start_chassis(self, name: str) -> None:
         """Restart ovs-vswitchd and ovn-controller of a stopped chassis; restore its tunnel
-        IP, node ports and tunnel neighbours."""
+        IP and tunnel neighbours (the node agent restores its node port: waited for)."""
         with self.store.locked():
             st = self.store.load()
             ch = self.chassis(st, name)
@@ -239,24 +242,15 @@ class Lab:
                 rec = start()
                 st.processes = [p for p in st.processes if p.name != key] + [rec]
                 self.store.save(st)
-                if daemon == "ovs-vswitchd":
-                    self._restore_node_ports(st, ch)
             st.chassis[name].stopped = False
             self.store.save(st)
             wait_registered(self, [name])
             ch.wait_integration_bridge()
             warm_tunnels(self, st, only=name)
+        if self.cluster is not None:
+            self.cluster.wait_node_port(name)
         self.wait_hv()
         log.info("chassis %s started", name)
-
-    def _restore_node_ports(self, st: LabState, ch: Chassis) -> None:
-        from ycloud_lab.cniread import read_ports
-
-        specs, _ = read_ports(st.nb_remote, self.shape)
-        for b in st.ports.values():
-            if b.chassis == ch.name and b.role == "node":
-                self.cni.configure_node_port(ch, b.ips, specs.get(b.port), b.ifname,
-                                             f"restore node port {b.port} on {ch.name}")
 
     def warm_tunnels(self) -> None:
         warm_tunnels(self, self.store.load())
@@ -273,13 +267,15 @@ class Lab:
              "sync"], what="wait for every chassis to catch up with NB", timeout=timeout + 5)
         return True
 
-    # -- CNI ------------------------------------------------------------------------------
+    # -- pods -----------------------------------------------------------------------------
     def cni_sync(self, *, wait: bool = True) -> dict[str, str]:
-        """Plug/unplug ports to match NB now; returns {port: namespace}."""
-        return self.cni.sync(wait=wait)
-
-    def cni_watch(self, interval: float = 0.5) -> None:
-        self.cni.watch(interval)
+        """The attached cluster's kubelet: a sandbox (containerd, ycloud-cni, the node agent)
+        for every pod of its API, none for pods gone (see Cluster.sync); returns
+        {port: namespace} of pods, Vnic guests and node ports."""
+        if self.cluster is None:
+            raise LabError("no cluster attached: pods are made by the chassis' runtimes "
+                           "(lab.cluster = Cluster(lab).start())")
+        return self.cluster.sync(wait=wait)
 
     def stop_processes(self, st: LabState, *, namespace: str) -> None:
         """Stop recorded processes running in namespace (servers in a pod being unplugged)."""

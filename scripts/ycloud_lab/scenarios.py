@@ -494,7 +494,8 @@ def expected_lbs_present(lab: Lab, checks: Iterable[Check] = CHECKS) -> bool:
 
 def prepare_examples(lab: Lab, servers: Iterable[ServerSpec] = SERVERS, *,
                      timeout: float = 60.0) -> dict[ServerSpec, Server]:
-    """After the controller wrote the examples to NB: plug ports, start the servers, wait
+    """After the controller wrote the examples to NB: make the pods (lab.cni_sync: the
+    cluster's runtimes and node agents), start the servers, wait
     until OVN's health checks found every backend online (a result for each: tests start
     from a settled SB)."""
     wait_until(lambda: expected_lbs_present(lab), timeout, "the examples' load balancers in NB")
@@ -503,7 +504,7 @@ def prepare_examples(lab: Lab, servers: Iterable[ServerSpec] = SERVERS, *,
     absent = [s.target for s in specs if s.target not in ports and
               s.target not in {h.name for h in lab.external_hosts}]
     if absent:
-        raise LabError(f"ports not plugged by the lab CNI: {', '.join(sorted(set(absent)))}")
+        raise LabError(f"ports not plugged: {', '.join(sorted(set(absent)))}")
     handles = start_servers(lab, specs)
     wait_until(lambda: service_monitors(lab) and set(service_monitors(lab).values()) ==
                {"online"}, timeout, "OVN health checks: every backend online")
@@ -519,13 +520,17 @@ class InProcessController:
     restart. Tests change objects through `backend` and read status from `store`."""
 
     def __init__(self, nb_remote: str, sb_remote: str | None,
-                 manifests: str | Path = EXAMPLES):
+                 manifests: str | Path = EXAMPLES, store: Any = None):
+        """store: a MemoryStore already holding the objects (e.g. FakeKube's, which the
+        node agents watch over HTTP); default: a new one loaded from `manifests`."""
+        from ycloud_controller.memkube.backend import MemoryBackend
         from ycloud_controller.source import manifests_source
 
         self.nb_remote = nb_remote
         self.sb_remote = sb_remote
-        self.source = manifests_source(str(manifests))
-        self.backend: MemoryBackend = self.source.backend  # type: ignore[assignment]
+        self.backend: MemoryBackend = (
+            MemoryBackend(store) if store is not None
+            else manifests_source(str(manifests)).backend)  # type: ignore[assignment]
         self.store = self.backend.store
         self.ctl: Any = None
         self._parts: Any = None  # ycloud_controller.assemble.Assembly

@@ -1,7 +1,7 @@
 """DIR/state.json: everything a lab created, so `down` can remove exactly that.
 
 Names are recorded before the thing is created, so a failed `up` leaves a state that `down`
-can still clean. Writers (the CLI, a `cni --watch` loop, tests) serialise through a flock on
+can still clean. Writers (the CLI, the demo, tests) serialise through a flock on
 DIR/.lock; the lock is re-entrant inside one process.
 """
 

@@ -1,5 +1,8 @@
-"""Lab tier fixtures: one lab (tests/lab/shape.yaml) per session, torn down at the end, and
-the examples (manifests/examples) served on it by an in-process controller (`examples`).
+"""Lab tier fixtures: one lab (tests/lab/shape.yaml) per session, torn down at the end, with
+the product's node half on every chassis (a Kubernetes API, FakeKube, and on each chassis the
+node agent, the installed ycloud-cni and a containerd: see ycloud_lab.cluster), and the
+examples (manifests/examples) loaded into that API and served by an in-process controller
+(`examples`).
 
 The lab lives in a pytest tmp dir, or in $YCLOUD_LAB_DIR; YCLOUD_LAB_KEEP=1 leaves it running
 after the session (for debugging with `scripts/lab status/exec --dir ...`). Tests are skipped
@@ -13,12 +16,16 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ycloud_lab import HeldConnection, Lab, Reply, Server
+from ycloud_lab.cluster import Cluster, load_manifests
+from ycloud_lab.netns import ifname
 from ycloud_lab.ovsdb import rows
 from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
+    EXAMPLES,
     InProcessController,
     Resolver,
     Row,
@@ -29,6 +36,8 @@ from ycloud_lab.scenarios import (
 )
 
 from topology import naming
+from ycloud_controller import keys
+from ycloud_controller.kube import resources as res
 from ycloud_controller.memkube.backend import MemoryBackend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +73,7 @@ WIPE_TABLES = ("Logical_Switch", "Logical_Router", "Load_Balancer", "Load_Balanc
 
 
 def wipe_nb(lab: Lab) -> None:
-    """An empty NB, nothing plugged, no traffic process left (the external hosts' servers
+    """An empty NB, no pods, no traffic process left (the external hosts' servers
     too) and no neighbour the external hosts learnt (an EIP of the last session answered by
     a router that is gone): a reused lab ($YCLOUD_LAB_DIR) starts clean."""
     for table in WIPE_TABLES:
@@ -88,22 +97,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     directory = os.environ.get("YCLOUD_LAB_DIR") or tmp_path_factory.mktemp("lab") / "lab"
     the_lab = Lab(SHAPE, directory)
     try:
-        if the_lab.up()["already"]:
+        already = the_lab.up()["already"]
+        if already:
             for name, ch in the_lab.status()["chassis"].items():
                 if ch["stopped"]:
                     the_lab.start_chassis(name)
+        the_lab.cluster = Cluster(the_lab).start()
+        if already:
             wipe_nb(the_lab)
     except BaseException:
+        if the_lab.cluster is not None:
+            the_lab.cluster.stop()
         the_lab.down()
         raise
     yield the_lab
+    the_lab.cluster.stop()
+    the_lab.cluster = None
     if os.environ.get("YCLOUD_LAB_KEEP") != "1":
         the_lab.down()
 
 
 class Examples:
-    """manifests/examples served for real: the controller in-process (on a MemoryStore of the
-    examples, with SB), every port plugged by the lab CNI, the scenario servers running.
+    """manifests/examples served for real: the examples in FakeKube (real HTTP list/watch), the
+    controller in-process on its store (with SB), on every chassis the node agent, the
+    installed ycloud-cni and a containerd whose RunPodSandbox made every pod, the scenario
+    servers running.
 
     Tests that change something (objects, servers, chassis) put it back before they end, so
     the next test finds the examples as they were."""
@@ -139,8 +157,11 @@ class Examples:
 @pytest.fixture(scope="session")
 def examples(lab: Lab) -> Iterator[Examples]:
     """The examples converged and served, once per session (see Examples)."""
-    controller = InProcessController(lab.nb_remote, lab.sb_remote).start()
+    assert lab.cluster is not None
+    load_manifests(lab.cluster.store, EXAMPLES)
+    controller = InProcessController(lab.nb_remote, lab.sb_remote, store=lab.cluster.store)
     try:
+        controller.start()
         controller.wait_idle()
         servers = prepare_examples(lab)
     except BaseException:
@@ -152,12 +173,16 @@ def examples(lab: Lab) -> Iterator[Examples]:
 
 class NbRows:
     """NB rows written by hand through ovn-nbctl, with the external_ids the controller writes,
-    removed (and unplugged) at the end of the test."""
+    and for each port the API object the node agent plugs from (a Pod, a Vnic, a Node) with
+    the annotations the controller writes; removed (and unplugged) at the end of the test."""
 
     def __init__(self, lab: Lab):
+        assert lab.cluster is not None
         self.lab = lab
+        self.api = lab.cluster.api
         self.switches: list[str] = []
         self.routers: list[str] = []
+        self.objects: list[tuple[Any, str, str | None]] = []  # (resource, name, namespace)
 
     def nbctl(self, *args: str) -> str:
         return self.lab.nbctl(*args)
@@ -190,7 +215,10 @@ class NbRows:
     def port(self, switch: str, name: str, *, mac: str, ips: list[str], node: str,
              gateway: str, cidr: str, role: str = naming.ROLE_POD,
              routes: list[str] | None = None, mtu: int | None = None) -> str:
-        """A managed LSP carrying exactly the external_ids the lab CNI reads."""
+        """A managed LSP with the external_ids the controller writes, and the object the node
+        agent plugs from: a Pod (name `<pod>.<namespace>`), a Vnic (`vnic.<name>.<ns>`,
+        its guest behind spec.hostInterface) or the Node (`node-<node>`, its node port),
+        annotated as the controller annotates them."""
         ids = {naming.MANAGED_BY: naming.MANAGED_BY_VALUE, naming.ROLE: role,
                naming.NODE: node, naming.GATEWAY: gateway, naming.CIDR: cidr,
                naming.KIND: "Pod", naming.OWNER: f"lab/{name}"}
@@ -202,9 +230,35 @@ class NbRows:
                    "lsp-set-addresses", name, " ".join([mac, *ips]), "--",
                    "set", "Logical_Switch_Port", name,
                    *(f'external_ids:"{k}"="{v}"' for k, v in ids.items()))
+        ann = {keys.ANN_IP: ",".join(ips), keys.ANN_MAC: mac, keys.ANN_GATEWAY: gateway,
+               keys.ANN_CIDR: cidr, keys.ANN_SWITCH: switch}
+        if mtu:
+            ann[keys.ANN_MTU] = str(mtu)
+        if role == naming.ROLE_NODE:
+            ann[keys.ANN_ROUTES] = ",".join(routes or [])
+            self._create(res.NODES, {"metadata": {"name": node, "annotations": ann}})
+        elif role == naming.ROLE_VNIC:
+            prefix, vnic, namespace = name.split(".", 2)
+            assert prefix + "." + vnic + "." + namespace == naming.vnic_port(namespace, vnic)
+            self._create(res.VNICS, {"metadata": {"name": vnic, "namespace": namespace},
+                                     "spec": {"subnet": switch, "node": node, "type": "vm",
+                                              "hostInterface": ifname("v", name)}})
+        else:
+            pod, namespace = name.rsplit(".", 1)
+            self._create(res.PODS, {"metadata": {"name": pod, "namespace": namespace,
+                                                 "annotations": ann},
+                                    "spec": {"nodeName": node, "containers": []}})
         return name
 
+    def _create(self, resource: Any, obj: dict) -> None:
+        md = obj["metadata"]
+        self.api.create(resource, obj)
+        self.objects.append((resource, md["name"], md.get("namespace")))
+
     def cleanup(self) -> None:
+        for resource, name, namespace in reversed(self.objects):
+            if self.api.get(resource, name, namespace) is not None:
+                self.api.delete(resource, name, namespace)
         for router in reversed(self.routers):
             self.nbctl("--if-exists", "lr-del", router)
         for switch in reversed(self.switches):

@@ -1,4 +1,6 @@
-"""The NB contract the lab CNI reads, and shape validation: pure, no root needed."""
+"""The NB contract of a plugged port (what the lab reads to address a Vnic's guest, as DHCP
+would), the agrees-with check against the node agent's annotations, and shape validation:
+pure, no root needed."""
 
 from __future__ import annotations
 
@@ -82,3 +84,37 @@ def test_shape_validation(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(LabError, match="not in"):
         load_shape(bad)
+
+
+@pytest.mark.parametrize("dual", [False, True])
+def test_nb_port_and_cni_annotations_of_one_pod_agree(dual: bool) -> None:
+    """The controller writes one pod twice: its NB port (build_port) and the annotations the
+    node agent plugs from (cni_annotations). Both name the same MAC, addresses (with their
+    prefix lengths), gateways and MTU."""
+    import ipaddress
+
+    from topology.builders.port import PortSpec as NbPort
+    from topology.builders.port import build_port
+    from topology.model import Owner
+    from ycloud_controller.api.subnet import SubnetView
+    from ycloud_controller.ipam import Allocation
+    from ycloud_controller.node.addressing import parse
+    from ycloud_controller.reconcilers.pod import cni_annotations
+
+    cidrs = ("10.1.1.0/24", "fd00:10:1::/64") if dual else ("10.1.1.0/24",)
+    gateways = ("10.1.1.1", "fd00:10:1::1")[:len(cidrs)]
+    ips = ("10.1.1.7", "fd00:10:1::7")[:len(cidrs)]
+    sub = SubnetView(name="subnet1", vpc="vpc1",
+                     cidrs=tuple(ipaddress.ip_network(c) for c in cidrs),
+                     gateways=tuple(ipaddress.ip_address(g) for g in gateways))
+    alloc = Allocation(subnet="subnet1", ips=tuple(ipaddress.ip_address(i) for i in ips),
+                       mac="0a:58:0a:01:01:07")
+    ann = parse(cni_annotations(sub, alloc, 1400))
+    (lsp,) = build_port(NbPort(
+        name=naming.pod_port("ns1", "web"), switch="subnet1", owner=Owner("Pod", "ns1/web"),
+        vpc="vpc1", mac=alloc.mac, ips=ips, role=naming.ROLE_POD, node="node1",
+        gateways=gateways, cidrs=cidrs, mtu=1400))
+    nb = parse_port({"name": lsp.name, "addresses": list(lsp.addresses),
+                     "external_ids": lsp.external_ids()}, SHAPE_DATA)
+    assert isinstance(nb, PortSpec)
+    assert (nb.mac, nb.ips, nb.gateways, nb.mtu) == (ann.mac, ann.ips, ann.gateways, ann.mtu)

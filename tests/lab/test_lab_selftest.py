@@ -1,11 +1,13 @@
 """The lab proves itself with NB rows written by hand (through ovn-nbctl, with the external_ids
-the controller writes), plugged by the lab CNI, and real packets."""
+the controller writes) and the API objects the node agents plug from (with the annotations the
+controller writes; pods made by containerd through ycloud-cni), and real packets."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,9 +15,12 @@ import pytest
 import yaml
 from ycloud_lab import Lab, LabError
 from ycloud_lab.chassis import Chassis
+from ycloud_lab.cluster import Cluster
 from ycloud_lab.netns import list_ns
 
 from topology import naming
+from ycloud_controller import keys
+from ycloud_controller.kube import resources as res
 
 from .conftest import SHAPE, NbRows, lab_skip_reason
 
@@ -34,17 +39,17 @@ def test_pods_on_two_chassis_talk_over_geneve(lab: Lab, nb: NbRows) -> None:
     nb.connect(r, sw, "0a:00:00:aa:00:01", "10.201.0.1/24")
     common = {"gateway": "10.201.0.1", "cidr": "10.201.0.0/24"}
     nb.port(sw, "a1.lab", mac="0a:00:00:aa:00:11", ips=["10.201.0.11"], node="node1", **common)
-    nb.port(sw, "a2.lab", mac="0a:00:00:aa:00:12", ips=["10.201.0.12"], node="node2",
-            role=naming.ROLE_VNIC, **common)
+    a2 = nb.port(sw, naming.vnic_port("lab", "a2"), mac="0a:00:00:aa:00:12",
+                 ips=["10.201.0.12"], node="node2", role=naming.ROLE_VNIC, **common)
     ports = lab.cni_sync()
-    assert ports["a1.lab"] == lab.namespace_of("a1.lab") != ports["a2.lab"]
-    lab.start_server("a2.lab", "a2", "both", 8080)
+    assert ports["a1.lab"] == lab.namespace_of("a1.lab") != ports[a2]
+    lab.start_server(a2, "a2", "both", 8080)
     lab.start_server("a1.lab", "a1", "tcp", 9090)
     for proto in ("tcp", "udp"):
         reply = lab.request("a1.lab", proto, "10.201.0.12", 8080)
         assert reply.ok, reply
         assert (reply.server, reply.source_ip) == ("a2", "10.201.0.11")
-    back = lab.request("a2.lab", "tcp", "10.201.0.11", 9090)
+    back = lab.request(a2, "tcp", "10.201.0.11", 9090)
     assert back.ok and back.server == "a1", back
     replies = lab.requests("a1.lab", "tcp", "10.201.0.12", 8080, count=3)
     assert len({r.source for r in replies}) == 3 and all(r.ok for r in replies)
@@ -171,14 +176,14 @@ def test_cli_status_and_exec(lab: Lab) -> None:
     assert ping.returncode == 0, ping.stdout + ping.stderr
 
 
-def test_unplug_when_port_leaves_nb(lab: Lab, nb: NbRows) -> None:
+def test_unplug_when_pod_is_deleted(lab: Lab, nb: NbRows) -> None:
     sw = nb.switch("lt-sw-u")
     nb.port(sw, "u1.lab", mac="0a:00:00:dd:00:11", ips=["10.204.0.11"], node="node2",
             gateway="10.204.0.1", cidr="10.204.0.0/24", mtu=1300)
     ns = lab.cni_sync()["u1.lab"]
     assert "mtu 1300" in lab.exec("u1.lab", "ip", "link", "show", "eth0", check=True).stdout
     lab.start_server("u1.lab", "u1", "tcp", 8080)
-    nb.nbctl("lsp-del", "u1.lab")
+    nb.api.delete(res.PODS, "u1", "lab")  # the runtime removes its sandbox: CNI DEL
     assert "u1.lab" not in lab.cni_sync()
     assert ns not in list_ns()
     assert not [p for p in lab.status()["processes"] if p == "server/u1"]
@@ -232,9 +237,14 @@ def test_down_leaves_nothing(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     links_before = _links()
-    small = Lab(_small_shape(tmp_path), tmp_path / "small-lab")
+    # a short directory: containerd's sockets (<chassis dir>/containerd/containerd.sock.ttrpc)
+    # must fit a unix socket path
+    short = Path(tempfile.mkdtemp(prefix="ysl"))
+    small = Lab(_small_shape(tmp_path), short / "lab")
     small.up()
+    cluster = None
     try:
+        cluster = small.cluster = Cluster(small).start()
         small.nbctl("ls-add", "lt-down")
         small.nbctl("lsp-add", "lt-down", "d1.lab", "--", "lsp-set-addresses", "d1.lab",
                     "0a:00:00:ee:00:11 10.205.0.11", "--", "set", "Logical_Switch_Port",
@@ -242,6 +252,11 @@ def test_down_leaves_nothing(tmp_path: Path) -> None:
                     f'external_ids:"{naming.ROLE}"="{naming.ROLE_POD}"',
                     f'external_ids:"{naming.NODE}"="node1"',
                     f'external_ids:"{naming.CIDR}"="10.205.0.0/24"')
+        cluster.api.create(res.PODS, {"metadata": {"name": "d1", "namespace": "lab",
+                                                   "annotations": {
+            keys.ANN_IP: "10.205.0.11", keys.ANN_MAC: "0a:00:00:ee:00:11",
+            keys.ANN_GATEWAY: "10.205.0.1", keys.ANN_CIDR: "10.205.0.0/24"}},
+            "spec": {"nodeName": "node1", "containers": []}})
         small.cni_sync()
         small.start_server("d1.lab", "d1", "tcp", 8080)
         small.open_connection("d1.lab", "127.0.0.1", 8080)
@@ -249,7 +264,10 @@ def test_down_leaves_nothing(tmp_path: Path) -> None:
         lab_links = _lab_links(small)
         assert {"eth0", "ext0", "br-phy", "br-int", "br-ul", "br-ext"} <= lab_links
     finally:
-        small.down()
+        small.down()  # alone: the pods, runtimes and node agents go with the lab
+        if cluster is not None and cluster.fake is not None:
+            cluster.fake.stop()
+        short.rmdir()
     _assert_nothing_left(small, links_before, lab_links)
 
 

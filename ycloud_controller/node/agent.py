@@ -2,6 +2,13 @@
 Kubernetes API only, never NB), the chassis setup, the node port, host interfaces of Vnics,
 garbage collection of interfaces whose pod is gone, and the CNI socket.
 
+Garbage collection waits: an interface whose pod is gone (or was recreated) is removed at the
+first pass at least `resync` seconds after the agent first saw it so. The runtime's DEL
+normally removes it first; the wait is for a pod deleted without one (force-deleted, or
+deleted while the node was down), whose address the controller takes out of the Services'
+load balancers before it lets the pod's port go: unplugging at once would break the new
+connections still hashed to it in between (issue 22's promise).
+
 Informer handlers only mark what changed; one loop thread applies it (and everything again
 every `resync` seconds), so OVS and netlink work never blocks an informer.
 """
@@ -9,6 +16,7 @@ every `resync` seconds), so OVS and netlink work never blocks an informer.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +59,7 @@ class NodeAgent:
         self.cfg = cfg
         self.backend = backend
         self.stop_event = threading.Event()
+        self._gone_since: dict[str, float] = {}  # interface -> when its pod was first gone
         self.ovs = Ovs(cfg.ovs_db)
         node = cfg.node
         self.pods = Informer(backend, res.PODS, field_selector=f"spec.nodeName={node}",
@@ -148,13 +157,21 @@ class NodeAgent:
         """Remove pod interfaces of ours whose pod is no longer on this node (or was
         recreated: another uid). Interfaces we did not make are never looked at."""
         removed = []
-        for row in find_by(self.ovs.ours(), naming.NODE_AGENT_OWNER, naming.ROLE_POD):
+        now = time.monotonic()
+        rows = find_by(self.ovs.ours(), naming.NODE_AGENT_OWNER, naming.ROLE_POD)
+        present = {row["name"] for row in rows}
+        self._gone_since = {k: v for k, v in self._gone_since.items() if k in present}
+        for row in rows:
             ids = row["external_ids"]
             pod = self.pods.store.get(ids.get(naming.POD, ""))
             uid = ((pod or {}).get("metadata") or {}).get("uid", "")
             if pod is not None and not (ids.get(naming.POD_UID) and uid
                                         and uid != ids[naming.POD_UID]):
+                self._gone_since.pop(row["name"], None)
                 continue
+            seen = self._gone_since.setdefault(row["name"], now)
+            if now - seen < self.cfg.resync:
+                continue  # again at a later pass (see the module docstring)
             cid = ids.get(naming.CONTAINER, "")
             with self.cni.lock(cid):
                 self.cni.remove(row["name"], ids.get(naming.NETNS, ""),

@@ -137,6 +137,7 @@ class CniHandler:
             time.sleep(0.05)
 
     def add(self, req: Request) -> dict[str, Any]:
+        started = time.monotonic()
         if not netlink.netns_exists(req.netns):
             raise CniError(IO_FAILURE, f"netns {req.netns!r} does not exist")
         addr = self.wait_addressing(req)
@@ -166,7 +167,7 @@ class CniHandler:
                     log.error("cni_add_cleanup_failed", interface=half, error=str(exc))
             raise
         log.info("cni_add", pod=req.pod_key, container=req.container_id, port=port,
-                 interface=host, ips=addr.ips)
+                 interface=host, ips=addr.ips, seconds=round(time.monotonic() - started, 3))
         return self.result(req, host, addr)
 
     def _remove_stale(self, port: str, container_id: str) -> None:
