@@ -1,4 +1,4 @@
-"""Fixtures of the node agent's functional tests (see nodeenv.py)."""
+"""Fixtures of the node agent's functional tests (see scripts/ycloud_lab/nodeenv.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.functional.node.nodeenv import NodeEnv, skip_reason
+from ycloud_lab.nodeenv import NodeEnv, skip_reason
 
 
 @pytest.fixture(scope="module")

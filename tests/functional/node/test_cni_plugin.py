@@ -3,7 +3,8 @@ namespaces, invoked as a runtime invokes it."""
 
 from __future__ import annotations
 
-from tests.functional.node.nodeenv import NODE, NodeEnv, eventually, sh
+from ycloud_lab.nodeenv import NODE, NodeEnv, eventually, sh
+
 from topology import naming
 from ycloud_controller.kube import resources as res
 

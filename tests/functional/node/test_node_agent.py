@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-from tests.functional.node.nodeenv import NODE, NodeEnv, eventually, sh
+from ycloud_lab.nodeenv import NODE, NodeEnv, eventually, sh
+
 from topology import naming
 from ycloud_controller import keys
 from ycloud_controller.kube import resources as res

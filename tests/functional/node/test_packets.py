@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from ovn_sandbox import Sandbox, SandboxError
+from ycloud_lab.nodeenv import NodeEnv, sh
 
-from tests.functional.node.nodeenv import NodeEnv, sh
 from topology import naming
 
 PODS = {"pa": ("0a:58:0a:10:00:0a", "10.16.0.10"), "pb": ("0a:58:0a:10:00:0b", "10.16.0.11")}

@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("grpc")
 pytest.importorskip("ycloud_lab.runtime")
 
+from ycloud_lab.nodeenv import NodeEnv  # noqa: E402
 from ycloud_lab.pods import create_pod, delete_pod, pod_exec  # noqa: E402
 from ycloud_lab.runtime import chassis_runtime, cni_bin_dir, missing_tools  # noqa: E402
 
-from tests.functional.node.nodeenv import NodeEnv  # noqa: E402
 from tests.functional.node.test_packets import PODS, central  # noqa: E402, F401
 from topology import naming  # noqa: E402
 

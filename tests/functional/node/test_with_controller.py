@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from tests.functional.node.nodeenv import NODE, NodeEnv, eventually, sh
+from ycloud_lab.nodeenv import NODE, NodeEnv, eventually, sh
+
 from tests.functional.node.test_packets import central  # noqa: F401 - fixture
 from topology import naming
 from topology.nbsync.client import NbClient

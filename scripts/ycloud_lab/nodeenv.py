@@ -1,8 +1,9 @@
-"""A node for the node agent's functional tests: a private network namespace with its own
-ovsdb-server and ovs-vswitchd (netdev; started by the lab's Chassis, the harness code), a
-FakeKube API server reachable from it over a veth, the agent as a child process inside it
-(`ycloud-controller node`, killable), pod network namespaces, and the `ycloud-cni` plugin
-invoked exactly as a runtime does (an executable, CNI_* environment, config on stdin)."""
+"""A node for the node agent's functional tests and for `python -m bench --cni`: a private
+network namespace with its own ovsdb-server and ovs-vswitchd (netdev; started by the lab's
+Chassis), a FakeKube API server reachable from it over a veth, the agent as a child process
+inside it (`ycloud-controller node`, killable), pod network namespaces, and the `ycloud-cni`
+plugin invoked exactly as a runtime does (an executable, CNI_* environment, config on
+stdin)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from fakekube.server import FakeKube
-from ycloud_lab.chassis import Chassis
-from ycloud_lab.state import ChassisState
 
 from ycloud_controller import keys
 from ycloud_controller.kube import resources as res
 from ycloud_controller.node.install import install
+from ycloud_lab.chassis import Chassis
+from ycloud_lab.state import ChassisState
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 NODE = "node1"
 CNI_VERSION = "1.0.0"
 
