@@ -157,6 +157,15 @@ def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
     ])
 
 
+def pct(values: list[float], p: float) -> float:
+    """The nearest-rank p-th percentile (nan for no values)."""
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
 def write_results(path: Path, label: str, block: str) -> None:
     begin, end = f"<!-- bench:{label}:begin -->", f"<!-- bench:{label}:end -->"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"

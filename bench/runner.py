@@ -61,9 +61,9 @@ from typing import Any
 
 from ovn_sandbox import Sandbox, SandboxState
 
-from bench import cluster, ovsdb, workload
+from bench import cluster, cni, ovsdb, workload
 from bench.raw import raw_limit, wipe
-from bench.report import machine, render, write_results
+from bench.report import machine, pct, render, write_results
 from topology import model, naming
 
 HERE = Path(__file__).resolve().parent
@@ -171,14 +171,6 @@ def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
 
 
 # -- churn analysis ---------------------------------------------------------------------------
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[k]
-
-
 def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
     """Event-to-commit latency: for each write, the first time the observer saw its LB with
     this write's backends or a later write's (a coalesced update commits both)."""
@@ -388,7 +380,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the cluster-mode run (bench/cluster.py) at the largest count")
     p.add_argument("--dir", help="sandbox/work directory (default: a temporary one)")
     p.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
+    p.add_argument("--cni", action="store_true",
+                   help="instead: the node half under a burst (bench/cni.py, root needed): "
+                        "ycloud-cni ADD latency for --cni-pods pods at once on one node, the "
+                        "agent's peak RSS; RESULTS.md block 'cni' unless --label is given")
+    p.add_argument("--cni-pods", type=int, default=100,
+                   help="pods created and ADDed at once with --cni (default 100)")
     args = p.parse_args(argv)
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.cni:
+        return cni.run(args, command, log)
     if args.quick:
         args.services, args.churn_seconds = "300", min(args.churn_seconds, 5.0)
         if args.results == str(RESULTS):
@@ -399,7 +400,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cold-runs must be at least 1")
     counts = [int(x) for x in args.services.split(",") if x]
     args.rates = [int(x) for x in args.rates.split(",") if x]
-    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.monotonic()
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="ycloud-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
