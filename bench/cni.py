@@ -76,13 +76,36 @@ def pod_ports(node: NodeEnv, pods: list[str]) -> set[str]:
     return {p for p in node.ports_of("br-int") if ifaces.get(p, {}).get(naming.OVS_IFACE_ID) in ids}
 
 
+def agent_seconds(node: NodeEnv, pods: list[str]) -> list[float]:
+    """The agent's own time of each ADD (its cni_add line: request read to ovn-installed)."""
+    want, out = {f"default/{p}" for p in pods}, []
+    for line in (node.dir / "agent.log").read_text().splitlines():
+        if '"cni_add"' in line:
+            rec = json.loads(line)
+            if rec.get("event") == "cni_add" and rec.get("pod") in want:
+                out.append(float(rec["seconds"]))
+    return out
+
+
+def plugin_start(node: NodeEnv, runs: int = 3) -> float:
+    """The plugin executable alone (CNI_COMMAND=VERSION, no agent), median of `runs`."""
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        code = node.cni("VERSION")[0]
+        times.append(time.monotonic() - t0)
+        if code != 0:
+            raise RuntimeError("ycloud-cni VERSION failed")
+    return sorted(times)[len(times) // 2]
+
+
 def annotated(node: NodeEnv, pods: list[str]) -> bool:
     assert node.fake is not None
     return all(keys.ANN_IP in (node.fake.store.get(res.PODS, p, "default")["metadata"]
                                .get("annotations") or {}) for p in pods)
 
 
-def measure(n: int, workdir: Path, log_level: str) -> dict[str, Any]:
+def measure(n: int, workdir: Path) -> dict[str, Any]:
     box = Sandbox(workdir / "central")
     state = box.start()
     (workdir / "node").mkdir(parents=True, exist_ok=True)
@@ -103,12 +126,13 @@ def measure(n: int, workdir: Path, log_level: str) -> dict[str, Any]:
                                    "spec": {"nodeName": NODE, "containers": []}})
         agent = node.start_agent("--ovn-sb-db", state.sb_remote, "--ovn-installed-timeout",
                                  "120", "--annotation-timeout", "120", "--log-level",
-                                 log_level)
+                                 "info")  # its cni_add lines, without debug's cost
         node.procs.append(node.chassis.start_controller())
         eventually(lambda: annotated(node, pods), "the controller's pod annotations", 120)
         eventually(lambda: node.interfaces().get("ycloud0", {}).get(naming.OVS_INSTALLED),
                    "the node port bound by ovn-controller", timeout=120)
         netns = {pod: node.netns(pod) for pod in pods}
+        start_alone = plugin_start(node)
         rss_before = vm(agent.pid, "VmRSS")
         adds, add_wall = batch(node, "ADD", pods, netns)
         failed = {p: raw for p, (_, code, _, raw) in adds.items() if code != 0}
@@ -128,11 +152,13 @@ def measure(n: int, workdir: Path, log_level: str) -> dict[str, Any]:
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         left_netns = sorted(ns for ns in node.pod_netns if ns in listed.split())
         node.pod_netns.clear()
-        latencies = [adds[p][0] for p in pods]
+        latencies, inside = [adds[p][0] for p in pods], agent_seconds(node, pods)
         return {
             "pods": n, "add_p50_ms": pct(latencies, 50) * 1000,
             "add_p99_ms": pct(latencies, 99) * 1000, "add_max_ms": max(latencies) * 1000,
             "add_min_ms": min(latencies) * 1000, "add_wall_s": add_wall,
+            "agent_p50_ms": pct(inside, 50) * 1000, "agent_p99_ms": pct(inside, 99) * 1000,
+            "agent_adds": len(inside), "plugin_alone_ms": start_alone * 1000,
             "ovn_installed": installed, "del_wall_s": del_wall, "del_failed": del_failed,
             "agent_rss_before_mb": rss_before / 1024, "agent_peak_rss_mb": peak / 1024,
             "left_ports": sorted(left_ports), "left_veths": left_veths,
@@ -156,17 +182,23 @@ def render(r: dict[str, Any], info: dict[str, str], command: str, label: str) ->
         f"### {label}: CNI ADD burst on one node\n\n"
         f"`{command}`; {info['cpu']}, {info['memory']}, {info['ovn']}; load average "
         f"{' '.join(r['loadavg'])} at the end\n\n"
-        "| pods at once | ADD p50 | ADD p99 | ADD max | batch wall | ovn-installed | "
-        "DEL wall | agent RSS before | agent peak RSS (VmHWM) | left after DEL |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| pods at once | ADD p50 | ADD p99 | ADD max | batch wall | in the agent p50 / p99 "
+        "| plugin alone | ovn-installed | DEL wall | agent RSS before | agent peak RSS (VmHWM) "
+        "| left after DEL |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {r['pods']} | {r['add_p50_ms']:.0f} ms | {r['add_p99_ms']:.0f} ms | "
-        f"{r['add_max_ms']:.0f} ms | {r['add_wall_s']:.2f} s | {r['ovn_installed']}/{r['pods']} "
+        f"{r['add_max_ms']:.0f} ms | {r['add_wall_s']:.2f} s | {r['agent_p50_ms']:.0f} / "
+        f"{r['agent_p99_ms']:.0f} ms | {r['plugin_alone_ms']:.0f} ms | "
+        f"{r['ovn_installed']}/{r['pods']} "
         f"| {r['del_wall_s']:.2f} s | {r['agent_rss_before_mb']:.0f} MB | "
         f"{r['agent_peak_rss_mb']:.0f} MB | "
         f"{len(r['left_ports']) + len(r['left_veths']) + len(r['left_netns'])} |\n\n"
         "ADD: the plugin executable's call, from its start to its result (the agent answers "
         "once ovn-controller marked the port ovn-installed), all calls started together "
-        "after the controller had annotated every pod.\n\n")
+        "after the controller had annotated every pod. In the agent: its own time per ADD "
+        "(its cni_add log line: request read to ovn-installed). Plugin alone: one "
+        "`ycloud-cni` VERSION call on the idle node (the interpreter's start), median of "
+        "3.\n\n")
 
 
 def run(args: argparse.Namespace, command: str, log: Any) -> int:
@@ -174,7 +206,7 @@ def run(args: argparse.Namespace, command: str, log: Any) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     logs.configure("console", args.log_level)  # the in-process controller's lines
     log(f"cni: {args.cni_pods} pods at once on one node (work directory {workdir})")
-    result = measure(args.cni_pods, workdir, args.log_level)
+    result = measure(args.cni_pods, workdir)
     label = "cni" if args.label == "latest" else args.label
     block = render(result, machine(), command, label)
     sys.stdout.write(block)

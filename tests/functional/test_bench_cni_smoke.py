@@ -31,6 +31,7 @@ def test_cni_bench_runs_a_small_burst(tmp_path: Path) -> None:
     assert 0 < result["add_min_ms"] <= result["add_p50_ms"] <= result["add_p99_ms"] \
         <= result["add_max_ms"]
     assert result["agent_peak_rss_mb"] >= result["agent_rss_before_mb"] > 0
+    assert result["agent_adds"] == 5 and result["plugin_alone_ms"] > 0  # the breakdown
     assert result["del_failed"] == 0
     assert (result["left_ports"], result["left_veths"], result["left_netns"]) == ([], [], [])
     assert "| 5 |" in proc.stdout  # the table
