@@ -34,12 +34,8 @@ from ycloud_lab.nodeenv import NODE, NodeEnv, eventually
 
 from bench.report import machine, pct, write_results
 from topology import naming
-from topology.nbsync.client import NbClient
 from ycloud_controller import keys, logs
-from ycloud_controller.config import Config
-from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import ApiBackend
 
 
 def vm(pid: int, key: str) -> int:
@@ -110,16 +106,10 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
     state = box.start()
     (workdir / "node").mkdir(parents=True, exist_ok=True)
     node = NodeEnv(workdir / "node")
-    nb = client = ctl = loop = None
     try:
         node.start()
         assert node.fake is not None and node.chassis is not None
-        client = node.fake.api_client()
-        nb = NbClient(state.nb_remote, timeout=30).start()
-        ctl = Controller(Config(nb_remote=state.nb_remote), ApiBackend(client), nb)
-        ctl.start()
-        loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
-        loop.start()
+        node.start_ycloud_controller(state.nb_remote)
         pods = [f"burst-{i:03d}" for i in range(n)]
         for pod in pods:
             node.create(res.PODS, {"metadata": {"name": pod, "namespace": "default"},
@@ -165,14 +155,6 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
             "left_netns": left_netns, "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         }
     finally:
-        if ctl is not None:
-            ctl.shutdown()
-        if loop is not None:
-            loop.join(timeout=10)
-        if nb is not None:
-            nb.stop()
-        if client is not None:
-            client.close()
         node.stop()
         box.stop()
 

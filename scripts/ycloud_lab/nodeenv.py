@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,12 @@ from typing import Any
 
 from fakekube.server import FakeKube
 
+from topology.nbsync.client import NbClient
 from ycloud_controller import keys
+from ycloud_controller.config import Config
+from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
+from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.node.install import install
 from ycloud_lab.chassis import Chassis
 from ycloud_lab.state import ChassisState
@@ -73,6 +78,7 @@ class NodeEnv:
         self.chassis: Chassis | None = None
         self.procs: list[Any] = []
         self.agent: subprocess.Popen[bytes] | None = None
+        self._stop_controller: Callable[[], None] | None = None
         self.pod_netns: list[str] = []
         self.socket = str(directory / "cni.sock")
         self.plugin = directory / "bin" / "ycloud-cni"
@@ -127,6 +133,26 @@ class NodeEnv:
                    timeout=60)
         return self.agent
 
+    def start_ycloud_controller(self, nb_remote: str) -> Controller:
+        """ycloud-controller in this process, on this node's FakeKube (through ApiBackend and
+        the kubernetes client) and the NB at nb_remote; stop_ycloud_controller() (or stop())
+        shuts it down."""
+        assert self.fake is not None
+        client = self.fake.api_client()
+        nb = NbClient(nb_remote, timeout=30).start()
+        ctl = Controller(Config(nb_remote=nb_remote), ApiBackend(client), nb)
+        ctl.start()
+        loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
+        loop.start()
+
+        def stop() -> None:
+            ctl.shutdown()
+            loop.join(timeout=10)
+            nb.stop()
+            client.close()
+        self._stop_controller = stop
+        return ctl
+
     def _agent_listening(self) -> bool:
         assert self.agent is not None
         if self.agent.poll() is not None:
@@ -147,7 +173,13 @@ class NodeEnv:
             self.agent.wait(timeout=30)
         self.agent = None
 
+    def stop_ycloud_controller(self) -> None:
+        if self._stop_controller is not None:
+            self._stop_controller()
+            self._stop_controller = None
+
     def stop(self) -> None:
+        self.stop_ycloud_controller()
         self.kill_agent(signal.SIGTERM)
         for ns in self.pod_netns:
             sh("ip", "netns", "del", ns, check=False)

@@ -5,18 +5,12 @@ pod reaches the node over the default VPC's router and the join subnet (scenario
 
 from __future__ import annotations
 
-import threading
-
 from ycloud_lab.nodeenv import NODE, NodeEnv, eventually, sh
 
 from tests.functional.node.test_packets import central  # noqa: F401 - fixture
 from topology import naming
-from topology.nbsync.client import NbClient
 from ycloud_controller import keys
-from ycloud_controller.config import Config
-from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
-from ycloud_controller.kube.backend import ApiBackend
 
 
 def test_pod_plugged_from_the_controllers_annotations_reaches_the_node(
@@ -24,12 +18,7 @@ def test_pod_plugged_from_the_controllers_annotations_reaches_the_node(
     box, state = central
     node = fresh_node
     assert node.fake is not None and node.chassis is not None
-    client = node.fake.api_client()
-    nb = NbClient(state.nb_remote, timeout=30).start()
-    ctl = Controller(Config(nb_remote=state.nb_remote), ApiBackend(client), nb)
-    ctl.start()
-    loop = threading.Thread(target=ctl.run, name="controller-loop", daemon=True)
-    loop.start()
+    node.start_ycloud_controller(state.nb_remote)
     try:
         node.create(res.PODS, {"metadata": {"name": "web", "namespace": "default"},
                                "spec": {"nodeName": NODE, "containers": []}})
@@ -53,7 +42,4 @@ def test_pod_plugged_from_the_controllers_annotations_reaches_the_node(
                   node_ann, check=False)
         assert ping.returncode == 0, ping.stdout + ping.stderr
     finally:
-        ctl.shutdown()
-        loop.join(timeout=10)
-        nb.stop()
-        client.close()
+        node.stop_ycloud_controller()  # before the sandbox (central) goes
