@@ -6,6 +6,7 @@ process (the manifest file's annotations, IPAM restored from NB) decide the same
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Any
 
 from tests.unit import factories as f
@@ -161,3 +162,19 @@ def test_vnic_request_outside_its_subnet_is_refused_and_never_rewritten():
     assert out.invalid is not None and out.invalid.reason == "AddressOutsideSubnet"
     assert not [e for e in out.effects if isinstance(e, PatchEffect)]
     assert c.ipam.get("Vnic/t/v") is None
+
+
+def test_the_placement_annotation_counts_only_while_the_addresses_fit_it():
+    """Manifests mode: the running store keeps logical_switch s1 from an earlier placement;
+    a fresh process cannot restore an address outside s1 from NB. Neither sticks to s1:
+    both choose the namespace's subnet, where the request fits."""
+    subnets = (f.subnet("s1", "10.1.0.0/24"), f.subnet("s2", "10.2.0.0/24", namespaces=["t"]))
+    running = Cluster().add(*subnets, f.pod("p", namespace="t", annotations={
+        keys.ANN_IP: "10.2.0.9", keys.ANN_SWITCH: "s1"})).sync_subnets()
+    fresh_ = Cluster().add(*subnets, f.pod("p", namespace="t", annotations={
+        keys.ANN_IP: "10.2.0.9"})).sync_subnets()
+    assert not fresh_.ipam.restore("Pod/t/p", "s1", (ip_address("10.2.0.9"),),
+                                   "0a:58:0a:02:00:09")
+    a, b = reconcile_pod(running.ctx, "t/p"), reconcile_pod(fresh_.ctx, "t/p")
+    assert port(a) == port(b) and port(a).switch == "s2"
+    assert port(a).addresses[0].split()[1:] == ["10.2.0.9"]

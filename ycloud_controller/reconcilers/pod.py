@@ -73,6 +73,19 @@ def requested_addresses(ann: dict[str, Any]) -> tuple[tuple, str | None]:
     return _addresses(ann, keys.ANN_IP), parse_mac(ann.get(keys.ANN_MAC), keys.ANN_MAC)
 
 
+def placed_on(net: NetworkModel, switch: str | None, ips: tuple,
+              held: Allocation | None) -> str | None:
+    """Where the pod was placed: its logical_switch annotation while its addresses fit that
+    subnet, else what IPAM holds for it, which a restart restores from the pod's port in NB
+    (in manifests mode annotations do not outlive the process). Both sources agree: a
+    subnet change that leaves the addresses outside drops the allocation (Ipam.set_subnet)
+    and a restart cannot restore it, so the annotation stops counting as well."""
+    sub = net.subnets.get(switch) if switch else None
+    if sub is not None and all(any(ip in c for c in sub.cidrs) for ip in ips):
+        return switch
+    return held.subnet if held is not None else None
+
+
 def fitting(ips: tuple, sub: SubnetView, allocated: tuple) -> tuple:
     """The addresses of ip_address that fit the subnet. Provenance decides, not the process's
     history: an address the controller chose itself (listed in ip_allocated) that no longer
@@ -109,13 +122,10 @@ class PodReconciler(PortReconciler):
         net = ctx.network()
         namespace, name = key.split("/", 1)
         ann = meta(obj).get("annotations") or {}
-        # where the pod was placed: its annotation, or what IPAM holds for it, which a restart
-        # restores from the pod's port in NB (in manifests mode annotations do not outlive the
-        # process: the pod must stay where NB has it, as a running controller keeps it)
-        held = ctx.ipam.get(ipam_key)
-        placed = ann.get(keys.ANN_SWITCH) or (held.subnet if held is not None else None)
-        sub = choose_subnet(net, namespace, ann.get(keys.ANN_SUBNET), placed)
         ips, mac = requested_addresses(ann)
+        sub = choose_subnet(net, namespace, ann.get(keys.ANN_SUBNET),
+                            placed_on(net, ann.get(keys.ANN_SWITCH), ips,
+                                      ctx.ipam.get(ipam_key)))
         allocated = _addresses(ann, keys.ANN_IP_ALLOCATED)
         ips = fitting(ips, sub, allocated)
         try:
