@@ -142,7 +142,7 @@ class PodReconciler(PortReconciler):
             cidrs=sub.cidr_strs, mtu=sub.mtu or ctx.config.mtu))
         mtu = sub.mtu or ctx.config.mtu
         outcome = self.ready(key, obj, rows, {}, f"port {port} on subnet {sub.name}")
-        wanted: dict[str, str | None] = cni_annotations(sub, alloc, mtu)  # type: ignore[assignment]
+        wanted: dict[str, str | None] = {**cni_annotations(sub, alloc, mtu)}
         marker = allocated_marker(sub, alloc, ips, allocated)
         if marker is not None or keys.ANN_IP_ALLOCATED in ann:  # None: the key goes
             wanted[keys.ANN_IP_ALLOCATED] = marker
