@@ -13,6 +13,10 @@ ANN_SWITCH = "ycloud.io/logical_switch"
 ANN_GATEWAY = "ycloud.io/gateway"
 ANN_CIDR = "ycloud.io/cidr"
 ANN_MTU = "ycloud.io/mtu"  # the interface MTU (pods and nodes)
+# pods only, not part of the CNI contract: the addresses of ANN_IP the controller chose itself
+# (comma list). An address of ANN_IP it does not list is the user's request: never replaced,
+# refused when it does not fit the pod's subnet; a listed one is re-allocated when it no longer fits
+ANN_IP_ALLOCATED = "ycloud.io/ip_allocated"
 ANN_ROUTES = "ycloud.io/routes"  # nodes only: CIDRs the node routes through its node port
 # the same contract on Node objects: ANN_IP, ANN_MAC, ANN_SWITCH, ANN_GATEWAY, ANN_CIDR, ANN_MTU
 # and ANN_ROUTES describe the node's port on the join subnet (scenario 2), which the node agent

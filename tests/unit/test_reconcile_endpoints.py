@@ -9,7 +9,7 @@ from tests.unit.cluster import Cluster
 from topology.model import Owner
 from ycloud_controller import keys
 from ycloud_controller.cluster_ips import ClusterIps
-from ycloud_controller.config import Config
+from ycloud_controller.config import Config, SubnetConfig
 from ycloud_controller.keys import SLICE_EMULATOR, SLICE_MANAGED_BY
 from ycloud_controller.kube import resources as res
 from ycloud_controller.reconcilers.base import DeleteEffect, Outcome, PatchEffect, UpsertEffect
@@ -153,10 +153,19 @@ def test_named_target_ports_resolved_per_pod():
 
 
 def test_dual_stack_pods_give_one_slice_per_family():
-    c = Cluster(emulate=True).add(svc(), web_pod("a", "10.16.0.5,fd16::5"))
+    dual = Config(default_subnet=SubnetConfig("ovn-default", "10.16.0.0/16,fd16::/112"))
+    c = Cluster(dual, emulate=True).add(svc(), web_pod("a", "10.16.0.5,fd16::5"))
     slices = {s["addressType"]: s for s in upserts(run(c))}
     assert set(slices) == {"IPv4", "IPv6"}
     assert slices["IPv6"]["endpoints"][0]["addresses"] == ["fd16::5"]
+
+
+def test_a_pod_whose_address_no_longer_fits_its_subnet_is_no_endpoint():
+    """Its request was refused (reconcilers/pod.py): a fresh process never places it, so the
+    running one, which still holds the annotations of the earlier placement, drops it too."""
+    c = Cluster(emulate=True).add(svc(), web_pod("in", "10.16.0.5"), web_pod("out", "10.9.0.5"))
+    (slice_,) = upserts(run(c))
+    assert [e["addresses"] for e in slice_["endpoints"]] == [["10.16.0.5"]]
 
 
 def test_unchanged_slices_are_not_rewritten_and_stale_ones_deleted():

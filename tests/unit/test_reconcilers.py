@@ -179,7 +179,8 @@ def test_pod_in_default_subnet():
     assert ids[naming.MTU] == "1400" and ids[naming.GATEWAY] == "10.16.0.1"
     assert patch(out) == {keys.ANN_IP: "10.16.0.2", keys.ANN_MAC: "0a:58:0a:10:00:02",
                           keys.ANN_SWITCH: "ovn-default", keys.ANN_GATEWAY: "10.16.0.1",
-                          keys.ANN_CIDR: "10.16.0.0/16", keys.ANN_MTU: "1400"}
+                          keys.ANN_CIDR: "10.16.0.0/16", keys.ANN_MTU: "1400",
+                          keys.ANN_IP_ALLOCATED: "10.16.0.2"}  # chosen by the controller
     (p,) = [e for e in out.effects if isinstance(e, PatchEffect)]
     assert (p.resource, p.name, p.namespace) == (res.PODS, "web-0", "default")
     assert c.ipam.get("Pod/default/web-0").ips == (ip_address("10.16.0.2"),)
@@ -284,8 +285,12 @@ def test_pod_keeps_the_subnet_nb_records_for_it_without_its_annotations():
 
 
 def test_sticky_subnet_that_is_gone_is_replaced():
+    """The address was the controller's (ip_allocated lists it): re-allocated. A user's
+    request that does not fit is refused (tests/unit/test_pod_addresses.py)."""
     c = Cluster().add(f.pod("web-0", annotations={keys.ANN_SWITCH: "gone",
-                                                  keys.ANN_IP: "10.9.0.5"})).sync_subnets()
+                                                  keys.ANN_IP: "10.9.0.5",
+                                                  keys.ANN_IP_ALLOCATED: "10.9.0.5"})
+                      ).sync_subnets()
     out = reconcile_pod(c.ctx, "default/web-0")
     assert pod_port(out).switch == "ovn-default"
     assert patch(out)[keys.ANN_IP] == "10.16.0.2"  # the old address is outside: a new one

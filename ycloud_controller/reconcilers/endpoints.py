@@ -11,12 +11,14 @@ of a YusurService) are left to their owner.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
 from ycloud_controller import keys
 from ycloud_controller.api.common import meta, selector_matches
+from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.cluster_ips import (
     ClusterIps,
     consistent,
@@ -66,18 +68,29 @@ def _resolve(pod: dict[str, Any], target: Any) -> int | None:
     return None
 
 
+def _fits(ip: str, sub: SubnetView) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in c for c in sub.cidrs)
+
+
 def _slices(svc: dict[str, Any], pods: list[dict[str, Any]],
-            subnets: Collection[str]) -> list[dict[str, Any]]:
+            subnets: Mapping[str, SubnetView]) -> list[dict[str, Any]]:
     """A pod is an endpoint once the controller placed it (annotation logical_switch, with
-    its addresses) on a subnet that still exists: an address a user asked for in the
-    annotation is not the pod's until then, and a pod whose subnet is gone has no port."""
+    its addresses) on a subnet that still exists and holds its addresses: an address a user
+    asked for in the annotation is not the pod's until then, a pod whose subnet is gone has
+    no port, and one whose requested address no longer fits its subnet is refused (a fresh
+    process, reading the request from the manifest, never places it)."""
     ns, name = meta(svc)["namespace"], meta(svc)["name"]
     ports = (svc.get("spec") or {}).get("ports") or []
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"IPv4": [], "IPv6": []})
     for pod in pods:
         ann = meta(pod).get("annotations") or {}
         ips = [ip for ip in str(ann.get(keys.ANN_IP, "")).split(",") if ip]
-        if not ips or ann.get(keys.ANN_SWITCH) not in subnets or \
+        sub = subnets.get(str(ann.get(keys.ANN_SWITCH)))
+        if not ips or sub is None or not all(_fits(ip, sub) for ip in ips) or \
                 (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         resolved = tuple((p.get("name") or "", _resolve(pod, p.get("targetPort", p.get("port"))),

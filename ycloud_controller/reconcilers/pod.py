@@ -64,21 +64,47 @@ def cni_annotations(sub: SubnetView, alloc: Allocation, mtu: int) -> dict[str, s
     }
 
 
+def _addresses(ann: dict[str, Any], key: str) -> tuple:
+    raw = ann.get(key)
+    return tuple(parse_ip(v, key) for v in str(raw).split(",") if v) if raw else ()
+
+
 def requested_addresses(ann: dict[str, Any]) -> tuple[tuple, str | None]:
-    raw = ann.get(keys.ANN_IP)
-    ips = tuple(parse_ip(v, keys.ANN_IP) for v in str(raw).split(",") if v) if raw else ()
-    return ips, parse_mac(ann.get(keys.ANN_MAC), keys.ANN_MAC)
+    return _addresses(ann, keys.ANN_IP), parse_mac(ann.get(keys.ANN_MAC), keys.ANN_MAC)
 
 
-def fitting(ips: tuple, sub: SubnetView, placed: str | None) -> tuple:
-    """The requested addresses that fit the subnet. Addresses the controller wrote itself
-    (the pod was placed: annotation logical_switch) that no longer fit are re-allocated;
-    addresses a user asked for that do not fit are refused."""
+def placed_on(net: NetworkModel, switch: str | None, ips: tuple,
+              held: Allocation | None) -> str | None:
+    """Where the pod was placed: its logical_switch annotation while its addresses fit that
+    subnet, else what IPAM holds for it, which a restart restores from the pod's port in NB
+    (in manifests mode annotations do not outlive the process). Both sources agree: a
+    subnet change that leaves the addresses outside drops the allocation (Ipam.set_subnet)
+    and a restart cannot restore it, so the annotation stops counting as well."""
+    sub = net.subnets.get(switch) if switch else None
+    if sub is not None and all(any(ip in c for c in sub.cidrs) for ip in ips):
+        return switch
+    return held.subnet if held is not None else None
+
+
+def fitting(ips: tuple, sub: SubnetView, allocated: tuple) -> tuple:
+    """The addresses of ip_address that fit the subnet. Provenance decides, not the process's
+    history: an address the controller chose itself (listed in ip_allocated) that no longer
+    fits is dropped, to be re-allocated; a user's request (not listed) that does not fit is
+    refused, as a fresh process reading the same request decides."""
     outside = [ip for ip in ips if not any(ip in c for c in sub.cidrs)]
-    if outside and placed is None:
-        raise Invalid("AddressOutsideSubnet", f"{keys.ANN_IP} {outside[0]} is not in subnet "
+    requested = [ip for ip in outside if ip not in allocated]
+    if requested:
+        raise Invalid("AddressOutsideSubnet", f"{keys.ANN_IP} {requested[0]} is not in subnet "
                                               f"{sub.name} ({','.join(sub.cidr_strs)})")
     return tuple(ip for ip in ips if ip not in outside)
+
+
+def allocated_marker(sub: SubnetView, alloc: Allocation, ips: tuple,
+                     allocated: tuple) -> str | None:
+    """ip_allocated after `alloc`: its addresses the user did not ask for (None: no key)."""
+    asked = {ip for ip in ips if ip not in allocated}
+    chosen = [str(ip) for ip in alloc.ips[:len(sub.cidrs)] if ip not in asked]
+    return ",".join(chosen) or None
 
 
 class PodReconciler(PortReconciler):
@@ -96,14 +122,12 @@ class PodReconciler(PortReconciler):
         net = ctx.network()
         namespace, name = key.split("/", 1)
         ann = meta(obj).get("annotations") or {}
-        # where the pod was placed: its annotation, or what IPAM holds for it, which a restart
-        # restores from the pod's port in NB (in manifests mode annotations do not outlive the
-        # process: the pod must stay where NB has it, as a running controller keeps it)
-        held = ctx.ipam.get(ipam_key)
-        placed = ann.get(keys.ANN_SWITCH) or (held.subnet if held is not None else None)
-        sub = choose_subnet(net, namespace, ann.get(keys.ANN_SUBNET), placed)
         ips, mac = requested_addresses(ann)
-        ips = fitting(ips, sub, placed)
+        sub = choose_subnet(net, namespace, ann.get(keys.ANN_SUBNET),
+                            placed_on(net, ann.get(keys.ANN_SWITCH), ips,
+                                      ctx.ipam.get(ipam_key)))
+        allocated = _addresses(ann, keys.ANN_IP_ALLOCATED)
+        ips = fitting(ips, sub, allocated)
         try:
             alloc = ctx.ipam.allocate(ipam_key, sub.name, ips=ips, mac=mac)
         except IpamError as exc:
@@ -118,7 +142,10 @@ class PodReconciler(PortReconciler):
             cidrs=sub.cidr_strs, mtu=sub.mtu or ctx.config.mtu))
         mtu = sub.mtu or ctx.config.mtu
         outcome = self.ready(key, obj, rows, {}, f"port {port} on subnet {sub.name}")
-        wanted = cni_annotations(sub, alloc, mtu)
+        wanted: dict[str, str | None] = {**cni_annotations(sub, alloc, mtu)}
+        marker = allocated_marker(sub, alloc, ips, allocated)
+        if marker is not None or keys.ANN_IP_ALLOCATED in ann:  # None: the key goes
+            wanted[keys.ANN_IP_ALLOCATED] = marker
         if any(ann.get(k) != v for k, v in wanted.items()):
             outcome.effects.append(PatchEffect(res.PODS, name, namespace,
                                                {"metadata": {"annotations": wanted}}))
