@@ -46,10 +46,13 @@ def writer_for(backend: MemoryBackend) -> KubeWriter:
     return KubeWriter(backend, EventRecorder(None), StatusWriter(backend))
 
 
-def write_all(backend: MemoryBackend, effects: list, spawn) -> KubeWriter:  # noqa: ANN001
-    """A writer that has written `effects` (its thread stopped again)."""
+def write_all(backend: MemoryBackend, effects: list, spawn,  # noqa: ANN001
+              *later: list) -> KubeWriter:
+    """A writer that has written `effects` and the `later` batches, all submitted before
+    its thread starts (its thread stopped again)."""
     writer = writer_for(backend)
-    writer.submit(effects)
+    for batch in (effects, *later):
+        writer.submit(batch)
     stop = threading.Event()
     spawn(writer.run, stop)
     try:
@@ -189,16 +192,8 @@ def test_a_newer_effect_takes_the_place_of_the_queued_one(spawn) -> None:
     def rm(name: str) -> DeleteEffect:
         return DeleteEffect(ENDPOINTSLICES, name, "ns", None)
 
-    writer = writer_for(backend)
-    writer.submit([svc("older", 80), svc("younger", 80), sl("kept"), sl("dropped")])
-    writer.submit([svc("older", 81), rm("kept"), rm("dropped")])
-    writer.submit([sl("kept")])
-    stop = threading.Event()
-    spawn(writer.run, stop)
-    try:
-        assert writer.flush(10)
-    finally:
-        stop.set()
+    write_all(backend, [svc("older", 80), svc("younger", 80), sl("kept"), sl("dropped")], spawn,
+              [svc("older", 81), rm("kept"), rm("dropped")], [sl("kept")])
     older, younger = (backend.get(SERVICES, n, "ns") for n in ("older", "younger"))
     assert older["spec"]["ports"] == [{"port": 81}]
     assert int(older["metadata"]["resourceVersion"]) < int(
