@@ -22,6 +22,7 @@ from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
 from tests.functional.conftest import driven, find
+from tests.unit import factories as f
 from topology.nbsync.client import NbClient
 from ycloud_controller import keys
 from ycloud_controller.controller import Controller
@@ -37,19 +38,12 @@ SERVICE = {"apiVersion": "v1", "kind": "Service",
                     "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}
 
 
-def pod(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
-            "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "x"}]},
-            "status": {"phase": "Running"}}
-
-
 @pytest.fixture
 def store() -> MemoryStore:
     store = MemoryStore()
     store.create(res.SERVICES, SERVICE)
     for name in ("a", "b"):
-        store.create(res.PODS, pod(name))
+        store.create(res.PODS, f.pod(name, labels={"app": "web"}, node="node1"))
     return store
 
 

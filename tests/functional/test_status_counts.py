@@ -18,6 +18,7 @@ from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
 from tests.functional.conftest import driven
+from tests.unit import factories as f
 from topology.nbsync.client import NbClient
 from ycloud_controller.controller import Controller
 from ycloud_controller.kube import resources as res
@@ -40,13 +41,6 @@ SUBNET = {"apiVersion": "iaas.yusur.io/v1", "kind": "Subnet", "metadata": {"name
           "spec": {"vpc": "ovn-cluster", "cidrBlock": "10.5.0.0/24", "namespaces": ["default"]}}
 
 
-def pod(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "x"}]},
-            "status": {"phase": "Running"}}
-
-
 @pytest.fixture
 def store() -> MemoryStore:
     store = MemoryStore()
@@ -55,7 +49,7 @@ def store() -> MemoryStore:
     for name, eip in (("lb1", "172.30.0.51"), ("lb2", "172.30.0.52")):
         store.create(res.SERVICES, lb(name, eip))
     for name in ("a", "b"):
-        store.create(res.PODS, pod(name))
+        store.create(res.PODS, f.pod(name, node="node1"))
     return store
 
 
