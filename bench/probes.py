@@ -76,7 +76,6 @@ class Timers:
              "streamed chunk (wait previous + plan + send)"),
             ("ycloud_controller.writer", "KubeWriter", "submit", "KubeWriter.submit"),
             ("ycloud_controller.kube.workqueue", "WorkQueue", "forget", "WorkQueue.forget"),
-            ("topology.nbsync.client", "NbClient", "read", "NbClient.read"),
         ]
         for module, cls, attr, label in targets:
             try:

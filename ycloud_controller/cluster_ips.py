@@ -71,7 +71,10 @@ class ClusterIps:
 
     def restore(self, key: str, ip: str) -> bool:
         """What NB records for a Service (its LB VIPs in the service CIDR): held first."""
-        if not self.contains(ip) or self.used.get(ip, key) != key:
+        holder = self.used.get(ip)
+        if holder == key:
+            return True  # restored already (every full sync restores)
+        if holder is not None or not self.contains(ip):
             return False
         self._take(ip, key)
         return True

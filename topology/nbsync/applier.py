@@ -54,6 +54,9 @@ from topology.ovsdb.values import Disconnected, OvsdbError, gc_paused
 from topology.plan import Plan, compute_plan
 
 log = structlog.get_logger(__name__)
+# an "nb transaction" line at info: transactions of at least this many row changes, or this slow
+LOUD_TXN_SIZE = 100
+LOUD_TXN_SECONDS = 0.1
 
 
 class RowValueError(ValueError):
@@ -146,8 +149,13 @@ class Applier:
             result.transactions = 1
             result.changes = len(plan)
             metrics.observe_transaction(len(plan), elapsed, "ok")
-            log.info("nb transaction", owners=owners, txn_size=len(plan),
-                     duration=round(elapsed, 4), **plan.summary())
+            # one line per transaction at churn rates (hundreds a second) costs the loop
+            # its latency: at info only the large or slow ones, every one at debug (the
+            # metrics count them all)
+            loud = len(plan) >= LOUD_TXN_SIZE or elapsed >= LOUD_TXN_SECONDS
+            (log.info if loud else log.debug)(
+                "nb transaction", owners=owners, txn_size=len(plan),
+                duration=round(elapsed, 4), **plan.summary())
         return result
 
     def _commit(self, desired: dict[Owner, Sequence[Row]],

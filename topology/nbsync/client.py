@@ -190,8 +190,13 @@ class NbClient:
             yield
 
     def read(self, fn, *args):  # noqa: ANN001, ANN201 - run fn with the index stable
-        with self.locked():
-            return fn(*args)
+        session = self.session
+        assert session is not None, "NbClient not started"
+        with session.lock:
+            if self._api is None:
+                return fn(*args)
+            with self._api.ovsdb_connection.lock:
+                return fn(*args)
 
 
 def _redact(remote: str) -> str:
