@@ -5,7 +5,12 @@ streams with bookmarks and 410 Gone, PATCH content types, /status, Status error
 bodies, discovery), so the official ``kubernetes`` client, ``kubectl`` and ApiBackend
 run against it unchanged. Fault injection: :meth:`FakeKube.inject`,
 :meth:`FakeKube.drop_watches`, :meth:`FakeKube.compact`; every request is logged in
-:attr:`FakeKube.requests`.
+:attr:`FakeKube.requests` and counted by verb and resource (:meth:`FakeKube.counts`, also
+served as JSON on ``GET /debug/requests`` for a FakeKube in another process; ``DELETE
+/debug/requests`` resets the counts). Counting is for telling how many requests a client
+made: kinds are "VERB RESOURCE[/SUBRESOURCE]" with Kubernetes' verbs (get, list, watch,
+create, update, patch, delete, deletecollection) and resources (``pods``,
+``vpcs.iaas.yusur.io``, ``pods/status``), and "VERB nonresource" for discovery.
 """
 
 from __future__ import annotations
@@ -36,11 +41,26 @@ log = structlog.get_logger(__name__)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 class RequestRecord(NamedTuple):
     time: float  # time.monotonic() when the response started
     method: str
     path: str  # path with query string, as sent
     status: int
+    kind: str = ""  # "VERB RESOURCE[/SUBRESOURCE]" (see the module docstring)
+
+
+def writes(counts: dict[str, int]) -> dict[str, int]:
+    """The write requests among ``counts`` (FakeKube.counts or /debug/requests)."""
+    return {k: v for k, v in counts.items() if k.split(" ", 1)[0] in WRITE_VERBS}
+
+
+def count_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Requests counted between two snapshots of FakeKube.counts."""
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: v for k, v in sorted(delta.items()) if v}
 
 
 @dataclass
@@ -87,6 +107,7 @@ class FakeKube:
         self.gone_as_http = gone_as_http
         self.store = MemoryStore(resources, history=history)
         self.requests: list[RequestRecord] = []
+        self._counts: collections.Counter[str] = collections.Counter()
         self.stopping = False
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -205,8 +226,20 @@ class FakeKube:
             self._snapshots.clear()
 
     # ---------------------------------------------------------------- bookkeeping
-    def record(self, method: str, path: str, status: int) -> None:
-        self.requests.append(RequestRecord(time.monotonic(), method, path, status))
+    def record(self, method: str, path: str, status: int, kind: str = "") -> None:
+        self.requests.append(RequestRecord(time.monotonic(), method, path, status, kind))
+        with self._lock:
+            self._counts[kind or f"{method.lower()} unknown"] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests served so far (answered faults included) by kind, "VERB RESOURCE[/SUB]"
+        (see the module docstring), sorted."""
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
     def requests_matching(self, method: str | None, path_regex: str) -> list[RequestRecord]:
         pattern = re.compile(path_regex)
@@ -265,4 +298,4 @@ class FakeKube:
                 "items": items[start:end]}
 
 
-__all__ = ["ApiError", "FakeKube", "RequestRecord"]
+__all__ = ["ApiError", "FakeKube", "RequestRecord", "count_delta", "writes"]
