@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _WATCH_POLL = 0.2
-DEBUG_REQUESTS = "/debug/requests"  # GET: the request counts (FakeKube.counts); DELETE: reset
+DEBUG_REQUESTS = "/debug/requests"  # GET: FakeKube.request_report(); DELETE: reset the counts
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -41,6 +41,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fakekube/1.0"
     kind = "unknown"  # what the current request is (_kind), for FakeKube.record
+    target: tuple[str, str, str] | None = None  # the object it names (resource, ns, name)
 
     def setup(self) -> None:
         super().setup()
@@ -78,7 +79,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == DEBUG_REQUESTS:  # not Kubernetes: the request counts, uncounted
             if method == "DELETE":
                 self.fake.reset_counts()
-            self._send_json(200, self.fake.counts(), count=False)
+            self._send_json(200, self.fake.request_report(), count=False)
             return
         self.kind = self._kind(method, url.path, query)
         fault = self.fake.take_fault(method, self.path)
@@ -105,7 +106,7 @@ class Handler(BaseHTTPRequestHandler):
                    count: bool = True) -> None:
         data = json.dumps(body).encode()
         if count:
-            self.fake.record(self.command, self.path, status, self.kind)
+            self.fake.record(self.command, self.path, status, self.kind, self.target)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -144,8 +145,9 @@ class Handler(BaseHTTPRequestHandler):
         """What the request is, as Kubernetes' audit log names it: "VERB RESOURCE[/SUB]"
         (verbs get, list, watch, create, update, patch, delete, deletecollection; resources
         "plural" or "plural.group"), or "VERB nonresource" (discovery, openapi)."""
+        self.target = None
         try:
-            res, _, name, sub = self._resolve(_parts(path))
+            res, namespace, name, sub = self._resolve(_parts(path))
         except ApiError:
             return f"{method.lower()} nonresource"
         if method == "GET":
@@ -156,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             verb = _VERBS.get(method, method.lower())
         resource = f"{res.plural}.{res.group}" if res.group else res.plural
+        if name is not None:
+            self.target = (resource, namespace or "", name)
         return f"{verb} {resource}/{sub}" if sub else f"{verb} {resource}"
 
     def _resolve(
@@ -187,7 +191,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send_empty_openapi_v2(self) -> None:
         """An empty OpenAPI v2 document (zero-length protobuf): clients such as kubectl
         find no schema for any kind and skip client-side validation."""
-        self.fake.record(self.command, self.path, 200, self.kind)
+        self.fake.record(self.command, self.path, 200, self.kind, self.target)
         self.send_response(200)
         self.send_header("Content-Type", _OPENAPI_V2_PROTOBUF)
         self.send_header("Content-Length", "0")
@@ -366,7 +370,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
 
     def _start_stream(self) -> None:
-        self.fake.record(self.command, self.path, 200, self.kind)
+        self.fake.record(self.command, self.path, 200, self.kind, self.target)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

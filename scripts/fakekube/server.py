@@ -10,7 +10,9 @@ served as JSON on ``GET /debug/requests`` for a FakeKube in another process; ``D
 /debug/requests`` resets the counts). Counting is for telling how many requests a client
 made: kinds are "VERB RESOURCE[/SUBRESOURCE]" with Kubernetes' verbs (get, list, watch,
 create, update, patch, delete, deletecollection) and resources (``pods``,
-``vpcs.iaas.yusur.io``, ``pods/status``), and "VERB nonresource" for discovery.
+``vpcs.iaas.yusur.io``, ``pods/status``), and "VERB nonresource" for discovery; writes
+are also counted per object (:meth:`FakeKube.writes_per_object`; every create counts as a
+new object).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class FakeKube:
         self.store = MemoryStore(resources, history=history)
         self.requests: list[RequestRecord] = []
         self._counts: collections.Counter[str] = collections.Counter()
+        self._object_writes: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.stopping = False
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -226,10 +229,17 @@ class FakeKube:
             self._snapshots.clear()
 
     # ---------------------------------------------------------------- bookkeeping
-    def record(self, method: str, path: str, status: int, kind: str = "") -> None:
+    def record(self, method: str, path: str, status: int, kind: str = "",
+               target: tuple[str, str, str] | None = None) -> None:
         self.requests.append(RequestRecord(time.monotonic(), method, path, status, kind))
+        kind = kind or f"{method.lower()} unknown"
         with self._lock:
-            self._counts[kind or f"{method.lower()} unknown"] += 1
+            self._counts[kind] += 1
+            verb, _, resource = kind.partition(" ")
+            if verb in WRITE_VERBS:
+                if target is None:  # a create (or a deletecollection): an object of its own
+                    target = (resource, "", f"#{len(self.requests)}")
+                self._object_writes[target] += 1
 
     def counts(self) -> dict[str, int]:
         """Requests served so far (answered faults included) by kind, "VERB RESOURCE[/SUB]"
@@ -237,9 +247,29 @@ class FakeKube:
         with self._lock:
             return dict(sorted(self._counts.items()))
 
+    def writes_per_object(self) -> dict[tuple[str, str, str], int]:
+        """Write requests by object written, (resource, namespace or "", name); each create
+        is an object of its own."""
+        with self._lock:
+            return dict(self._object_writes)
+
+    def request_report(self, examples: int = 50) -> dict[str, Any]:
+        """What ``GET /debug/requests`` answers: ``requests`` (:meth:`counts`),
+        ``objects_written`` (how many objects got a write request) and
+        ``written_more_than_once`` (up to ``examples`` of those that got several, "resource
+        namespace/name": writes)."""
+        per_object = self.writes_per_object()
+        several = sorted((k for k, v in per_object.items() if v > 1),
+                         key=lambda k: -per_object[k])
+        return {"requests": self.counts(), "objects_written": len(per_object),
+                "written_more_than_once": {
+                    f"{r} {ns + '/' if ns else ''}{name}": per_object[(r, ns, name)]
+                    for r, ns, name in several[:examples]}}
+
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._object_writes.clear()
 
     def requests_matching(self, method: str | None, path_regex: str) -> list[RequestRecord]:
         pattern = re.compile(path_regex)

@@ -142,9 +142,11 @@ def test_fakekube_counts_requests_by_verb_and_resource(fake: FakeKube,
         "watch vpcs.iaas.yusur.io": 1,
     }
     assert sum(writes(delta).values()) == 6
+    assert fake.writes_per_object()[("vpcs.iaas.yusur.io", "", "v1")] == 4  # create counted apart
     # the same counts over HTTP, for a FakeKube in another process; reading them is uncounted
     http = json.loads(urllib.request.urlopen(f"{fake.url}/debug/requests").read())
-    assert http == fake.counts()
+    assert http == fake.request_report() and http["requests"] == fake.counts()
+    assert http["written_more_than_once"]["vpcs.iaas.yusur.io v1"] == 4
     urllib.request.urlopen(urllib.request.Request(f"{fake.url}/debug/requests",
                                                   method="DELETE")).read()
-    assert fake.counts() == {}
+    assert fake.counts() == {} and fake.writes_per_object() == {}
