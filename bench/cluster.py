@@ -4,12 +4,18 @@ The manifests-mode measurements keep the API server's store in the controller pr
 the same objects live in a FakeKube (the tests' fake API server: the real HTTP list/watch
 protocol) run as its own process, and the controller under test is `ycloud-controller sync
 --once --kubeconfig ...` (the CLI's own code, through ApiBackend and the official kubernetes
-client), from an empty NB. Reported: its peak RSS (the number a Deployment's memory limit
-needs) and its wall time; Kubernetes writes (10k status conditions, 1k pod annotations) go
-over HTTP one at a time, so the wall time is mostly the fake server's, not a target.
+client). Three runs:
+
+- `cold`: from an empty NB and objects nothing has written to yet, at the default client-side
+  limit of Kubernetes writes (`--kube-api-qps`/`--kube-api-burst`);
+- `restart`: `sync --once` again against the same server and NB: nothing to write, anywhere;
+- `cold_unlimited`: NB emptied, a fresh server, `--kube-api-qps 0` (no client-side limit).
+
+For each: its wall time, its peak RSS, and the API requests the server counted during it by
+verb and resource (FakeKube's `/debug/requests`), with how many objects got a write.
 
     python -m bench.cluster serve --services N --kubeconfig PATH   (until SIGTERM)
-    python -m bench.cluster sync --kubeconfig PATH --remote R --out FILE
+    python -m bench.cluster sync --kubeconfig PATH --remote R --out FILE [--kube-api-qps Q]
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import workload
+from bench import ovsdb, raw, workload
 from bench.probes import proc_status
 
 HERE = Path(__file__).resolve().parent
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -57,6 +65,8 @@ def sync(args: argparse.Namespace) -> int:
     rss_imports = proc_status("VmRSS")
     argv = ["sync", "--once", "--kubeconfig", args.kubeconfig, "--ovn-nb-db", args.remote,
             "--log-format", "json", "--log-level", args.log_level]
+    if args.kube_api_qps is not None:
+        argv += ["--kube-api-qps", args.kube_api_qps]
     t0 = time.monotonic()
     rc = cli.main(argv)
     out = {"rc": rc, "seconds": time.monotonic() - t0, "peak_rss_kb": proc_status("VmHWM"),
@@ -65,33 +75,93 @@ def sync(args: argparse.Namespace) -> int:
     return rc
 
 
-def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any]:
-    """Runner side: serve the objects from another process, time one cold `sync --once`
-    against them; the caller has emptied NB."""
-    kubeconfig, out = workdir / f"cluster-{n}.kubeconfig", workdir / f"cluster-{n}.json"
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    logs = open(workdir / f"cluster-{n}.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.cluster", "serve", "--services", str(n),
-         "--kubeconfig", str(kubeconfig)], stdout=subprocess.PIPE, stderr=logs, text=True,
-        cwd=HERE.parent, env=env)
-    try:
-        assert server.stdout is not None
-        if not server.stdout.readline():
+def _report(url: str, method: str = "GET") -> dict[str, Any]:
+    """FakeKube's request report (DELETE: and reset the counts)."""
+    request = urllib.request.Request(f"{url}/debug/requests", method=method)
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        got = json.loads(resp.read())
+    got["writes"] = sum(v for k, v in got["requests"].items()
+                        if k.split(" ")[0] in WRITE_VERBS)
+    return got
+
+
+class _Server:
+    """A `bench.cluster serve` process."""
+
+    def __init__(self, n: int, workdir: Path, tag: str, logs: Any, env: dict[str, str]):
+        self.kubeconfig = workdir / f"cluster-{tag}.kubeconfig"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.cluster", "serve", "--services", str(n),
+             "--kubeconfig", str(self.kubeconfig)], stdout=subprocess.PIPE, stderr=logs,
+            text=True, cwd=HERE.parent, env=env)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url:
+            self.stop()
             raise RuntimeError(f"bench.cluster serve failed: see {logs.name}")
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.cluster", "sync", "--kubeconfig", str(kubeconfig),
-             "--remote", remote, "--out", str(out), "--log-level", log_level],
-            stdout=logs, stderr=subprocess.STDOUT, cwd=HERE.parent, env=env)
-        if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"bench.cluster sync failed ({proc.returncode}): see {logs.name}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        logs.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _run(server: _Server, remote: str, workdir: Path, tag: str, log_level: str, logs: Any,
+         env: dict[str, str], qps: str | None = None) -> dict[str, Any]:
+    out = workdir / f"cluster-{tag}.json"
+    _report(server.url, "DELETE")  # each run's own counts
+    cmd = [sys.executable, "-m", "bench.cluster", "sync", "--kubeconfig",
+           str(server.kubeconfig), "--remote", remote, "--out", str(out), "--log-level",
+           log_level] + (["--kube-api-qps", qps] if qps is not None else [])
+    logs.flush()
+    proc = subprocess.run(cmd, stdout=logs, stderr=subprocess.STDOUT, cwd=HERE.parent, env=env)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"bench.cluster sync {tag} failed ({proc.returncode}): see "
+                           f"{logs.name}")
     got = json.loads(out.read_text())
-    return {"e2e": got["seconds"], "peak_rss_mb": got["peak_rss_kb"] / 1024,
-            "rss_imports_mb": got["rss_imports_kb"] / 1024, "command": got["command"]}
+    return {"seconds": got["seconds"], "peak_rss_mb": got["peak_rss_kb"] / 1024,
+            "rss_imports_mb": got["rss_imports_kb"] / 1024, "command": got["command"],
+            **_report(server.url)}
+
+
+def _wipe(remote: str) -> None:
+    assert remote.startswith("unix:"), remote
+    client = ovsdb.Client(remote.split(",")[0].removeprefix("unix:"))
+    try:
+        raw.wipe(client)
+    finally:
+        client.close()
+
+
+def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any]:
+    """Runner side: `cold` and `restart` at the default limit of Kubernetes writes, then
+    `cold_unlimited` (see the module docstring); the caller has emptied NB.
+
+    Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the cold sync, as before), and
+    `kube_api` (the default `qps` and `burst`), `cold`, `restart`, `cold_unlimited`, each
+    {seconds, peak_rss_mb, rss_imports_mb, command, requests: {"VERB RESOURCE[/SUB]": n},
+    writes, objects_written, written_more_than_once}."""
+    from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    result: dict[str, Any] = {"kube_api": {"qps": DEFAULT_QPS, "burst": DEFAULT_BURST}}
+    with open(workdir / f"cluster-{n}.log", "w") as logs:
+        server = _Server(n, workdir, f"{n}", logs, env)
+        try:
+            result["cold"] = _run(server, remote, workdir, f"cold-{n}", log_level, logs, env)
+            result["restart"] = _run(server, remote, workdir, f"restart-{n}", log_level, logs,
+                                     env)
+        finally:
+            server.stop()
+        _wipe(remote)
+        server = _Server(n, workdir, f"{n}-unlimited", logs, env)
+        try:
+            result["cold_unlimited"] = _run(server, remote, workdir, f"cold-{n}-unlimited",
+                                            log_level, logs, env, qps="0")
+        finally:
+            server.stop()
+    cold = result["cold"]
+    return {"e2e": cold["seconds"], "peak_rss_mb": cold["peak_rss_mb"],
+            "rss_imports_mb": cold["rss_imports_mb"], "command": cold["command"], **result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--remote")
     p.add_argument("--out")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--kube-api-qps", help="passed to the controller (default: its own)")
     args = p.parse_args(argv)
     return serve(args) if args.mode == "serve" else sync(args)
 
