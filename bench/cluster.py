@@ -64,7 +64,9 @@ def sync(args: argparse.Namespace) -> int:
     from ycloud_controller import cli
     rss_imports = proc_status("VmRSS")
     argv = ["sync", "--once", "--kubeconfig", args.kubeconfig, "--ovn-nb-db", args.remote,
-            "--log-format", "json", "--log-level", args.log_level]
+            "--log-format", "json", "--log-level", args.log_level,
+            # at the default limit a cold sync takes (writes - burst) / qps seconds at least
+            "--timeout", "3600"]
     if args.kube_api_qps is not None:
         argv += ["--kube-api-qps", args.kube_api_qps]
     t0 = time.monotonic()
