@@ -141,7 +141,8 @@ def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any
     Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the cold sync, as before), and
     `kube_api` (the default `qps` and `burst`), `cold`, `restart`, `cold_unlimited`, each
     {seconds, peak_rss_mb, rss_imports_mb, command, requests: {"VERB RESOURCE[/SUB]": n},
-    writes, objects_written, written_more_than_once}."""
+    writes, objects_written, written_more_than_once, write_span_seconds (first write to
+    last, as the server saw them)}."""
     from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}

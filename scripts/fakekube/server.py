@@ -111,6 +111,7 @@ class FakeKube:
         self.requests: list[RequestRecord] = []
         self._counts: collections.Counter[str] = collections.Counter()
         self._object_writes: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._write_times: tuple[float, float] | None = None  # first and last write counted
         self.stopping = False
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -237,6 +238,8 @@ class FakeKube:
             self._counts[kind] += 1
             verb, _, resource = kind.partition(" ")
             if verb in WRITE_VERBS:
+                now = time.monotonic()
+                self._write_times = (self._write_times or (now, now))[0], now
                 if target is None:  # a create (or a deletecollection): an object of its own
                     target = (resource, "", f"#{len(self.requests)}")
                 self._object_writes[target] += 1
@@ -257,11 +260,15 @@ class FakeKube:
         """What ``GET /debug/requests`` answers: ``requests`` (:meth:`counts`),
         ``objects_written`` (how many objects got a write request) and
         ``written_more_than_once`` (up to ``examples`` of those that got several, "resource
-        namespace/name": writes)."""
+        namespace/name": writes), ``write_span_seconds`` (from the first write counted to the
+        last)."""
         per_object = self.writes_per_object()
         several = sorted((k for k, v in per_object.items() if v > 1),
                          key=lambda k: -per_object[k])
+        with self._lock:
+            first, last = self._write_times or (0.0, 0.0)
         return {"requests": self.counts(), "objects_written": len(per_object),
+                "write_span_seconds": last - first,
                 "written_more_than_once": {
                     f"{r} {ns + '/' if ns else ''}{name}": per_object[(r, ns, name)]
                     for r, ns, name in several[:examples]}}
@@ -270,6 +277,7 @@ class FakeKube:
         with self._lock:
             self._counts.clear()
             self._object_writes.clear()
+            self._write_times = None
 
     def requests_matching(self, method: str | None, path_regex: str) -> list[RequestRecord]:
         pattern = re.compile(path_regex)
