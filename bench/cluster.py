@@ -4,17 +4,20 @@ The manifests-mode measurements keep the API server's store in the controller pr
 the same objects live in a FakeKube (the tests' fake API server: the real HTTP list/watch
 protocol) run as its own process, and the controller under test is `ycloud-controller sync
 --once --kubeconfig ...` (the CLI's own code, through ApiBackend and the official kubernetes
-client). Three runs:
+client). Four runs:
 
 - `cold`: from an empty NB and objects nothing has written to yet, at the default client-side
   limit of Kubernetes writes (`--kube-api-qps`/`--kube-api-burst`);
 - `restart`: `sync --once` again against the same server and NB: nothing to write, anywhere;
-- `cold_unlimited`: NB emptied, a fresh server, `--kube-api-qps 0` (no client-side limit).
+- `cold_unlimited`: NB emptied, a fresh server, `--kube-api-qps 0` (no client-side limit);
+- `cold_unlimited_latency`: the same against a server whose writes take LATENCY each (a
+  real API server's commit; FakeKube alone answers in well under a millisecond, so there
+  the server's CPU bounds the writes, not their concurrency).
 
 For each: its wall time, its peak RSS, and the API requests the server counted during it by
 verb and resource (FakeKube's `/debug/requests`), with how many objects got a write.
 
-    python -m bench.cluster serve --services N --kubeconfig PATH   (until SIGTERM)
+    python -m bench.cluster serve --services N --kubeconfig PATH [--write-latency S]
     python -m bench.cluster sync --kubeconfig PATH --remote R --out FILE [--kube-api-qps Q]
 """
 
@@ -37,6 +40,9 @@ from bench.probes import proc_status
 
 HERE = Path(__file__).resolve().parent
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+# what each write costs a real API server (admission, an etcd commit), for the run that shows
+# the writes going out concurrently: one at a time they would take writes x this
+LATENCY = 0.005
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -49,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
                         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    fake = FakeKube(bookmark_interval=60.0, history=100_000)
+    fake = FakeKube(bookmark_interval=60.0, history=100_000, write_latency=args.write_latency)
     workload.fill_store(workload.Shape(args.services), fake.store)
     fake.start()
     fake.write_kubeconfig(args.kubeconfig)
@@ -90,11 +96,13 @@ def _report(url: str, method: str = "GET") -> dict[str, Any]:
 class _Server:
     """A `bench.cluster serve` process."""
 
-    def __init__(self, n: int, workdir: Path, tag: str, logs: Any, env: dict[str, str]):
+    def __init__(self, n: int, workdir: Path, tag: str, logs: Any, env: dict[str, str],
+                 write_latency: float = 0.0):
         self.kubeconfig = workdir / f"cluster-{tag}.kubeconfig"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.cluster", "serve", "--services", str(n),
-             "--kubeconfig", str(self.kubeconfig)], stdout=subprocess.PIPE, stderr=logs,
+             "--kubeconfig", str(self.kubeconfig), "--write-latency", str(write_latency)],
+            stdout=subprocess.PIPE, stderr=logs,
             text=True, cwd=HERE.parent, env=env)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
@@ -139,14 +147,16 @@ def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any
     `cold_unlimited` (see the module docstring); the caller has emptied NB.
 
     Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the cold sync, as before), and
-    `kube_api` (the default `qps` and `burst`), `cold`, `restart`, `cold_unlimited`, each
+    `kube_api` (the default `qps` and `burst`, and `write_latency` of the last run),
+    `cold`, `restart`, `cold_unlimited`, `cold_unlimited_latency`, each
     {seconds, peak_rss_mb, rss_imports_mb, command, requests: {"VERB RESOURCE[/SUB]": n},
     writes, objects_written, written_more_than_once, write_span_seconds (first write to
     last, as the server saw them)}."""
     from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    result: dict[str, Any] = {"kube_api": {"qps": DEFAULT_QPS, "burst": DEFAULT_BURST}}
+    result: dict[str, Any] = {"kube_api": {"qps": DEFAULT_QPS, "burst": DEFAULT_BURST,
+                                           "write_latency": LATENCY}}
     with open(workdir / f"cluster-{n}.log", "w") as logs:
         server = _Server(n, workdir, f"{n}", logs, env)
         try:
@@ -155,13 +165,14 @@ def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any
                                      env)
         finally:
             server.stop()
-        _wipe(remote)
-        server = _Server(n, workdir, f"{n}-unlimited", logs, env)
-        try:
-            result["cold_unlimited"] = _run(server, remote, workdir, f"cold-{n}-unlimited",
-                                            log_level, logs, env, qps="0")
-        finally:
-            server.stop()
+        for key, latency in (("cold_unlimited", 0.0), ("cold_unlimited_latency", LATENCY)):
+            _wipe(remote)
+            server = _Server(n, workdir, f"{n}-{key}", logs, env, latency)
+            try:
+                result[key] = _run(server, remote, workdir, f"{key}-{n}", log_level, logs,
+                                   env, qps="0")
+            finally:
+                server.stop()
     cold = result["cold"]
     return {"e2e": cold["seconds"], "peak_rss_mb": cold["peak_rss_mb"],
             "rss_imports_mb": cold["rss_imports_mb"], "command": cold["command"], **result}
@@ -176,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--kube-api-qps", help="passed to the controller (default: its own)")
+    p.add_argument("--write-latency", type=float, default=0.0,
+                   help="serve: seconds each write waits (a real API server's commit)")
     args = p.parse_args(argv)
     return serve(args) if args.mode == "serve" else sync(args)
 

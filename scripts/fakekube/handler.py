@@ -82,6 +82,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.fake.request_report(), count=False)
             return
         self.kind = self._kind(method, url.path, query)
+        if self.fake.write_latency and method != "GET":
+            time.sleep(self.fake.write_latency)
         fault = self.fake.take_fault(method, self.path)
         if fault is not None:
             status, retry_after = fault

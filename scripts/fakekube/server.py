@@ -91,7 +91,9 @@ class FakeKube:
     ``history``: watch history size of the store. ``gone_as_http``: answer a too-old
     watch with HTTP 410 instead of a 200 stream holding one ERROR event (what the
     real server does). ``resources``: initially registered resources (CRDs created at
-    runtime are added).
+    runtime are added). ``write_latency``: seconds each write request waits before it is
+    served (a real API server's admission and etcd commit; concurrent requests wait
+    together, as there).
     """
 
     def __init__(
@@ -104,8 +106,10 @@ class FakeKube:
         port: int = 0,
         gone_as_http: bool = False,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+        write_latency: float = 0.0,
     ) -> None:
         self.bookmark_interval = bookmark_interval
+        self.write_latency = write_latency
         self.gone_as_http = gone_as_http
         self.store = MemoryStore(resources, history=history)
         self.requests: list[RequestRecord] = []
