@@ -236,19 +236,24 @@ class KubeWriter:
 
     def _take(self) -> tuple[tuple, Effect, int, tuple[tuple, Effect] | None] | None:
         """The first queued effect that may go now (lock held): its object has no write in
-        flight, and an upsert or delete only when no other one is in flight. None when none
-        of the first SCAN may."""
+        flight and no effect queued before it that has to wait (a patch of a Service never
+        overtakes its create), and an upsert or delete only when no other one is in flight
+        or queued before it. None when none of the first SCAN may."""
         ordered_seen = False
+        waiting: set[tuple] = set()  # objects with an effect that has to wait
         for n, (target, (effect, attempts)) in enumerate(self._pending.items()):
             if n >= SCAN:
                 return None
+            obj = _object(effect)
+            if obj in self.in_flight or obj in waiting:
+                waiting.add(obj)
+                ordered_seen = ordered_seen or _ordered(effect)
+                continue
             if _ordered(effect):
                 if self._ordered_busy or ordered_seen:
-                    ordered_seen = True
+                    waiting.add(obj)
                     continue
                 ordered_seen = True
-            if _object(effect) in self.in_flight:
-                continue
             del self._pending[target]
             return target, effect, attempts, self._take_partner(effect)
         return self._take_deferred()

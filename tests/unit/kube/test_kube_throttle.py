@@ -250,3 +250,43 @@ def test_a_subnets_counts_wait_while_the_controller_is_busy(spawn) -> None:
     subnet_patches = [p for p in backend.patches if p[0] == "s"]
     assert len(subnet_patches) == 1
     assert store.get(SUBNETS, "s")["status"]["v4UsingIPs"] == 5
+
+
+class Gated(MemoryBackend):
+    """Creates of `held` wait for `gate`."""
+
+    def __init__(self, store: MemoryStore, held: str) -> None:
+        super().__init__(store)
+        self.held, self.gate, self.entered = held, threading.Event(), threading.Event()
+
+    def create(self, res, obj):  # noqa: ANN001
+        if obj["metadata"]["name"] == self.held:
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().create(res, obj)
+
+
+def test_a_write_never_overtakes_an_earlier_one_of_its_object(spawn) -> None:
+    """While one create is in flight, the next create waits its turn, and so does a patch
+    of the object that create makes (it would find no object yet)."""
+    store = MemoryStore()
+    backend = Gated(store, held="s0")
+    writer = writer_on(backend)
+
+    def service(name: str) -> UpsertEffect:
+        return UpsertEffect(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {
+            "name": name, "namespace": "ns"}, "spec": {"ports": [{"port": 80}]}})
+
+    writer.submit([service("s0"), service("s1"),
+                   PatchEffect(SERVICES, "s1", "ns", {"metadata": {"labels": {"a": "b"}}})])
+    stop = run_writer(writer, spawn)
+    try:
+        assert backend.entered.wait(10)
+        with writer._cond:  # s0's create in flight: nothing else may go
+            assert writer._take() is None and writer.backlog() == 3
+        backend.gate.set()
+        assert writer.flush(10)
+    finally:
+        backend.gate.set()
+        stop.set()
+    assert store.get(SERVICES, "s1", "ns")["metadata"]["labels"] == {"a": "b"}
