@@ -49,7 +49,7 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 5
-WORKERS = 8  # writes in flight at once (each waits for its token of the rate limit)
+WORKERS = 4  # writes in flight at once: 200/s at up to 20 ms a write (see README)
 SCAN = 256  # queued effects looked at for one that may go now (the rest wait their turn)
 MAX_DEFER = 30.0  # seconds a counting status may wait for the controller to be idle
 COUNTING_KINDS = frozenset({"Subnet", "EipPool"})  # statuses with address counts
