@@ -142,38 +142,44 @@ def _wipe(remote: str) -> None:
         client.close()
 
 
-def measure(n: int, remote: str, workdir: Path, log_level: str) -> dict[str, Any]:
-    """Runner side: `cold` and `restart` at the default limit of Kubernetes writes, then
-    `cold_unlimited` (see the module docstring); the caller has emptied NB.
+def measure(n: int, remote: str, workdir: Path, log_level: str, *,
+            default_limit: bool = True, latency: bool = True) -> dict[str, Any]:
+    """Runner side: the runs of the module docstring; the caller has emptied NB.
 
-    Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the cold sync, as before), and
-    `kube_api` (the default `qps` and `burst`, and `write_latency` of the last run),
-    `cold`, `restart`, `cold_unlimited`, `cold_unlimited_latency`, each
-    {seconds, peak_rss_mb, rss_imports_mb, command, requests: {"VERB RESOURCE[/SUB]": n},
-    writes, objects_written, written_more_than_once, write_span_seconds (first write to
-    last, as the server saw them)}."""
+    `default_limit=False` leaves out `cold` (at the default limit a cold sync takes at least
+    (writes - burst) / qps seconds: 14 minutes for 170k objects), and the restart follows
+    `cold_unlimited`; `latency=False` leaves out `cold_unlimited_latency`.
+
+    Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the first cold sync, as
+    before), `kube_api` (the default `qps` and `burst`, and the `write_latency` of the
+    latency run), and `cold`, `restart`, `cold_unlimited`, `cold_unlimited_latency` (those
+    made), each {seconds, peak_rss_mb, rss_imports_mb, command, requests: {"VERB
+    RESOURCE[/SUB]": n}, writes, objects_written, written_more_than_once,
+    write_span_seconds (first write to last, as the server saw them)}."""
     from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
     result: dict[str, Any] = {"kube_api": {"qps": DEFAULT_QPS, "burst": DEFAULT_BURST,
                                            "write_latency": LATENCY}}
+    # (key, client-side limit, write latency, a restart after it); NB empty before each
+    plan = [("cold", None, 0.0, True)] if default_limit else []
+    plan.append(("cold_unlimited", "0", 0.0, not default_limit))
+    if latency:
+        plan.append(("cold_unlimited_latency", "0", LATENCY, False))
     with open(workdir / f"cluster-{n}.log", "w") as logs:
-        server = _Server(n, workdir, f"{n}", logs, env)
-        try:
-            result["cold"] = _run(server, remote, workdir, f"cold-{n}", log_level, logs, env)
-            result["restart"] = _run(server, remote, workdir, f"restart-{n}", log_level, logs,
-                                     env)
-        finally:
-            server.stop()
-        for key, latency in (("cold_unlimited", 0.0), ("cold_unlimited_latency", LATENCY)):
-            _wipe(remote)
-            server = _Server(n, workdir, f"{n}-{key}", logs, env, latency)
+        for i, (key, qps, write_latency, restart) in enumerate(plan):
+            if i:
+                _wipe(remote)
+            server = _Server(n, workdir, f"{n}-{key}", logs, env, write_latency)
             try:
                 result[key] = _run(server, remote, workdir, f"{key}-{n}", log_level, logs,
-                                   env, qps="0")
+                                   env, qps=qps)
+                if restart:
+                    result["restart"] = _run(server, remote, workdir, f"restart-{n}",
+                                             log_level, logs, env)
             finally:
                 server.stop()
-    cold = result["cold"]
+    cold = result[plan[0][0]]
     return {"e2e": cold["seconds"], "peak_rss_mb": cold["peak_rss_mb"],
             "rss_imports_mb": cold["rss_imports_mb"], "command": cold["command"], **result}
 
