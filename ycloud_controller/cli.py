@@ -16,6 +16,7 @@ import structlog
 from topology.nbsync.client import NbClient, SslConfig
 from ycloud_controller import config as config_mod
 from ycloud_controller import logs
+from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
 from ycloud_controller.source import Source, open_source
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--context", help="kubeconfig context")
     g.add_argument("--in-cluster", action="store_true",
                    help="use the pod's service account only")
+    g.add_argument("--kube-api-qps", type=float, default=None, metavar="QPS",
+                   help="client-side limit of the controller's Kubernetes writes, requests "
+                   f"per second (default {DEFAULT_QPS:g}; 0: no limit)")
+    g.add_argument("--kube-api-burst", type=int, default=None, metavar="N",
+                   help=f"writes allowed at once above that rate (default {DEFAULT_BURST})")
     g = p.add_argument_group("general")
     g.add_argument("--config", help="controller config file (YAML: defaultVpc, joinSubnet, "
                                     "defaultSubnet, serviceCidr, internalCidr, mtu)")
@@ -163,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return inspect_command(args, _nb(args))
         cfg = config_mod.load(args.config, nb_remote=args.ovn_nb_db, sb_remote=args.ovn_sb_db,
                               batch_size=args.batch_size,
+                              kube_api_qps=getattr(args, "kube_api_qps", None),
+                              kube_api_burst=getattr(args, "kube_api_burst", None),
                               resync_seconds=getattr(args, "resync", None))
         if args.command == "run":
             return _run(args, cfg)

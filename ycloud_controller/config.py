@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from topology import naming
+from ycloud_controller.kube.throttle import DEFAULT_BURST, DEFAULT_QPS
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,8 @@ class Config:
     ssl_ca: str | None = None
     batch_size: int = 500
     resync_seconds: float = 600.0
+    kube_api_qps: float = DEFAULT_QPS  # client-side limit of Kubernetes writes (0: none)
+    kube_api_burst: int = DEFAULT_BURST
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> Config:
@@ -72,6 +75,9 @@ class Config:
             raise ConfigError(f"mtu {self.mtu} out of range 576..9000")
         if self.join_subnet.name == self.default_subnet.name:
             raise ConfigError("joinSubnet and defaultSubnet need different names")
+        if self.kube_api_qps < 0 or self.kube_api_burst < 1:
+            raise ConfigError(f"--kube-api-qps {self.kube_api_qps} must be 0 (no limit) or "
+                              f"more, --kube-api-burst {self.kube_api_burst} 1 or more")
         return self
 
 

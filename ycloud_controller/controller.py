@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import structlog
 
@@ -33,6 +34,7 @@ from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.informer import Informer
 from ycloud_controller.kube.status import StatusWriter
+from ycloud_controller.kube.throttle import ThrottledBackend, TokenBucket
 from ycloud_controller.kube.workqueue import WorkQueue
 from ycloud_controller.precedence import NbHoldings, NoHoldings, Precedence
 from ycloud_controller.reconcilers import registry
@@ -102,9 +104,15 @@ class Controller:
             sb.callback = self._on_sb
         self.reconcilers = registry.build(self.ctx, emulate,
                                           sb.monitors if sb is not None else registry.no_monitors)
-        self.writer = KubeWriter(backend, EventRecorder(backend if write_kube else None),
-                                 StatusWriter(backend), enabled=write_kube)
+        # a cluster's API server gets the controller's writes within the client-side limit;
+        # manifests mode writes to its own memory
+        writes: Any = backend if emulate else ThrottledBackend(
+            backend, TokenBucket(cfg.kube_api_qps, cfg.kube_api_burst))
+        self.writer = KubeWriter(writes, EventRecorder(writes if write_kube else None),
+                                 StatusWriter(writes), enabled=write_kube)
         self.writer.before_patch = self.triggers.expect_patch
+        # a subnet's or pool's counts wait while keys that may change them are to be handled
+        self.writer.defer = lambda: len(self.queue) + self.queue.processing() > 0
         self.batch = Batch(self.ctx, self.triggers, self.informers, self.reconcilers,
                            self.queue, nb)
         self.committer = Committer(nb, self.queue, self.writer, plan_only=plan_only,

@@ -1,12 +1,23 @@
-"""Performs reconcilers' Kubernetes writes (effects) off the NB path, on its own thread.
+"""Performs reconcilers' Kubernetes writes (effects) off the NB path, on its own threads.
 
 Effects for one object coalesce while queued (the newest status wins, in the place of the
 first one queued; of an upsert and a delete of one object the newer stays), so a burst of
 reconciles of one object ends in one status write, and objects are created in the order
-reconciles first asked for them. A write that fails is logged with the
-object and retried a bounded number of times with jittered backoff; Kubernetes errors never
-reach the reconcile loop. `flush()` waits until everything queued has been written (used by
-`sync --once` and tests).
+reconciles first asked for them. A pod's annotation patch and its status, queued together,
+go out as one patch of its status subresource (the API server's pod status strategy takes
+labels and annotations there; a custom resource's status subresource takes only .status).
+
+Writes go out concurrently, `workers` at a time, within the client-side rate limit of the
+backend they are given (kube/throttle.py): at most one write per object at a time, in the
+order they were queued, and creates and deletes of owned objects (upserts, deletes) one at
+a time in queue order, each visible (its watch event on its way) before the next: which of
+two YusurServices contending for one EIP has its Service seen first must not depend on
+thread timing (test_bad_input.py::test_cold_start_gives_a_requested_address_to_...).
+
+A write that fails is logged with the object and retried a bounded number of times with
+jittered backoff (a newer effect queued for the same target meanwhile replaces it);
+Kubernetes errors never reach the reconcile loop. `flush()` waits until everything queued
+has been written (used by `sync --once` and tests).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from ycloud_controller.kube import resources
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
+from ycloud_controller.kube.resources import STATUS_WRITES_METADATA
 from ycloud_controller.kube.status import Condition, StatusWriter
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
@@ -37,6 +49,11 @@ from ycloud_controller.reconcilers.base import (
 
 log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 5
+WORKERS = 4  # writes in flight at once: 200/s at up to 20 ms a write (see README)
+SCAN = 256  # queued effects looked at for one that may go now (the rest wait their turn)
+MAX_DEFER = 30.0  # seconds a counting status may wait for the controller to be idle
+COUNTING_KINDS = frozenset({"Subnet", "EipPool"})  # statuses with address counts
+METADATA_ONLY = repr(["metadata"])  # the last part of the target of a metadata-only patch
 
 
 def _target(effect: Effect) -> tuple:
@@ -51,6 +68,35 @@ def _target(effect: Effect) -> tuple:
     if isinstance(effect, UpsertEffect):
         return ("upsert", effect.resource.kind, key_of(effect.obj))
     return ("delete", effect.resource.kind, effect.namespace, effect.name)
+
+
+def _object(effect: Effect) -> tuple:
+    """The object an effect writes: one write at a time per object (an Event is a new
+    object of its own)."""
+    if isinstance(effect, EventEffect):
+        return ("event", id(effect))
+    if isinstance(effect, (StatusEffect, UpsertEffect)):
+        md = effect.obj.get("metadata") or {}
+        return (effect.resource.kind, md.get("namespace"), md.get("name"))
+    return (effect.resource.kind, effect.namespace, effect.name)
+
+
+def _counts_others(effect: Effect) -> bool:
+    """A status that counts what other objects hold (deferred: see KubeWriter._deferred)."""
+    return isinstance(effect, StatusEffect) and effect.resource.kind in COUNTING_KINDS
+
+
+def _ordered(effect: Effect) -> bool:
+    """Creates and deletes of owned objects go one at a time, in queue order."""
+    return isinstance(effect, (UpsertEffect, DeleteEffect))
+
+
+def _status_takes_metadata(res: Any) -> bool:
+    return (res.group, res.plural) in STATUS_WRITES_METADATA
+
+
+def _annotations_only(patch: dict[str, Any]) -> bool:
+    return set(patch) == {"metadata"} and set(patch["metadata"]) == {"annotations"}
 
 
 def _opposite(effect: Effect) -> tuple | None:
@@ -82,12 +128,22 @@ def _controlled_elsewhere(obj: dict[str, Any], current: dict[str, Any]) -> bool:
 
 class KubeWriter:
     def __init__(self, backend: Backend, recorder: EventRecorder, status: StatusWriter,
-                 enabled: bool = True):
+                 enabled: bool = True, workers: int = WORKERS):
         self.backend = backend
+        self.workers = max(1, workers)
+        self.in_flight: set[tuple] = set()  # objects being written
+        self._ordered_busy = 0  # upserts and deletes being written (0 or 1)
+        self.max_concurrency = 0  # most writes in flight at once (for tests and bench)
         self.recorder = recorder
         self.status = status
         self.enabled = enabled
         self._pending: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
+        # statuses that count what other objects hold (a subnet's addresses): they wait while
+        # `defer()` (the controller has keys to reconcile, which may change the counts
+        # again), at most MAX_DEFER seconds from when they were first queued
+        self._deferred: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
+        self._deferred_since: dict[tuple, float] = {}
+        self.defer: Callable[[], bool] = lambda: False
         self._cond = threading.Condition()
         self._busy = 0
         self.written = 0
@@ -111,50 +167,160 @@ class KubeWriter:
                 opposite = _opposite(effect)
                 if opposite is not None:
                     self._pending.pop(opposite, None)
-                self._pending[_target(effect)] = (effect, 0)
+                target = _target(effect)
+                if _counts_others(effect):
+                    self._deferred_since.setdefault(target, time.monotonic())
+                    self._deferred[target] = (effect, 0)
+                else:
+                    self._pending[target] = (effect, 0)
             self._cond.notify_all()
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            with self._cond:
-                while not self._pending and not stop.is_set():
-                    self._cond.wait(0.5)
-                if stop.is_set():
-                    return
-                # one at a time, in the order reconciles made them: each write is visible
-                # (its watch event on its way) before the next is taken. Rounds of 32 saved a
-                # lock round per effect but changed which of two YusurServices contending for
-                # one EIP had its Service seen first on a cold start
-                # (test_bad_input.py::test_cold_start_gives_a_requested_address_to_...)
-                target, (effect, attempts) = self._pending.popitem(last=False)
-                self._busy += 1
+        """Write until `stop` is set: this thread and `workers` - 1 helpers. A write that
+        crashes (a bug, not an ApiError) ends this call with its exception, whichever
+        thread it crashed in (what is queued stays queued for the next `run`)."""
+        halt = threading.Event()
+        crashed: list[Exception] = []
+
+        def helper() -> None:
             try:
-                self._write(effect)
-                self.written += 1
+                self._work(stop, halt)
+            except Exception as exc:  # noqa: BLE001 - re-raised in the calling thread
+                crashed.append(exc)
+                halt.set()
+                self.wake()
+
+        helpers = [threading.Thread(target=helper, daemon=True, name=f"kube-writer-{i}")
+                   for i in range(1, self.workers)]
+        for thread in helpers:
+            thread.start()
+        try:
+            self._work(stop, halt)
+            if crashed:
+                raise crashed[0]
+        finally:
+            halt.set()
+            self.wake()
+            for thread in helpers:
+                thread.join(timeout=5)
+
+    def _work(self, stop: threading.Event, halt: threading.Event) -> None:
+        while True:
+            with self._cond:
+                taken = None if halt.is_set() else self._take()
+                while taken is None and not stop.is_set() and not halt.is_set():
+                    self._cond.wait(0.5)
+                    taken = self._take()
+                if taken is None:
+                    return
+                target, effect, attempts, partner = taken
+                obj, ordered = _object(effect), _ordered(effect)
+                self._busy += 1
+                self.in_flight.add(obj)
+                self._ordered_busy += ordered
+                self.max_concurrency = max(self.max_concurrency, self._busy)
+            written = False
+            try:
+                self._write(effect, partner)
+                written = True
             except ApiError as exc:
-                self._failed(target, effect, attempts, exc)
+                if not self._failed(target, effect, attempts, exc) and partner is not None:
+                    self._requeue(partner[0], partner[1], attempts)
             finally:
                 with self._cond:
+                    self.written += written
                     self._busy -= 1
-                    if not self._pending and not self._busy:
-                        self._cond.notify_all()  # wake flush() once, not once per write
+                    self.in_flight.discard(obj)
+                    self._ordered_busy -= ordered
+                    self._cond.notify_all()  # an object or the ordered lane is free again
 
-    def _failed(self, target: tuple, effect: Effect, attempts: int, exc: ApiError) -> None:
+    def _take(self) -> tuple[tuple, Effect, int, tuple[tuple, Effect] | None] | None:
+        """The first queued effect that may go now (lock held): its object has no write in
+        flight and no effect queued before it that has to wait (a patch of a Service never
+        overtakes its create), and an upsert or delete only when no other one is in flight
+        or queued before it. None when none of the first SCAN may."""
+        ordered_seen = False
+        waiting: set[tuple] = set()  # objects with an effect that has to wait
+        for n, (target, (effect, attempts)) in enumerate(self._pending.items()):
+            if n >= SCAN:
+                return None
+            obj = _object(effect)
+            if obj in self.in_flight or obj in waiting:
+                waiting.add(obj)
+                ordered_seen = ordered_seen or _ordered(effect)
+                continue
+            if _ordered(effect):
+                if self._ordered_busy or ordered_seen:
+                    waiting.add(obj)
+                    continue
+                ordered_seen = True
+            del self._pending[target]
+            return target, effect, attempts, self._take_partner(effect)
+        return self._take_deferred()
+
+    def _take_deferred(self) -> tuple[tuple, Effect, int, None] | None:
+        """The first deferred status that may go now (lock held; see `_deferred`)."""
+        if not self._deferred:
+            return None
+        oldest = next(iter(self._deferred))
+        if self.defer() and time.monotonic() - self._deferred_since[oldest] < MAX_DEFER:
+            return None
+        for target, (effect, attempts) in self._deferred.items():
+            if _object(effect) not in self.in_flight:
+                del self._deferred[target]
+                self._deferred_since.pop(target, None)
+                return target, effect, attempts, None
+        return None
+
+    def _take_partner(self, effect: Effect) -> tuple[tuple, Effect] | None:
+        """A pod's queued annotation patch for its status effect, or the other way round:
+        both go out as one write (lock held)."""
+        if isinstance(effect, StatusEffect) and _status_takes_metadata(effect.resource):
+            md = effect.obj.get("metadata") or {}
+            partner = ("patch", effect.resource.kind, md.get("namespace"), md.get("name"),
+                       METADATA_ONLY)
+        elif isinstance(effect, PatchEffect) and _status_takes_metadata(effect.resource) \
+                and _annotations_only(effect.patch):
+            key = f"{effect.namespace}/{effect.name}" if effect.namespace else effect.name
+            partner = ("status", effect.resource.kind, key)
+        else:
+            return None
+        found = self._pending.pop(partner, None)
+        if found is None:
+            return None
+        other = found[0]
+        if isinstance(other, PatchEffect) and not _annotations_only(other.patch):
+            self._pending[partner] = found  # put back (its place in the order is lost)
+            return None
+        return partner, other
+
+    def _requeue(self, target: tuple, effect: Effect, attempts: int) -> None:
+        with self._cond:
+            if _counts_others(effect):
+                self._deferred_since.setdefault(target, time.monotonic())
+                self._deferred.setdefault(target, (effect, attempts))
+            else:
+                self._pending.setdefault(target, (effect, attempts))
+
+    def _failed(self, target: tuple, effect: Effect, attempts: int, exc: ApiError) -> bool:
+        """Log or retry a failed write; True when it is done with (not queued again)."""
         if exc.code == 404 and not isinstance(effect, UpsertEffect):
-            return  # the object is gone: nothing to report on it
+            return True  # the object is gone: nothing to report on it
         if attempts + 1 >= MAX_ATTEMPTS or exc.code in (400, 403, 422):
             self.failed += 1
             log.warning("kubernetes write failed", target=str(target[:3]), code=exc.code,
                         error=str(exc))
-            return
+            return True
+        # its object stays in flight while it waits: a newer effect for it, queued
+        # meanwhile, is neither overtaken nor overwritten (it replaces this one)
         time.sleep(min(2.0, 0.05 * 2 ** attempts) * random.uniform(0.5, 1.5))
-        with self._cond:
-            self._pending.setdefault(target, (effect, attempts + 1))
+        self._requeue(target, effect, attempts + 1)
+        return False
 
     def flush(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._busy:
+            while self._pending or self._deferred or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -168,24 +334,24 @@ class KubeWriter:
 
     def idle(self) -> bool:
         with self._cond:
-            return not self._pending and not self._busy
+            return not self._pending and not self._deferred and not self._busy
 
     def backlog(self) -> int:
         """Writes not made yet: queued, or being made."""
         with self._cond:
-            return len(self._pending) + self._busy
+            return len(self._pending) + len(self._deferred) + self._busy
 
     # -- one write ------------------------------------------------------------------------
-    def _write(self, effect: Effect) -> None:
-        if isinstance(effect, EventEffect):
+    def _write(self, effect: Effect, partner: tuple[tuple, Effect] | None = None) -> None:
+        if partner is not None:
+            status, patch = (effect, partner[1]) if isinstance(effect, StatusEffect) \
+                else (partner[1], effect)
+            assert isinstance(status, StatusEffect) and isinstance(patch, PatchEffect)
+            self._status(status, patch)
+        elif isinstance(effect, EventEffect):
             self.recorder.event(effect.obj, effect.type, effect.reason, effect.message)
         elif isinstance(effect, StatusEffect):
-            cond = None
-            if effect.ready is not None:
-                cond = Condition(type=effect.condition,
-                                 status="True" if effect.ready else "False",
-                                 reason=effect.reason, message=effect.message)
-            self.status.set_status(effect.resource, effect.obj, effect.fields, cond)
+            self._status(effect)
         elif isinstance(effect, PatchEffect):
             if self.before_patch is not None:
                 self.before_patch(effect)
@@ -206,6 +372,17 @@ class KubeWriter:
                     return
                 if exc.code != 404:
                     raise
+
+    def _status(self, effect: StatusEffect, patch: PatchEffect | None = None) -> None:
+        """The status effect, with a pod's annotation patch in the same write."""
+        cond = None
+        if effect.ready is not None:
+            cond = Condition(type=effect.condition, status="True" if effect.ready else "False",
+                             reason=effect.reason, message=effect.message)
+        if patch is not None and self.before_patch is not None:
+            self.before_patch(patch)
+        self.status.set_status(effect.resource, effect.obj, effect.fields, cond,
+                               metadata=patch.patch["metadata"] if patch is not None else None)
 
     def _owner_gone(self, obj: dict[str, Any]) -> bool:
         """True when the object's controller owner no longer exists (or is another object of

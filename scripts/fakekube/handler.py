@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _WATCH_POLL = 0.2
+DEBUG_REQUESTS = "/debug/requests"  # GET: FakeKube.request_report(); DELETE: reset the counts
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _parts(path: str) -> list[str]:
+    return [unquote(p) for p in path.strip("/").split("/") if p]
 _OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
@@ -34,6 +40,8 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "fakekube/1.0"
+    kind = "unknown"  # what the current request is (_kind), for FakeKube.record
+    target: tuple[str, str, str] | None = None  # the object it names (resource, ns, name)
 
     def setup(self) -> None:
         super().setup()
@@ -66,6 +74,16 @@ class Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- plumbing
     def _dispatch(self, method: str) -> None:
         raw = self._read_body()
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if url.path == DEBUG_REQUESTS:  # not Kubernetes: the request counts, uncounted
+            if method == "DELETE":
+                self.fake.reset_counts()
+            self._send_json(200, self.fake.request_report(), count=False)
+            return
+        self.kind = self._kind(method, url.path, query)
+        if self.fake.write_latency and method != "GET":
+            time.sleep(self.fake.write_latency)
         fault = self.fake.take_fault(method, self.path)
         if fault is not None:
             status, retry_after = fault
@@ -74,8 +92,6 @@ class Handler(BaseHTTPRequestHandler):
                              f"fakekube injected fault ({status})")
             self._send_json(status, error.status_dict(), headers)
             return
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
             self._route(method, url.path, query, raw)
         except ApiError as exc:
@@ -88,9 +104,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None,
+                   count: bool = True) -> None:
         data = json.dumps(body).encode()
-        self.fake.record(self.command, self.path, status)
+        if count:
+            self.fake.record(self.command, self.path, status, self.kind, self.target)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -110,8 +128,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- routing
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
-        store = self.fake.store
-        parts = [unquote(p) for p in path.strip("/").split("/") if p]
+        parts = _parts(path)
         if method == "GET" and parts == ["openapi", "v2"]:
             self._send_empty_openapi_v2()
             return
@@ -120,6 +137,39 @@ class Handler(BaseHTTPRequestHandler):
             if static is not None:
                 self._send_json(200, static)
                 return
+        res, namespace, name, sub = self._resolve(parts)
+        if name is None:
+            self._collection(method, res, namespace, query, raw)
+        else:
+            self._object(method, res, namespace, name, sub, query, raw)
+
+    def _kind(self, method: str, path: str, query: dict[str, str]) -> str:
+        """What the request is, as Kubernetes' audit log names it: "VERB RESOURCE[/SUB]"
+        (verbs get, list, watch, create, update, patch, delete, deletecollection; resources
+        "plural" or "plural.group"), or "VERB nonresource" (discovery, openapi)."""
+        self.target = None
+        try:
+            res, namespace, name, sub = self._resolve(_parts(path))
+        except ApiError:
+            return f"{method.lower()} nonresource"
+        if method == "GET":
+            verb = "get" if name else ("watch" if query.get("watch") in ("true", "1")
+                                       else "list")
+        elif method == "DELETE" and name is None:
+            verb = "deletecollection"
+        else:
+            verb = _VERBS.get(method, method.lower())
+        resource = f"{res.plural}.{res.group}" if res.group else res.plural
+        if name is not None:
+            self.target = (resource, namespace or "", name)
+        return f"{verb} {resource}/{sub}" if sub else f"{verb} {resource}"
+
+    def _resolve(
+        self, parts: list[str]
+    ) -> tuple[Resource, str | None, str | None, str | None]:
+        """The resource, namespace, name and subresource a path names (ApiError 404 when
+        it names none)."""
+        store = self.fake.store
         if len(parts) >= 2 and parts[0] == "api":
             group, version, rest = "", parts[1], parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -138,15 +188,12 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if name is None:
-            self._collection(method, res, namespace, query, raw)
-        else:
-            self._object(method, res, namespace, name, sub, query, raw)
+        return res, namespace, name, sub
 
     def _send_empty_openapi_v2(self) -> None:
         """An empty OpenAPI v2 document (zero-length protobuf): clients such as kubectl
         find no schema for any kind and skip client-side validation."""
-        self.fake.record(self.command, self.path, 200)
+        self.fake.record(self.command, self.path, 200, self.kind, self.target)
         self.send_response(200)
         self.send_header("Content-Type", _OPENAPI_V2_PROTOBUF)
         self.send_header("Content-Length", "0")
@@ -325,7 +372,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
 
     def _start_stream(self) -> None:
-        self.fake.record(self.command, self.path, 200)
+        self.fake.record(self.command, self.path, 200, self.kind, self.target)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

@@ -5,7 +5,14 @@ streams with bookmarks and 410 Gone, PATCH content types, /status, Status error
 bodies, discovery), so the official ``kubernetes`` client, ``kubectl`` and ApiBackend
 run against it unchanged. Fault injection: :meth:`FakeKube.inject`,
 :meth:`FakeKube.drop_watches`, :meth:`FakeKube.compact`; every request is logged in
-:attr:`FakeKube.requests`.
+:attr:`FakeKube.requests` and counted by verb and resource (:meth:`FakeKube.counts`, also
+served as JSON on ``GET /debug/requests`` for a FakeKube in another process; ``DELETE
+/debug/requests`` resets the counts). Counting is for telling how many requests a client
+made: kinds are "VERB RESOURCE[/SUBRESOURCE]" with Kubernetes' verbs (get, list, watch,
+create, update, patch, delete, deletecollection) and resources (``pods``,
+``vpcs.iaas.yusur.io``, ``pods/status``), and "VERB nonresource" for discovery; writes
+are also counted per object (:meth:`FakeKube.writes_per_object`; every create counts as a
+new object).
 """
 
 from __future__ import annotations
@@ -36,11 +43,26 @@ log = structlog.get_logger(__name__)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
 class RequestRecord(NamedTuple):
     time: float  # time.monotonic() when the response started
     method: str
     path: str  # path with query string, as sent
     status: int
+    kind: str = ""  # "VERB RESOURCE[/SUBRESOURCE]" (see the module docstring)
+
+
+def writes(counts: dict[str, int]) -> dict[str, int]:
+    """The write requests among ``counts`` (FakeKube.counts or /debug/requests)."""
+    return {k: v for k, v in counts.items() if k.split(" ", 1)[0] in WRITE_VERBS}
+
+
+def count_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Requests counted between two snapshots of FakeKube.counts."""
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: v for k, v in sorted(delta.items()) if v}
 
 
 @dataclass
@@ -69,7 +91,9 @@ class FakeKube:
     ``history``: watch history size of the store. ``gone_as_http``: answer a too-old
     watch with HTTP 410 instead of a 200 stream holding one ERROR event (what the
     real server does). ``resources``: initially registered resources (CRDs created at
-    runtime are added).
+    runtime are added). ``write_latency``: seconds each write request waits before it is
+    served (a real API server's admission and etcd commit; concurrent requests wait
+    together, as there).
     """
 
     def __init__(
@@ -82,11 +106,16 @@ class FakeKube:
         port: int = 0,
         gone_as_http: bool = False,
         namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+        write_latency: float = 0.0,
     ) -> None:
         self.bookmark_interval = bookmark_interval
+        self.write_latency = write_latency
         self.gone_as_http = gone_as_http
         self.store = MemoryStore(resources, history=history)
         self.requests: list[RequestRecord] = []
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._object_writes: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._write_times: tuple[float, float] | None = None  # first and last write counted
         self.stopping = False
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -205,8 +234,54 @@ class FakeKube:
             self._snapshots.clear()
 
     # ---------------------------------------------------------------- bookkeeping
-    def record(self, method: str, path: str, status: int) -> None:
-        self.requests.append(RequestRecord(time.monotonic(), method, path, status))
+    def record(self, method: str, path: str, status: int, kind: str = "",
+               target: tuple[str, str, str] | None = None) -> None:
+        self.requests.append(RequestRecord(time.monotonic(), method, path, status, kind))
+        kind = kind or f"{method.lower()} unknown"
+        with self._lock:
+            self._counts[kind] += 1
+            verb, _, resource = kind.partition(" ")
+            if verb in WRITE_VERBS:
+                now = time.monotonic()
+                self._write_times = (self._write_times or (now, now))[0], now
+                if target is None:  # a create (or a deletecollection): an object of its own
+                    target = (resource, "", f"#{len(self.requests)}")
+                self._object_writes[target] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests served so far (answered faults included) by kind, "VERB RESOURCE[/SUB]"
+        (see the module docstring), sorted."""
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def writes_per_object(self) -> dict[tuple[str, str, str], int]:
+        """Write requests by object written, (resource, namespace or "", name); each create
+        is an object of its own."""
+        with self._lock:
+            return dict(self._object_writes)
+
+    def request_report(self, examples: int = 50) -> dict[str, Any]:
+        """What ``GET /debug/requests`` answers: ``requests`` (:meth:`counts`),
+        ``objects_written`` (how many objects got a write request) and
+        ``written_more_than_once`` (up to ``examples`` of those that got several, "resource
+        namespace/name": writes), ``write_span_seconds`` (from the first write counted to the
+        last)."""
+        per_object = self.writes_per_object()
+        several = sorted((k for k, v in per_object.items() if v > 1),
+                         key=lambda k: -per_object[k])
+        with self._lock:
+            first, last = self._write_times or (0.0, 0.0)
+        return {"requests": self.counts(), "objects_written": len(per_object),
+                "write_span_seconds": last - first,
+                "written_more_than_once": {
+                    f"{r} {ns + '/' if ns else ''}{name}": per_object[(r, ns, name)]
+                    for r, ns, name in several[:examples]}}
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._object_writes.clear()
+            self._write_times = None
 
     def requests_matching(self, method: str | None, path_regex: str) -> list[RequestRecord]:
         pattern = re.compile(path_regex)
@@ -265,4 +340,4 @@ class FakeKube:
                 "items": items[start:end]}
 
 
-__all__ = ["ApiError", "FakeKube", "RequestRecord"]
+__all__ = ["ApiError", "FakeKube", "RequestRecord", "count_delta", "writes"]

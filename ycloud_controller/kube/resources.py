@@ -133,3 +133,9 @@ def by_kind(kind: str, api_version: str | None = None) -> Resource:
         if res.kind == kind and (api_version is None or res.api_version == api_version):
             return res
     raise KeyError(f"unknown kind {kind!r}" + (f" in {api_version}" if api_version else ""))
+
+
+# (group, plural) of the resources whose /status writes may also change labels and
+# annotations: the API server's status strategy of Pods resets only spec, deletionTimestamp
+# and ownerReferences (a custom resource's /status keeps nothing but .status)
+STATUS_WRITES_METADATA = frozenset({("", "pods")})

@@ -123,21 +123,28 @@ class StatusWriter:
         obj: dict[str, Any],
         status_fields: dict[str, Any],
         condition: Condition | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Write the merged status if it differs from ``obj``'s.
 
-        Returns the updated object, ``obj`` itself when nothing changed, or None when the
-        object no longer exists. Other ApiErrors propagate (the caller retries).
+        ``metadata``: a merge patch of labels and annotations written in the same request
+        (only for a resource whose status subresource takes them,
+        ``resources.STATUS_WRITES_METADATA``). Returns the updated object, ``obj`` itself
+        when nothing changed, or None when the object no longer exists. Other ApiErrors
+        propagate (the caller retries).
         """
         current = obj.get("status") or {}
         desired = desired_status(obj, status_fields, condition)
-        if desired == current:
-            return obj  # most reconciles: no write, no watch event
-        patch = status_patch(current, desired)
+        body: dict[str, Any] = {"metadata": metadata} if metadata else {}
+        if desired != current:  # most reconciles: no write, no watch event
+            body["status"] = status_patch(current, desired)
+        if not body:
+            return obj
         meta = obj.get("metadata") or {}
         try:
             return self.backend.patch(
-                res, meta["name"], meta.get("namespace"), {"status": patch},
+                res, meta["name"], meta.get("namespace"), body,
                 "status" if res.has_status else None,
             )
         except NotFound:

@@ -10,7 +10,8 @@ could tell it apart); watching from a resourceVersion older than that history ra
 Semantics kept from the API server: uid, creationTimestamp, generation (bumped when
 anything but metadata/status changes), generateName, 409 AlreadyExists / Conflict
 (stale metadata.resourceVersion), 404 NotFound, 422 Invalid names, the ``status``
-subresource (main-resource writes keep .status, /status writes change only .status;
+subresource (main-resource writes keep .status, /status writes change only .status, and
+for Pods also labels and annotations, as the API server's pod status strategy allows;
 create drops .status like the API server does, except for Nodes),
 writes that change nothing are not writes (no new resourceVersion, no event), label
 selector transitions in watches (ADDED/DELETED), ownerReference garbage collection
@@ -39,6 +40,7 @@ from ycloud_controller.kube.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     NAMESPACES,
     NODES,
+    STATUS_WRITES_METADATA,
     Resource,
 )
 from ycloud_controller.memkube.history import History
@@ -56,7 +58,6 @@ def _not_found(res: Resource, name: str) -> NotFound:
         404, "NotFound", f'{res.group_resource} "{name}" not found',
         details={"name": name, "group": res.group, "kind": res.plural},
     )
-
 
 class MemoryStore(WatchMixin, CascadeMixin):
     """Thread-safe in-memory Kubernetes object store (see the module docstring)."""
@@ -293,12 +294,21 @@ class MemoryStore(WatchMixin, CascadeMixin):
         if subresource == "status":
             if not res.has_status:
                 raise ApiError(404, "NotFound", f"{res.group_resource} has no status subresource")
-            status = new.get("status")
+            status, written = new.get("status"), new.get("metadata") or {}
             new = dict(old)
             if status is None:
                 new.pop("status", None)
             else:
                 new["status"] = status
+            if (res.group, res.plural) in STATUS_WRITES_METADATA:
+                meta = dict(old["metadata"])
+                for field in ("labels", "annotations"):
+                    if field in written:
+                        meta[field] = written[field]
+                    else:
+                        meta.pop(field, None)
+                new["metadata"] = meta
+                objects.validate_labels(new)
         elif subresource:
             raise ApiError(404, "NotFound", f"unknown subresource {subresource!r}")
         else:

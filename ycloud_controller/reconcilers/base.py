@@ -142,9 +142,29 @@ def invalid_effects(resource: Resource, obj: dict[str, Any] | None, exc: Invalid
                     fields: dict[str, Any] | None = None) -> list[Effect]:
     if obj is None:
         return []
-    return [StatusEffect(resource, obj, fields or {}, False, exc.reason, exc.message,
-                         _condition(resource)),
-            EventEffect(obj, "Warning", exc.reason, exc.message)]
+    return warning_effects(resource, obj, fields or {}, exc.reason, exc.message,
+                           _condition(resource))
+
+
+def warning_effects(resource: Resource, obj: dict[str, Any], fields: dict[str, Any],
+                    reason: str, message: str, condition: str = keys.READY) -> list[Effect]:
+    """The condition False with `reason`, and a Warning Event when the condition says
+    something new: an object whose condition says it already (a restart, a resync) gets no
+    Event again, as it gets no status write."""
+    effects: list[Effect] = [StatusEffect(resource, obj, fields, False, reason, message,
+                                          condition)]
+    if not condition_says(obj, condition, "False", reason, message):
+        effects.append(EventEffect(obj, "Warning", reason, message))
+    return effects
+
+
+def condition_says(obj: dict[str, Any], type_: str, status: str, reason: str,
+                   message: str) -> bool:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return (cond.get("status"), cond.get("reason"), cond.get("message")) == (
+                status, reason, message)
+    return False
 
 
 def refused_effects(resource: Resource,

@@ -25,11 +25,11 @@ from ycloud_controller.reconcilers.base import (
     Context,
     DeleteEffect,
     Effect,
-    EventEffect,
     Outcome,
     Reconciler,
     StatusEffect,
     UpsertEffect,
+    warning_effects,
 )
 from ycloud_controller.reconcilers.ysvc_backends import Backend, check_overlaps, select
 
@@ -270,8 +270,7 @@ class YusurServiceReconciler(Reconciler):
         if refused is not None:  # surfaced here: users look at the YusurService, not its Service
             reason, message = refused.get("reason") or "ServiceNotReady", (
                 f"Service {key}: {refused.get('message', '')}")
-            effects.append(StatusEffect(res.YUSURSERVICES, obj, status, False, reason, message))
-            effects.append(EventEffect(obj, "Warning", reason, message))
+            effects += warning_effects(res.YUSURSERVICES, obj, status, reason, message)
             return Outcome(effects=effects)
         effects.append(StatusEffect(res.YUSURSERVICES, obj, status, True,
                                     keys.REASON_RECONCILED, message))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from kubernetes import client
 
 from ycloud_controller.kube.backend import ApiBackend
 from ycloud_controller.kube.client import KubeConfigError, make_api_client
+from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.resources import CONFIGMAPS, NAMESPACES, VPCS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -112,3 +115,38 @@ def test_make_api_client_errors_are_clear(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(KubeConfigError) as exc:
         make_api_client(None, in_cluster=False)
     assert "kubeconfig" in str(exc.value) and "in-cluster" in str(exc.value)
+
+
+def test_fakekube_counts_requests_by_verb_and_resource(fake: FakeKube,
+                                                       backend: ApiBackend) -> None:
+    from fakekube.server import count_delta, writes
+    before = fake.counts()
+    backend.create(VPCS, {"metadata": {"name": "v1"}})
+    vpc = backend.get(VPCS, "v1")
+    backend.list(VPCS)
+    backend.patch(VPCS, "v1", None, {"metadata": {"labels": {"a": "b"}}})
+    with pytest.raises(ApiError):  # a 409 (vpc is older than the patch): counted
+        backend.update(VPCS, {**vpc, "spec": {"namespaces": ["x"]}})
+    backend.patch(VPCS, "v1", None, {"status": {"router": "r"}}, "status")
+    with pytest.raises(ApiError):
+        backend.patch(CONFIGMAPS, "missing", "default", {"data": {}})  # a 404: counted
+    watch = backend.watch(VPCS, None, timeout_seconds=1)
+    watch.close()
+    backend.delete(VPCS, "v1")
+    delta = count_delta(before, fake.counts())
+    assert delta == {
+        "create vpcs.iaas.yusur.io": 1, "delete vpcs.iaas.yusur.io": 1,
+        "get vpcs.iaas.yusur.io": 1, "list vpcs.iaas.yusur.io": 1,
+        "patch configmaps": 1, "patch vpcs.iaas.yusur.io": 1,
+        "patch vpcs.iaas.yusur.io/status": 1, "update vpcs.iaas.yusur.io": 1,
+        "watch vpcs.iaas.yusur.io": 1,
+    }
+    assert sum(writes(delta).values()) == 6
+    assert fake.writes_per_object()[("vpcs.iaas.yusur.io", "", "v1")] == 4  # create counted apart
+    # the same counts over HTTP, for a FakeKube in another process; reading them is uncounted
+    http = json.loads(urllib.request.urlopen(f"{fake.url}/debug/requests").read())
+    assert http == fake.request_report() and http["requests"] == fake.counts()
+    assert http["written_more_than_once"]["vpcs.iaas.yusur.io v1"] == 4
+    urllib.request.urlopen(urllib.request.Request(f"{fake.url}/debug/requests",
+                                                  method="DELETE")).read()
+    assert fake.counts() == {} and fake.writes_per_object() == {}
