@@ -32,12 +32,12 @@ from typing import Any
 import structlog
 
 from ycloud_controller.api.common import key_of
-from ycloud_controller.kube import resources
+from ycloud_controller.effect_writer import EffectWriter
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
 from ycloud_controller.kube.resources import STATUS_WRITES_METADATA
-from ycloud_controller.kube.status import Condition, StatusWriter
+from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
     Effect,
@@ -111,21 +111,6 @@ def _opposite(effect: Effect) -> tuple | None:
     return None
 
 
-def _controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return next((r for r in refs if r.get("controller")), None)
-
-
-def _controlled_elsewhere(obj: dict[str, Any], current: dict[str, Any]) -> bool:
-    """True when `current` is not controlled by an object of the kind and name that is to
-    control `obj` (an earlier incarnation of the same owner, another uid, is adopted)."""
-    ours, theirs = _controller_ref(obj), _controller_ref(current)
-    if ours is None:
-        return False
-    return theirs is None or (theirs.get("kind"), theirs.get("name")) != (ours.get("kind"),
-                                                                          ours.get("name"))
-
-
 class KubeWriter:
     def __init__(self, backend: Backend, recorder: EventRecorder, status: StatusWriter,
                  enabled: bool = True, workers: int = WORKERS):
@@ -134,8 +119,7 @@ class KubeWriter:
         self.in_flight: set[tuple] = set()  # objects being written
         self._ordered_busy = 0  # upserts and deletes being written (0 or 1)
         self.max_concurrency = 0  # most writes in flight at once (for tests and bench)
-        self.recorder = recorder
-        self.status = status
+        self.effects = EffectWriter(backend, recorder, status)  # one write of one effect
         self.enabled = enabled
         self._pending: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
         # statuses that count what other objects hold (a subnet's addresses): they wait while
@@ -148,10 +132,6 @@ class KubeWriter:
         self._busy = 0
         self.written = 0
         self.failed = 0
-        # upserts of objects that exist and are not ours, deletes of objects replaced since
-        self.refused = 0
-        # told of each patch just before it is written (Triggers.expect_patch)
-        self.before_patch: Callable[[PatchEffect], None] | None = None
 
     def submit(self, effects: list[Effect]) -> None:
         if not effects or not self.enabled:
@@ -221,7 +201,7 @@ class KubeWriter:
                 self.max_concurrency = max(self.max_concurrency, self._busy)
             written = False
             try:
-                self._write(effect, partner)
+                self.effects.write(effect, partner)
                 written = True
             except ApiError as exc:
                 if not self._failed(target, effect, attempts, exc) and partner is not None:
@@ -336,96 +316,21 @@ class KubeWriter:
         with self._cond:
             return not self._pending and not self._deferred and not self._busy
 
+    @property
+    def refused(self) -> int:
+        """Upserts of objects that exist and are not ours, deletes of objects replaced since."""
+        return self.effects.refused
+
+    @property
+    def before_patch(self) -> Callable[[PatchEffect], None] | None:
+        return self.effects.before_patch
+
+    @before_patch.setter
+    def before_patch(self, hook: Callable[[PatchEffect], None] | None) -> None:
+        """Told of each patch just before it is written (Triggers.expect_patch)."""
+        self.effects.before_patch = hook
+
     def backlog(self) -> int:
         """Writes not made yet: queued, or being made."""
         with self._cond:
             return len(self._pending) + len(self._deferred) + self._busy
-
-    # -- one write ------------------------------------------------------------------------
-    def _write(self, effect: Effect, partner: tuple[tuple, Effect] | None = None) -> None:
-        if partner is not None:
-            status, patch = (effect, partner[1]) if isinstance(effect, StatusEffect) \
-                else (partner[1], effect)
-            assert isinstance(status, StatusEffect) and isinstance(patch, PatchEffect)
-            self._status(status, patch)
-        elif isinstance(effect, EventEffect):
-            self.recorder.event(effect.obj, effect.type, effect.reason, effect.message)
-        elif isinstance(effect, StatusEffect):
-            self._status(effect)
-        elif isinstance(effect, PatchEffect):
-            if self.before_patch is not None:
-                self.before_patch(effect)
-            self.backend.patch(effect.resource, effect.name, effect.namespace, effect.patch)
-        elif isinstance(effect, UpsertEffect):
-            self._upsert(effect)
-        elif isinstance(effect, DeleteEffect):
-            try:
-                self.backend.delete(effect.resource, effect.name, effect.namespace,
-                                    uid=effect.uid)
-            except ApiError as exc:
-                if exc.code == 409 and effect.uid:
-                    # another object of that name since the reconcile: not the one to delete
-                    self.refused += 1
-                    log.warning("not deleting an object made since under the same name",
-                                kind=effect.resource.kind, object=f"{effect.namespace}/"
-                                f"{effect.name}", error=str(exc))
-                    return
-                if exc.code != 404:
-                    raise
-
-    def _status(self, effect: StatusEffect, patch: PatchEffect | None = None) -> None:
-        """The status effect, with a pod's annotation patch in the same write."""
-        cond = None
-        if effect.ready is not None:
-            cond = Condition(type=effect.condition, status="True" if effect.ready else "False",
-                             reason=effect.reason, message=effect.message)
-        if patch is not None and self.before_patch is not None:
-            self.before_patch(patch)
-        self.status.set_status(effect.resource, effect.obj, effect.fields, cond,
-                               metadata=patch.patch["metadata"] if patch is not None else None)
-
-    def _owner_gone(self, obj: dict[str, Any]) -> bool:
-        """True when the object's controller owner no longer exists (or is another object of
-        the same name): a write queued before the owner's deletion must not resurrect it."""
-        md = obj["metadata"]
-        ref = _controller_ref(obj)
-        if ref is None:
-            return False
-        try:
-            res = resources.by_kind(ref.get("kind", ""), ref.get("apiVersion"))
-        except KeyError:
-            return False
-        owner = self.backend.get(res, ref["name"], md.get("namespace") if res.namespaced
-                                 else None)
-        return owner is None or (owner.get("metadata") or {}).get("uid") != ref.get("uid")
-
-    def _upsert(self, effect: UpsertEffect) -> None:
-        obj: dict[str, Any] = effect.obj
-        md = obj["metadata"]
-        current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
-        if current is None:
-            if self._owner_gone(obj):
-                log.info("owner gone, not creating", kind=effect.resource.kind,
-                         object=key_of(obj))
-                return
-            try:
-                self.backend.create(effect.resource, obj)
-                return
-            except ApiError as exc:
-                if exc.code != 409:
-                    raise
-                current = self.backend.get(effect.resource, md["name"], md.get("namespace"))
-                if current is None:
-                    raise
-        if _controlled_elsewhere(obj, current):
-            # e.g. a user's own Service of the name a YusurService wants, not yet in the
-            # reconciler's cache: never take it over. Its watch event queues the owner again,
-            # which then reports the conflict on itself.
-            self.refused += 1
-            log.warning("not taking over an object another controls", kind=effect.resource.kind,
-                        object=key_of(obj), controller=str(_controller_ref(current)))
-            return
-        body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-        body["metadata"] = {k: v for k, v in md.items() if k in ("labels", "annotations",
-                                                                   "ownerReferences")}
-        self.backend.patch(effect.resource, md["name"], md.get("namespace"), body)
