@@ -48,6 +48,7 @@ class Config:
     ssl_ca: str | None = None
     batch_size: int = 500
     resync_seconds: float = 600.0
+    bump_nb_cfg: bool = False  # every NB transaction increments NB_Global.nb_cfg
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> Config:
