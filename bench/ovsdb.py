@@ -141,6 +141,24 @@ def wipe_ops() -> list[dict[str, Any]]:
              "HA_Chassis_Group", "Load_Balancer_Health_Check")]
 
 
+def follow(client: Client, on_update: Callable[[float, dict[str, Any]], None],
+           stopped: Callable[[], bool]) -> None:
+    """Read a monitor's update notifications until the connection closes or `stopped()`:
+    `on_update(time of receipt, table updates)`; echo requests are answered."""
+    stream = client.stream
+    while not stopped():
+        try:
+            msg = stream.recv()
+        except (ConnectionError, OSError):
+            return
+        now = time.monotonic()
+        method = msg.get("method")
+        if method == "update":
+            on_update(now, msg["params"][1])
+        elif method == "echo":
+            stream.send({"id": msg["id"], "result": msg["params"], "error": None})
+
+
 class Observer(threading.Thread):
     """A separate NB connection monitoring every table the controller writes.
 
@@ -176,18 +194,8 @@ class Observer(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        stream = self.client.stream
-        while not self._stop:
-            try:
-                msg = stream.recv()
-            except (ConnectionError, OSError):
-                return
-            now = time.monotonic()
-            method = msg.get("method")
-            if method == "update":
-                self._apply(now, msg["params"][1], initial=False)
-            elif method == "echo":
-                stream.send({"id": msg["id"], "result": msg["params"], "error": None})
+        follow(self.client, lambda now, updates: self._apply(now, updates, initial=False),
+               lambda: self._stop)
 
     def stop(self) -> None:
         self._stop = True

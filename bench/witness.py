@@ -15,6 +15,7 @@ with the controller's process).
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -61,20 +62,14 @@ class Witness(threading.Thread):
 
     def stop(self) -> None:
         self._stop = True
+        try:
+            self.client.stream.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.client.close()
 
     def run(self) -> None:
-        stream = self.client.stream
-        while not self._stop:
-            try:
-                msg = stream.recv()
-            except (ConnectionError, OSError):
-                return
-            now = time.monotonic()
-            if msg.get("method") == "update":
-                self._apply(now, msg["params"][1])
-            elif msg.get("method") == "echo":
-                stream.send({"id": msg["id"], "result": msg["params"], "error": None})
+        ovsdb.follow(self.client, self._apply, lambda: self._stop)
 
     # -- state ----------------------------------------------------------------------------
     def _apply(self, now: float, updates: dict[str, Any]) -> None:
