@@ -292,7 +292,12 @@ def measure(n: int, central: SandboxState, args: argparse.Namespace, workdir: Pa
             f"caught up {out['startup']['quiet_to_every_chassis_s']}s later")
         out["ports_installed"] = wait_installed(lab, ports, args.timeout * 4)
         time.sleep(1.0)
+        before = pipeline_topo.engine_counts(central, lab)
         raw = events(witness, shape, ctl, client, args.events, args.timeout, log)
+        after = pipeline_topo.engine_counts(central, lab)
+        made = 2 * len(KINDS) * args.events
+        out["engine_per_event"] = {k: [(after[k][i] - before[k][i]) / made for i in (0, 1)]
+                                   for k in after}
         out["events"] = {kind: {side: stats(v) for side, v in sides.items()}
                          for kind, sides in raw.items()}
         out["samples"] = raw

@@ -108,6 +108,11 @@ def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
                 f"peak RSS {r.get('controller_peak_rss_mb', 0):.0f} MB.", ""]
         out += events_table(r)
         out.append("")
+        eng = r.get("engine_per_event")
+        if eng:
+            out += ["Incremental engines per event (both sides, all kinds): " + "; ".join(
+                f"{name} {v[0]:.1f} full recomputes, {v[1]:.1f} incremental"
+                for name, v in eng.items()) + ".", ""]
         if "topology" in r:
             out += [f"LB placement at {r['services']} services (5 VPCs x 10 switches, the "
                     "controller's NB; then the same LBs moved per switch):", ""]

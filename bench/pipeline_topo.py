@@ -51,6 +51,24 @@ def stopwatch_max(text: str) -> dict[str, tuple[int, float]]:
     return out
 
 
+def engine_stats(text: str) -> dict[str, tuple[int, int]]:
+    """inc-engine/show-stats: node -> (recomputes, incremental computes)."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+        r"Node: (\S+)\n- recompute:\s+(\d+)\n- compute:\s+(\d+)", text)}
+
+
+def engine_counts(central: SandboxState, lab) -> dict[str, tuple[int, int]]:  # noqa: ANN001
+    """Recomputes and incremental computes so far of ovn-northd's `northd` and `lflow`
+    nodes and of one chassis' ovn-controller `logical_flow_output` node."""
+    northd = engine_stats(appctl(Path(central.directory) / "northd.ctl",
+                                 "inc-engine/show-stats"))
+    st = lab.store.load()
+    chassis = engine_stats(lab.chassis(st, sorted(st.chassis)[0]).controller_appctl(
+        "inc-engine/show-stats"))
+    return {"northd": northd.get("northd", (0, 0)), "northd lflow": northd.get("lflow", (0, 0)),
+            "ovn-controller logical_flow_output": chassis.get("logical_flow_output", (0, 0))}
+
+
 def recompute(ctl: Path, timeout: float = 300.0) -> dict[str, float]:
     """One forced full recompute of ovn-northd: its stopwatches' time (msec)."""
     appctl(ctl, "stopwatch/reset")
