@@ -18,7 +18,9 @@ them) around a central NB/SB with ovn-northd running. For each --pipeline-servic
    the product's builders: the Service's Load_Balancer inserted into its VPC's group, the
    LB's vips and hash updated, the Pod's Logical_Switch_Port inserted into its switch) made
    directly with one raw transaction that bumps nb_cfg, timed from just before it is sent,
-   with the same witness. Controller overhead = (controller - floor) / floor.
+   with the same witness. Controller overhead = (controller - floor) / floor. Each event
+   starts once ovn-northd has been idle for 0.3 s (the recomputes that follow a change, for
+   its own writes and the chassis' acknowledgements, are over).
 
 At the count nearest 10k (bench.pipeline_topo), with the controller stopped: SB Logical_Flow
 count and ovn-northd recompute time with this project's placement (Load_Balancer_Group per
@@ -219,7 +221,8 @@ def one(witness: Witness, shape: workload.Shape, kind: str, a: int, b: int, by: 
 
 
 def events(witness: Witness, shape: workload.Shape, ctl: Controller, client: ovsdb.Client,
-           count: int, timeout: float, log) -> dict[str, dict[str, list]]:  # noqa: ANN001
+           central: SandboxState, count: int, timeout: float,
+           log) -> dict[str, dict[str, list]]:  # noqa: ANN001
     """`count` events of each kind by the controller and as many raw floors, interleaved."""
     out: dict[str, dict[str, list]] = {k: {"controller": [], "floor": []} for k in KINDS}
     spaces = shape.namespaces
@@ -234,7 +237,7 @@ def events(witness: Witness, shape: workload.Shape, ctl: Controller, client: ovs
                     a, b = k % spaces, shape.pods_per_namespace + 2 * (k // spaces) + side
                 got = one(witness, shape, kind, a, b, by, ctl, client, timeout)
                 out[kind][by].append(got)
-                time.sleep(0.1)  # the pipeline idles between events
+                pipeline_topo.northd_quiet(central)  # each event starts on an idle pipeline
         log(f"[{shape.services}] events {k + 1}/{count}: " + ", ".join(
             f"{kind} {summary(out[kind]['controller'])}/{summary(out[kind]['floor'])}"
             for kind in KINDS))
@@ -293,7 +296,7 @@ def measure(n: int, central: SandboxState, args: argparse.Namespace, workdir: Pa
         out["ports_installed"] = wait_installed(lab, ports, args.timeout * 4)
         time.sleep(1.0)
         before = pipeline_topo.engine_counts(central, lab)
-        raw = events(witness, shape, ctl, client, args.events, args.timeout, log)
+        raw = events(witness, shape, ctl, client, central, args.events, args.timeout, log)
         after = pipeline_topo.engine_counts(central, lab)
         made = 2 * len(KINDS) * args.events
         out["engine_per_event"] = {k: [(after[k][i] - before[k][i]) / made for i in (0, 1)]
@@ -349,12 +352,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: event to dataplane with ovn-northd and real ovn-controllers "
                         "(lab chassis, root needed), against one raw transaction per change; "
                         "and the LB placement comparison; RESULTS.md block 'pipeline'")
-    g.add_argument("--pipeline-services", default="1000,10000",
-                   help="service counts of the pipeline run (default 1000,10000)")
+    g.add_argument("--pipeline-services", default="10000,20000",
+                   help="service counts of the pipeline run (default 10000,20000: the small "
+                        "shape and the largest this machine carries)")
     g.add_argument("--chassis", type=int, default=4, help="lab chassis (default 4)")
     g.add_argument("--events", type=int, default=20,
                    help="events of each kind, and as many raw floors (default 20)")
-    g.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds one event may take to reach every chassis (default 30)")
+    g.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds one event may take to reach every chassis (default 60)")
     g.add_argument("--no-topology", dest="topology", action="store_false",
                    help="skip the LB placement comparison")

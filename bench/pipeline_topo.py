@@ -69,6 +69,21 @@ def engine_counts(central: SandboxState, lab) -> dict[str, tuple[int, int]]:  # 
             "ovn-controller logical_flow_output": chassis.get("logical_flow_output", (0, 0))}
 
 
+def northd_quiet(central: SandboxState, timeout: float = 30.0, still: float = 0.3) -> None:
+    """Wait until ovn-northd has run no engine iteration for `still` seconds (the runs that
+    follow a change, its own writes and the chassis' acknowledgements, are over)."""
+    ctl = Path(central.directory) / "northd.ctl"
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        runs = sum(engine_stats(appctl(ctl, "inc-engine/show-stats")).get("northd", (0, 0)))
+        if runs != last:
+            last, since = runs, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+        time.sleep(0.1)
+
+
 def recompute(ctl: Path, timeout: float = 300.0) -> dict[str, float]:
     """One forced full recompute of ovn-northd: its stopwatches' time (msec)."""
     appctl(ctl, "stopwatch/reset")
