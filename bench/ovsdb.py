@@ -93,6 +93,14 @@ class Client:
     def close(self) -> None:
         self.stream.sock.close()
 
+    def hang_up(self) -> None:
+        """Close, also waking a thread blocked reading this connection (a monitor's)."""
+        try:
+            self.stream.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close()
+
     def call(self, method: str, params: list[Any]) -> Any:
         return self.call_raw(self.encode(method, params))
 
@@ -199,11 +207,7 @@ class Observer(threading.Thread):
 
     def stop(self) -> None:
         self._stop = True
-        try:
-            self.client.stream.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.client.close()
+        self.client.hang_up()
 
     def _apply(self, now: float, updates: dict[str, Any], initial: bool) -> None:
         with self.lock:

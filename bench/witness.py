@@ -15,7 +15,6 @@ with the controller's process).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -62,11 +61,7 @@ class Witness(threading.Thread):
 
     def stop(self) -> None:
         self._stop = True
-        try:
-            self.client.stream.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.client.close()
+        self.client.hang_up()
 
     def run(self) -> None:
         ovsdb.follow(self.client, self._apply, lambda: self._stop)
