@@ -93,6 +93,14 @@ class Client:
     def close(self) -> None:
         self.stream.sock.close()
 
+    def hang_up(self) -> None:
+        """Close, also waking a thread blocked reading this connection (a monitor's)."""
+        try:
+            self.stream.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close()
+
     def call(self, method: str, params: list[Any]) -> Any:
         return self.call_raw(self.encode(method, params))
 
@@ -141,6 +149,24 @@ def wipe_ops() -> list[dict[str, Any]]:
              "HA_Chassis_Group", "Load_Balancer_Health_Check")]
 
 
+def follow(client: Client, on_update: Callable[[float, dict[str, Any]], None],
+           stopped: Callable[[], bool]) -> None:
+    """Read a monitor's update notifications until the connection closes or `stopped()`:
+    `on_update(time of receipt, table updates)`; echo requests are answered."""
+    stream = client.stream
+    while not stopped():
+        try:
+            msg = stream.recv()
+        except (ConnectionError, OSError):
+            return
+        now = time.monotonic()
+        method = msg.get("method")
+        if method == "update":
+            on_update(now, msg["params"][1])
+        elif method == "echo":
+            stream.send({"id": msg["id"], "result": msg["params"], "error": None})
+
+
 class Observer(threading.Thread):
     """A separate NB connection monitoring every table the controller writes.
 
@@ -176,26 +202,12 @@ class Observer(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        stream = self.client.stream
-        while not self._stop:
-            try:
-                msg = stream.recv()
-            except (ConnectionError, OSError):
-                return
-            now = time.monotonic()
-            method = msg.get("method")
-            if method == "update":
-                self._apply(now, msg["params"][1], initial=False)
-            elif method == "echo":
-                stream.send({"id": msg["id"], "result": msg["params"], "error": None})
+        follow(self.client, lambda now, updates: self._apply(now, updates, initial=False),
+               lambda: self._stop)
 
     def stop(self) -> None:
         self._stop = True
-        try:
-            self.client.stream.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.client.close()
+        self.client.hang_up()
 
     def _apply(self, now: float, updates: dict[str, Any], initial: bool) -> None:
         with self.lock:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from bench import ovsdb, workload
+from topology.model import Row
 
 
 def _atom(value: Any) -> Any:
@@ -19,19 +20,24 @@ def _atom(value: Any) -> Any:
     return value
 
 
+def row_values(row: Row) -> dict[str, Any]:
+    """A row of the product's builders as the columns of a raw insert. Empty sets and maps
+    are left to their default, as the controller does: the raw transaction must be the
+    cheapest form of the same rows."""
+    cols = {k: _atom(v) for k, v in row.columns().items()
+            if not (not v and isinstance(v, (list, tuple, dict)))}
+    cols["external_ids"] = _atom(row.external_ids())
+    return cols
+
+
 def raw_ops(shape: workload.Shape) -> list[dict[str, Any]]:
     """One transaction: N LB rows + the VPC groups holding them (named-uuid memberships)."""
     ops: list[dict[str, Any]] = []
     members: dict[str, list[Any]] = defaultdict(list)
     for i in range(shape.services):
         row = workload.lb_row(shape, i)
-        # empty sets and maps are left to their default, as the controller does: the raw
-        # transaction must be the cheapest form of the same rows
-        cols = {k: _atom(v) for k, v in row.columns().items()
-                if not (not v and isinstance(v, (list, tuple, dict)))}
-        cols["external_ids"] = _atom(row.external_ids())
         uuid_name = f"lb{i}"
-        ops.append({"op": "insert", "table": "Load_Balancer", "row": cols,
+        ops.append({"op": "insert", "table": "Load_Balancer", "row": row_values(row),
                     "uuid-name": uuid_name})
         members[row.groups[0]].append(["named-uuid", uuid_name])
     for group, lbs in sorted(members.items()):

@@ -61,7 +61,7 @@ from typing import Any
 
 from ovn_sandbox import Sandbox, SandboxState
 
-from bench import cluster, cni, ovsdb, workload
+from bench import cluster, cni, ovsdb, pipeline, workload
 from bench.raw import raw_limit, wipe
 from bench.report import machine, pct, render, write_results
 from topology import model, naming
@@ -386,10 +386,13 @@ def main(argv: list[str] | None = None) -> int:
                         "agent's peak RSS; RESULTS.md block 'cni' unless --label is given")
     p.add_argument("--cni-pods", type=int, default=100,
                    help="pods created and ADDed at once with --cni (default 100)")
+    pipeline.add_arguments(p)
     args = p.parse_args(argv)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.cni:
         return cni.run(args, command, log)
+    if args.pipeline:
+        return pipeline.run(args, command, log)
     if args.quick:
         args.services, args.churn_seconds = "300", min(args.churn_seconds, 5.0)
         if args.results == str(RESULTS):

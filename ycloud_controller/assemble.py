@@ -80,7 +80,7 @@ def assemble(cfg: Config, backend: Backend, *, nb: NbClient | None = None,
     objects' own (not a manifests directory's); see Controller."""
     owns_nb = nb is None
     if nb is None:
-        nb = NbClient(cfg.nb_remote, timeout=nb_timeout, ssl=ssl)
+        nb = NbClient(cfg.nb_remote, timeout=nb_timeout, ssl=ssl, bump_nb_cfg=cfg.bump_nb_cfg)
     sb = SbMonitor(cfg.sb_remote, ssl=ssl) if cfg.sb_remote else None
     ctl = Controller(cfg, backend, nb, emulate=emulate, write_kube=write_kube,
                      plan_only=plan_only, is_leader=is_leader, sb=sb, object_ages=object_ages)

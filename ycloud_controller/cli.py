@@ -37,6 +37,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ovn-ssl-key", help="private key for ssl: remotes")
     g.add_argument("--ovn-ssl-cert", help="certificate for ssl: remotes")
     g.add_argument("--ovn-ssl-ca", help="CA certificate that must sign the server's certificate")
+    g.add_argument("--bump-nb-cfg", action="store_true", default=None,
+                   help="every NB transaction also increments NB_Global.nb_cfg, as "
+                        "ovn-nbctl --wait=hv does, so that ovn-northd (NB_Global.sb_cfg) and "
+                        "every ovn-controller (NB_Global.hv_cfg) acknowledge each commit; "
+                        "off by default (it gives them that sequence work)")
     g = p.add_argument_group("Kubernetes source (one of)")
     g.add_argument("--manifests", metavar="DIR",
                    help="read objects from the YAML files of DIR instead of a cluster")
@@ -171,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               batch_size=args.batch_size,
                               kube_api_qps=getattr(args, "kube_api_qps", None),
                               kube_api_burst=getattr(args, "kube_api_burst", None),
-                              resync_seconds=getattr(args, "resync", None))
+                              resync_seconds=getattr(args, "resync", None),
+                              bump_nb_cfg=args.bump_nb_cfg)
         if args.command == "run":
             return _run(args, cfg)
         return _once(args, cfg)

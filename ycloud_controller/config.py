@@ -51,6 +51,7 @@ class Config:
     resync_seconds: float = 600.0
     kube_api_qps: float = DEFAULT_QPS  # client-side limit of Kubernetes writes (0: none)
     kube_api_burst: int = DEFAULT_BURST
+    bump_nb_cfg: bool = False  # every NB transaction increments NB_Global.nb_cfg
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> Config:

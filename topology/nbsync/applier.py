@@ -24,6 +24,9 @@ good owner has landed and each bad owner is reported on its own. A row of ours t
 which is not ours still references (an operator's switch carrying a deleted VPC's LB group)
 is not deleted: the refused delete is left out and the rest commits; every GC tries again.
 A plan with nothing to change sends nothing: no transaction is committed at all.
+
+With `NbClient(bump_nb_cfg=True)` every transaction also increments NB_Global.nb_cfg (see
+topology.nbsync.transact), so that northd and the chassis acknowledge each commit.
 """
 
 from __future__ import annotations
@@ -217,7 +220,8 @@ class Applier:
                     return plan, None
                 assert session.schema is not None
                 txn = Transaction(plan, session.schema, session, self.uuids,
-                                  session.supports_insert_uuid, self.codecs)
+                                  session.supports_insert_uuid, self.codecs,
+                                  bump_nb_cfg=nb.bump_nb_cfg)
                 if ahead:
                     assert session.supports_insert_uuid
                     txn.reflect([])  # client UUIDs: the reply has nothing to resolve

@@ -23,6 +23,11 @@ A full python-ovs IDL through ovsdbapp (`NbClient.api` / `NbClient.idl`: every w
 column of every table) is still available for tools that read arbitrary columns (`inspect`);
 it is opened lazily on first use, so the controller's hot path never pays for it.
 
+With `bump_nb_cfg`, every transaction the Applier commits on this client also increments
+NB_Global.nb_cfg, as `ovn-nbctl --wait=hv` does (topology.nbsync.transact): northd and every
+ovn-controller then acknowledge each commit (NB_Global.sb_cfg, Chassis_Private.nb_cfg,
+NB_Global.hv_cfg). Off by default: it costs northd and the chassis that sequence work.
+
 The session keeps `OwnedIndex` (topology.index) current from monitor updates and from the
 write-through of committed transactions.
 """
@@ -114,8 +119,9 @@ class NbClient:
     """One NB connection: lean monitored session, owned index, raw transactions."""
 
     def __init__(self, remote: str, *, timeout: float = 180.0, ssl: SslConfig | None = None,
-                 leader_only: bool = True):
+                 leader_only: bool = True, bump_nb_cfg: bool = False):
         self.remote = remote
+        self.bump_nb_cfg = bump_nb_cfg
         self.timeout = timeout
         self.ssl = ssl
         self.leader_only = leader_only

@@ -8,7 +8,13 @@ Operations, in this order inside the one transaction:
   added to our row stay; references are never replaced);
 - mutate reference columns of existing parents: one op per parent column with all members
   removed, then one with all members added (columns of at most one element: update);
-- delete rows that go.
+- delete rows that go;
+- with `bump_nb_cfg`, increment NB_Global.nb_cfg by one (`mutate nb_cfg += 1`, what
+  `ovn-nbctl --wait=sb|hv` does): ovn-northd copies it to SB_Global.nb_cfg and
+  NB_Global.sb_cfg once SB holds the transaction's changes, and every ovn-controller
+  reports it in Chassis_Private.nb_cfg once its flows do (northd keeps their minimum in
+  NB_Global.hv_cfg). A reader of NB sees the new nb_cfg in the very update that carries the
+  transaction's rows, so "hv_cfg >= that nb_cfg" witnesses that every chassis applied them.
 
 Row identity of inserts: when the server takes client-chosen UUIDs (OVS >= 3.1), each new row
 gets a UUID derived from its (table, key) alone, the same in every process. So an insert that
@@ -184,7 +190,7 @@ class Transaction:
     """The operations of one plan, and the write-through to apply once they committed."""
 
     def __init__(self, plan: Plan, schema: Schema, session: Session, uuids: UuidSource,
-                 client_uuids: bool, codecs: Codecs | None = None):
+                 client_uuids: bool, codecs: Codecs | None = None, bump_nb_cfg: bool = False):
         self.plan = plan
         self.ops: list[dict[str, Any]] = []
         self._schema = schema
@@ -199,6 +205,8 @@ class Transaction:
         self._members: list[tuple[str, UUID, str, list[UUID], list[Any], bool]] = []
         self._gone: list[tuple[str, UUID]] = []
         self._build(uuids)
+        if bump_nb_cfg:
+            self.ops.append(NB_CFG_BUMP)
 
     def codec(self, table: str) -> _TableCodec:
         return self._codecs.get(self._schema, self._session, table)
@@ -358,6 +366,11 @@ class Transaction:
             session.local_change(table, parent_uuid, {column: members})
         for table, row_uuid in self._gone:
             session.local_change(table, row_uuid, None)
+
+
+# the sequence number northd and every ovn-controller acknowledge (ovn-nb(5) NB_Global)
+NB_CFG_BUMP: dict[str, Any] = {"op": "mutate", "table": "NB_Global", "where": [],
+                               "mutations": [["nb_cfg", "+=", 1]]}
 
 
 def _guard(row: Row) -> dict[str, Any]:
