@@ -1,0 +1,3 @@
+"""placeholder"""
+def update_current(path, results, command):
+    pass
