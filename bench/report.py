@@ -143,7 +143,7 @@ def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     ctl_cmd = results[0].get("command", "") if results else ""
     return "\n".join([
-        f"### {label} ({when})",
+        f"#### {label} ({when})",
         "",
         f"- machine: {info['cpu']}, {info['memory']}, Linux {info['kernel']}",
         f"- {info['ovn']}; {info['ovsdb']}; Python {info['python']}; python-ovs C JSON "

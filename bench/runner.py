@@ -62,8 +62,8 @@ from typing import Any
 from ovn_sandbox import Sandbox, SandboxState
 
 from bench import cluster, cni, ovsdb, shapes, workload
-from bench.raw import capture_ops, raw_limit, wipe
 from bench.current import update_current
+from bench.raw import capture_ops, raw_limit, wipe
 from bench.report import machine, pct, render, write_results
 from topology import model, naming
 
@@ -271,6 +271,7 @@ def cold_sync(state: SandboxState, client: ovsdb.Client, shape: workload.Shape, 
         "settle_sync": sum(s["end"] - s["start"] for s in settle),
         "fill": cold["fill_seconds"], "rss_after_fill_mb": cold["rss_after_fill_kb"] / 1024,
         "peak_rss_mb": cold["peak_rss_kb"] / 1024, "cpu_s": cold.get("cpu_seconds", 0.0),
+        "kube_writes": cold.get("kube_writes"),
         "nb_bytes_written": nb_file(state).stat().st_size - size0,
         "controller_transactions": cold["controller_transactions"],
         "check": check_lbs(client, shape), "command": cold["command"],
@@ -353,6 +354,7 @@ def measure(shape: workload.Shape, box: Sandbox, args: argparse.Namespace, workd
         "observed_updates": observer.snapshot_updates() - upd1,
         "controller_transactions": again["controller_transactions"],
         "peak_rss_mb": again["peak_rss_kb"] / 1024, "cpu_s": again.get("cpu_seconds", 0.0),
+        "kube_writes": again.get("kube_writes"),
     }
     log(f"[{tag}] restart {again['seconds']:.2f}s, NB bytes written "
         f"{out['restart']['nb_bytes_written']}, updates {out['restart']['observed_updates']}")

@@ -61,20 +61,26 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
             "--log-format", "json", "--log-level", args.log_level]
     out["command"] = "ycloud-controller " + " ".join(argv)
     before = nb_txn_counter()
+    rv0 = int(store.resource_version)
+    cpu0 = cpu_seconds()
     t0 = time.monotonic()
     rc = cli.main(argv)
     t1 = time.monotonic()
+    # every write to the store (the controller's Kubernetes writes: annotations, status,
+    # derived objects, events) bumps its resourceVersion by one
+    out["kube_writes"] = int(store.resource_version) - rv0
     out.update(rc=rc, start=t0, end=t1, seconds=t1 - t0, syncs=times.syncs,
                first_nb_send=times.first_nb_send,
                informers_synced=times.informers_synced, verify=times.verify,
                rss_imports_kb=RSS_AT_START,
                controller_transactions=nb_txn_counter() - before,
-               peak_rss_kb=proc_status("VmHWM"), cpu_seconds=cpu_seconds())
+               peak_rss_kb=proc_status("VmHWM"), cpu_seconds=cpu_seconds() - cpu0)
     return rc
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far (every thread)."""
+    """User + system CPU seconds of this process so far (every thread); a sync reports
+    those of cli.main only (not generating the objects and filling the store)."""
     t = os.times()
     return t.user + t.system
 
