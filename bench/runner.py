@@ -1,46 +1,47 @@
 """`python -m bench`: measure the controller against the raw OVSDB limit, in one run.
 
-For each N in --services (default 1000,10000), on a private sandbox started here:
+For each cluster shape of --shape (bench/shapes.py; `small` is one shape per --services
+count, default 1000,10000: today's 5 VPCs x 10 subnets; `mid`; `max`, Kubernetes' published
+limits), on a private sandbox started here:
 
-1. raw limit: the LB rows the controller will write for N services (built with the product's
-   own builder, so names, vips, options and external_ids are identical) plus their
-   Load_Balancer_Group memberships, inserted in ONE `transact` over a plain unix socket. Timed
-   from the first byte sent to the reply parsed (request pre-encoded); median of 3, NB wiped
-   before each.
+1. raw limit: every row the controller writes (every table of topology.model.TABLES,
+   captured from the NB its first cold sync converged, references as named UUIDs:
+   bench/raw.py), inserted in ONE `transact` over a plain unix socket. Timed from the first
+   byte sent to the reply parsed (request pre-encoded); median of 3, NB wiped before each.
 2. cold sync: `ycloud-controller sync --once` (bench.worker sync: the CLI's own code with an
    in-memory source) from an empty NB. Reported two ways, each with its ratio to (1):
    - e2e: the whole `sync --once` (cli.main: informers list the store, full sync, drain of
-     Kubernetes writes, and the verification that nothing is left to write: objects not
-     reconciled since the full sync or last refused are reconciled again, and the desired
-     rows of all are applied once more with garbage collection, which must change nothing);
+     Kubernetes writes, and the verification that nothing is left to write);
    - NB phase: the first full sync that writes (plan, commit), i.e. empty NB to converged
-     NB. Manifests mode first settles its own Kubernetes-side state with a plan-only full
-     sync that reconciles every object; the NB phase takes those outcomes as they are for
-     objects nothing changed since, so the reconciling is in e2e, not in the NB phase.
+     NB (manifests mode first settles its Kubernetes-side state with a plan-only pass).
    Object generation and filling the store (the stand-in for reading YAML) are not timed.
-   (1) and (2) are measured in --cold-runs rounds (default 3), each a raw limit followed by
-   a cold sync from the emptied NB, so each ratio has its own limit measured just before;
-   the round of the median e2e ratio is reported and every round's ratio is listed (one
-   run's ratio varied by 25% or more on this shared two-CPU machine).
-   Afterwards one `select` checks every LB row: expected backends, and the same content hash
-   as the raw rows (so (1) wrote the very same rows). No observer is connected during (1)
-   and (2): ovsdb-server does the same work for its clients (a paused ovn-northd) in both.
+   (1) and (2) are measured in --cold-runs rounds (default 3): round 1 is a cold sync, the
+   capture, then the raw limit; later rounds a raw limit, then a cold sync from the emptied
+   NB. The round of the median e2e ratio is reported, every round's ratio is listed. With
+   one round the raw limit's rows stay in NB and the restart (3) runs on them.
+   Afterwards one `select` checks the LB row of every ClusterIP Service: expected backends,
+   and the same content hash as the product's builder gives. No observer is connected
+   during (1) and (2): ovsdb-server does the same work for its clients in both.
 3. restart, nothing changed: `sync --once` again in a new process on the converged NB: wall
    time of cli.main, and NB transactions written, counted on the server side (NB file size
    unchanged, and update notifications seen by the observer), with the controller's own
-   ycloud_nb_transactions_total as a cross-check.
-4. churn (largest N only): `bench.worker run` starts the controller loop (its startup full sync
-   is a second restart measurement), then writes EndpointSlice updates at each offered rate
-   for --churn-seconds. Event-to-commit latency: store write -> the observer (its own socket,
-   another process) sees the LB row with the new backends. Also achieved write rate, commit
-   rate and queue depth over time (backlog growth).
-5. peak RSS (VmHWM) of each controller process; the RSS of the process right after filling
-   the in-memory store is shown too (interpreter, imports and the store itself). At the
-   largest N (with churn), also cluster mode (bench/cluster.py): the same objects served by
-   a FakeKube in another process, a cold `sync --once --kubeconfig` through ApiBackend and
-   the kubernetes client, its peak RSS (`--no-cluster` skips it).
+   ycloud_nb_transactions_total as a cross-check; the in-memory store's writes.
+4. churn (every shape but small, and small's largest count): `bench.worker run` starts the
+   controller loop (its startup full sync is a second restart measurement), then writes at
+   each offered rate for --churn-seconds: of every 4 events 3 EndpointSlice updates and 1
+   pod creation or deletion. Event-to-commit latency: store write -> the observer (its own
+   socket, another process) sees the LB row with the new backends, or the pod's switch port
+   inserted / deleted. Also achieved write rate, commit rate and queue depth over time
+   (backlog growth).
+5. peak RSS (VmHWM) of each controller process, the RSS right after filling the in-memory
+   store, and CPU (user+sys seconds of the cold sync's cli.main) per generated object. For
+   small at its largest count (with churn), also cluster mode (bench/cluster.py): the same
+   objects served by a FakeKube in another process, a cold `sync --once --kubeconfig`
+   through ApiBackend and the kubernetes client, its peak RSS (`--no-cluster` skips it).
 
-Results: a table on stdout and a block in bench/RESULTS.md (the rest of that file is kept).
+Results: a table on stdout and a block in the History of bench/RESULTS.md (--label); the
+current table of every shape and the plot (bench/current.py) at the top of RESULTS.md and in
+README.md.
 """
 
 from __future__ import annotations
@@ -474,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             churn = args.churn_seconds > 0 and (shape.name != "small"
                                                 or shape.services == max(counts))
             results.append(measure(shape, box, args, workdir, churn))
+            if args.json:  # kept shape by shape: a later shape failing loses nothing
+                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     finally:
         box.stop()
     elapsed = time.monotonic() - started
