@@ -100,7 +100,7 @@ def shape_table(key: str, p: dict[str, Any], base_cpu: float | None) -> str:
         rows.append(("CPU per object (cold sync)", f"{cpu:.3f} ms ({cpu / base_cpu:.2f}x the "
                      "smallest shape)", "not growing with size", _met(cpu <= 1.5 * base_cpu)))
     head = (f"**{key}**: {p['objects']:,} objects ({p['services']:,} ClusterIP Services, "
-            f"{p['pods']:,} pods); {p['when']}, `{p['command']}`")
+            f"{p['pods']:,} pods), measured {p['when']}")
     lines = [head, "", "| what | figure | target | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
@@ -110,6 +110,9 @@ def render(data: dict[str, Any], image: str) -> str:
     pts = ordered(data)
     base = next((p["cpu_per_object_ms"] for _, p in pts if p["shape"] != "tiny"), None)
     parts = [shape_table(k, p, base) for k, p in pts if p["shape"] != "tiny"]
+    commands = sorted({p["command"] for _, p in pts if p["shape"] != "tiny"})
+    parts.append("Measured by " + "; ".join(f"`{c}`" for c in commands) + " (the details of "
+                 "each run are its block under History).")
     parts.append(f"![time and peak memory against cluster size]({image})")
     return "\n\n".join(parts) + "\n"
 
