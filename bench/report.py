@@ -53,10 +53,10 @@ def name(r: dict[str, Any]) -> str:
 
 
 def who(r: dict[str, Any]) -> str:
-    """A result in a sentence: "10000 services", "max (180542 objects)"."""
+    """A result in a sentence: "10000 services", "max, 180542 objects"."""
     if r.get("shape", "small") == "small":
         return f"{r['services']} services"
-    return f"{r['shape']} ({r['objects']} objects)"
+    return f"{r['shape']}, {r['objects']} objects"
 
 
 def table(results: list[dict[str, Any]]) -> str:
