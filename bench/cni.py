@@ -161,7 +161,7 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
 
 def render(r: dict[str, Any], info: dict[str, str], command: str, label: str) -> str:
     return (
-        f"### {label}: CNI ADD burst on one node\n\n"
+        f"#### {label}: CNI ADD burst on one node\n\n"
         f"`{command}`; {info['cpu']}, {info['memory']}, {info['ovn']}; load average "
         f"{' '.join(r['loadavg'])} at the end\n\n"
         "| pods at once | ADD p50 | ADD p99 | ADD max | batch wall | in the agent p50 / p99 "

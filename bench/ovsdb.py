@@ -142,11 +142,13 @@ def ovs_set(values: list[Any]) -> Any:
     return ["set", values]
 
 
-def wipe_ops() -> list[dict[str, Any]]:
-    """Delete every row of the root tables we (or the raw insert) write: an empty NB."""
-    return [{"op": "delete", "table": t, "where": []} for t in
-            ("Logical_Router", "Logical_Switch", "Load_Balancer", "Load_Balancer_Group",
-             "HA_Chassis_Group", "Load_Balancer_Health_Check")]
+def wipe_ops() -> list[list[dict[str, Any]]]:
+    """Delete every row of the root tables we (or the raw insert) write: an empty NB. Two
+    transactions: HA_Chassis_Group rows are referenced by router ports, which go (as
+    non-root rows) only once the first transaction deleted their routers."""
+    return [[{"op": "delete", "table": t, "where": []} for t in tables] for tables in (
+        ("Logical_Router", "Logical_Switch", "Load_Balancer", "Load_Balancer_Group",
+         "Load_Balancer_Health_Check", "Chassis_Template_Var"), ("HA_Chassis_Group",))]
 
 
 def follow(client: Client, on_update: Callable[[float, dict[str, Any]], None],
@@ -177,11 +179,13 @@ class Observer(threading.Thread):
     """
 
     def __init__(self, path: str, tables: dict[str, list[str] | None],
-                 on_lb: Callable[[float, str, str | None], None] | None = None):
+                 on_lb: Callable[[float, str, str | None], None] | None = None,
+                 on_port: Callable[[float, str, str | None], None] | None = None):
         super().__init__(name="nb-observer", daemon=True)
         self.client = Client(path)
         self.tables = tables
         self.on_lb = on_lb
+        self.on_port = on_port  # (time, port name, "present" or None) on insert / delete
         self.lock = threading.Lock()
         self.updates = 0  # update notifications that touched our tables
         self.update_times: list[float] = []
@@ -218,6 +222,12 @@ class Observer(threading.Thread):
                 store = self.rows.setdefault(table, {})
                 for uuid, change in rows.items():
                     new = change.get("new")
+                    if table == "Logical_Switch_Port" and self.on_port and not initial:
+                        old = store.get(uuid)
+                        if new is None and old is not None:
+                            self.on_port(now, old.get("name", ""), None)
+                        elif new is not None and old is None:
+                            self.on_port(now, new.get("name", ""), "present")
                     if new is None:
                         store.pop(uuid, None)
                         if table == "Load_Balancer":

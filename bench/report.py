@@ -47,32 +47,46 @@ def ratio(x: float | None, raw: float) -> str:
     return f"{x / raw:.1f}x" if x is not None and raw else "-"
 
 
+def name(r: dict[str, Any]) -> str:
+    """A result's row name: the service count for the small shape, else the shape's name."""
+    return str(r["services"]) if r.get("shape", "small") == "small" else r["shape"]
+
+
+def who(r: dict[str, Any]) -> str:
+    """A result in a sentence: "10000 services", "max, 180542 objects"."""
+    if r.get("shape", "small") == "small":
+        return f"{r['services']} services"
+    return f"{r['shape']}, {r['objects']} objects"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| services | raw limit | cold sync e2e | cold sync NB phase | restart (nothing changed)"
-        " | NB txns on restart | peak RSS |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| services / shape | raw limit | cold sync e2e | cold sync NB phase | restart (nothing "
+        "changed) | NB txns on restart | peak RSS | CPU per object |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         raw, c, s = r["raw"], r["cold"], r["restart"]
         txns = "0" if s["nb_bytes_written"] == 0 and s["observed_updates"] == 0 else \
             f">0 ({s['observed_updates']} updates, {s['nb_bytes_written']} bytes)"
         rss = max(c["peak_rss_mb"], s["peak_rss_mb"], r.get("run_peak_rss_mb", 0))
+        cpu = 1000 * c.get("cpu_s", 0.0) / r.get("objects", 1)
         lines.append(
-            f"| {r['services']} | {raw:.3f} s | {c['e2e']:.2f} s ({ratio(c['e2e'], raw)}) | "
+            f"| {name(r)} | {raw:.3f} s | {c['e2e']:.2f} s ({ratio(c['e2e'], raw)}) | "
             f"{c['nb_phase']:.2f} s ({ratio(c['nb_phase'], raw)}) | {s['e2e']:.2f} s "
             f"({ratio(s['e2e'], raw)}) | {txns} (controller: "
-            f"{int(s['controller_transactions'])}) | {rss:.0f} MB |")
-    churn = [(r["services"], c) for r in results for c in r.get("churn", [])]
+            f"{int(s['controller_transactions'])}) | {rss:.0f} MB | {cpu:.3f} ms |")
+    churn = [(name(r), c) for r in results for c in r.get("churn", [])]
     if churn:
-        lines += ["", "| churn vs services | offered | achieved | commits/s | p50 | p99 | max"
-                      " | queue max | queue mean by third | lost |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+        lines += ["", "| churn vs services / shape | offered | achieved | commits/s | p50 | p99 |"
+                      " max | pods p99 | queue max | queue mean by third | lost |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
         for n, c in churn:
             lines.append(
                 f"| {n} | {c['rate']}/s x {c['seconds']:.0f} s | {c['achieved_rate']:.0f}/s | "
                 f"{c['commit_rate']:.0f} | {c['p50_ms']:.1f} ms | {c['p99_ms']:.1f} ms | "
-                f"{c['max_ms']:.1f} ms | {c['queue_max']} | "
+                f"{c['max_ms']:.1f} ms | {c.get('port_p99_ms', float('nan')):.1f} ms | "
+                f"{c['queue_max']} | "
                 f"{' / '.join(str(x) for x in c['queue_mean_by_third'])} | {c['lost']} |")
     return "\n".join(lines)
 
@@ -84,18 +98,18 @@ def details(results: list[dict[str, Any]]) -> str:
         if c.get("timers"):
             parts = ", ".join(f"{k} {v:.2f} s" for k, v in
                               sorted(c["timers"].items(), key=lambda kv: -kv[1]))
-            lines.append(f"- {r['services']} services, the full sync that writes NB "
+            lines.append(f"- {who(r)}, the full sync that writes NB "
                          f"({c.get('full_sync', c['nb_phase']):.2f} s) time in the main "
                          f"thread: {parts}.")
         rounds = r.get("cold_rounds") or []
         if len(rounds) > 1:
             each = "; ".join(f"{x['e2e']:.2f} s / {x['raw']:.3f} s = {x['e2e'] / x['raw']:.2f}x"
                              f" (NB phase {x['nb_phase'] / x['raw']:.2f}x)" for x in rounds)
-            lines.append(f"- {r['services']} services, cold sync in {len(rounds)} rounds "
+            lines.append(f"- {who(r)}, cold sync in {len(rounds)} rounds "
                          f"(each its own raw limit, then a cold sync from an empty NB; the "
                          f"table shows the round of the median e2e ratio): {each}.")
         lines.append(
-            f"- {r['services']} services ({r['pods']} pods): raw runs "
+            f"- {who(r)} ({r['pods']} pods): raw runs "
             f"{', '.join(f'{x:.3f}' for x in r['raw_all'])} s; cold: process wall "
             f"{c['process_wall']:.2f} s, settling (plan-only) full sync "
             f"{c['settle_sync']:.2f} s, verification {c['verify_sync']:.2f} s, "
@@ -105,16 +119,23 @@ def details(results: list[dict[str, Any]]) -> str:
             f"{c['check']}; RSS after filling the store {c['rss_after_fill_mb']:.0f} MB, "
             f"peak {c['peak_rss_mb']:.0f} MB; restart first full sync {s['first_sync']:.2f} s, "
             f"restart peak RSS {s['peak_rss_mb']:.0f} MB.")
+        if r.get("raw_tables"):
+            rows = ", ".join(f"{t} {n}" for t, n in r["raw_tables"].items())
+            lines.append(f"- {who(r)}: the raw transaction holds the {r.get('raw_rows')} rows "
+                         f"captured from the converged NB ({rows}); CPU (user+sys) of the "
+                         f"cold sync {c.get('cpu_s', 0):.2f} s, of the restart "
+                         f"{s.get('cpu_s', 0):.2f} s; writes to the in-memory store: cold "
+                         f"{c.get('kube_writes')}, restart {s.get('kube_writes')}.")
         if "cluster" in r:
             k = r["cluster"]
-            lines.append(f"- {r['services']} services, cluster mode (bench/cluster.py: the "
+            lines.append(f"- {who(r)}, cluster mode (bench/cluster.py: the "
                          f"objects in a FakeKube in another process, `{k['command']}`, from "
                          f"an empty NB): peak RSS {k['peak_rss_mb']:.0f} MB (after imports "
                          f"{k['rss_imports_mb']:.0f} MB); {k['e2e']:.1f} s, most of it the "
                          f"Kubernetes writes going one at a time over HTTP to the fake server.")
         if "run_startup" in r:
             u = r["run_startup"]
-            lines.append(f"- {r['services']} services, `run` startup (a restart) before churn: "
+            lines.append(f"- {who(r)}, `run` startup (a restart) before churn: "
                          f"{u['seconds']:.2f} s to ready, {int(u['transactions'])} controller "
                          f"transactions, {u['observed_updates_before_churn']} NB updates seen; "
                          f"peak RSS of the run process {r['run_peak_rss_mb']:.0f} MB.")
@@ -143,7 +164,7 @@ def render(results: list[dict[str, Any]], info: dict[str, str], command: str,
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     ctl_cmd = results[0].get("command", "") if results else ""
     return "\n".join([
-        f"### {label} ({when})",
+        f"#### {label} ({when})",
         "",
         f"- machine: {info['cpu']}, {info['memory']}, Linux {info['kernel']}",
         f"- {info['ovn']}; {info['ovsdb']}; Python {info['python']}; python-ovs C JSON "

@@ -1,46 +1,47 @@
 """`python -m bench`: measure the controller against the raw OVSDB limit, in one run.
 
-For each N in --services (default 1000,10000), on a private sandbox started here:
+For each cluster shape of --shape (bench/shapes.py; `small` is one shape per --services
+count, default 1000,10000: today's 5 VPCs x 10 subnets; `mid`; `max`, Kubernetes' published
+limits), on a private sandbox started here:
 
-1. raw limit: the LB rows the controller will write for N services (built with the product's
-   own builder, so names, vips, options and external_ids are identical) plus their
-   Load_Balancer_Group memberships, inserted in ONE `transact` over a plain unix socket. Timed
-   from the first byte sent to the reply parsed (request pre-encoded); median of 3, NB wiped
-   before each.
+1. raw limit: every row the controller writes (every table of topology.model.TABLES,
+   captured from the NB its first cold sync converged, references as named UUIDs:
+   bench/raw.py), inserted in ONE `transact` over a plain unix socket. Timed from the first
+   byte sent to the reply parsed (request pre-encoded); median of 3, NB wiped before each.
 2. cold sync: `ycloud-controller sync --once` (bench.worker sync: the CLI's own code with an
    in-memory source) from an empty NB. Reported two ways, each with its ratio to (1):
    - e2e: the whole `sync --once` (cli.main: informers list the store, full sync, drain of
-     Kubernetes writes, and the verification that nothing is left to write: objects not
-     reconciled since the full sync or last refused are reconciled again, and the desired
-     rows of all are applied once more with garbage collection, which must change nothing);
+     Kubernetes writes, and the verification that nothing is left to write);
    - NB phase: the first full sync that writes (plan, commit), i.e. empty NB to converged
-     NB. Manifests mode first settles its own Kubernetes-side state with a plan-only full
-     sync that reconciles every object; the NB phase takes those outcomes as they are for
-     objects nothing changed since, so the reconciling is in e2e, not in the NB phase.
+     NB (manifests mode first settles its Kubernetes-side state with a plan-only pass).
    Object generation and filling the store (the stand-in for reading YAML) are not timed.
-   (1) and (2) are measured in --cold-runs rounds (default 3), each a raw limit followed by
-   a cold sync from the emptied NB, so each ratio has its own limit measured just before;
-   the round of the median e2e ratio is reported and every round's ratio is listed (one
-   run's ratio varied by 25% or more on this shared two-CPU machine).
-   Afterwards one `select` checks every LB row: expected backends, and the same content hash
-   as the raw rows (so (1) wrote the very same rows). No observer is connected during (1)
-   and (2): ovsdb-server does the same work for its clients (a paused ovn-northd) in both.
+   (1) and (2) are measured in --cold-runs rounds (default 3): round 1 is a cold sync, the
+   capture, then the raw limit; later rounds a raw limit, then a cold sync from the emptied
+   NB. The round of the median e2e ratio is reported, every round's ratio is listed. With
+   one round the raw limit's rows stay in NB and the restart (3) runs on them.
+   Afterwards one `select` checks the LB row of every ClusterIP Service: expected backends,
+   and the same content hash as the product's builder gives. No observer is connected
+   during (1) and (2): ovsdb-server does the same work for its clients in both.
 3. restart, nothing changed: `sync --once` again in a new process on the converged NB: wall
    time of cli.main, and NB transactions written, counted on the server side (NB file size
    unchanged, and update notifications seen by the observer), with the controller's own
-   ycloud_nb_transactions_total as a cross-check.
-4. churn (largest N only): `bench.worker run` starts the controller loop (its startup full sync
-   is a second restart measurement), then writes EndpointSlice updates at each offered rate
-   for --churn-seconds. Event-to-commit latency: store write -> the observer (its own socket,
-   another process) sees the LB row with the new backends. Also achieved write rate, commit
-   rate and queue depth over time (backlog growth).
-5. peak RSS (VmHWM) of each controller process; the RSS of the process right after filling
-   the in-memory store is shown too (interpreter, imports and the store itself). At the
-   largest N (with churn), also cluster mode (bench/cluster.py): the same objects served by
-   a FakeKube in another process, a cold `sync --once --kubeconfig` through ApiBackend and
-   the kubernetes client, its peak RSS (`--no-cluster` skips it).
+   ycloud_nb_transactions_total as a cross-check; the in-memory store's writes.
+4. churn (every shape but small, and small's largest count): `bench.worker run` starts the
+   controller loop (its startup full sync is a second restart measurement), then writes at
+   each offered rate for --churn-seconds: of every 4 events 3 EndpointSlice updates and 1
+   pod creation or deletion. Event-to-commit latency: store write -> the observer (its own
+   socket, another process) sees the LB row with the new backends, or the pod's switch port
+   inserted / deleted. Also achieved write rate, commit rate and queue depth over time
+   (backlog growth).
+5. peak RSS (VmHWM) of each controller process, the RSS right after filling the in-memory
+   store, and CPU (user+sys seconds of the cold sync's cli.main) per generated object. For
+   small at its largest count (with churn), also cluster mode (bench/cluster.py): the same
+   objects served by a FakeKube in another process, a cold `sync --once --kubeconfig`
+   through ApiBackend and the kubernetes client, its peak RSS (`--no-cluster` skips it).
 
-Results: a table on stdout and a block in bench/RESULTS.md (the rest of that file is kept).
+Results: a table on stdout and a block in the History of bench/RESULTS.md (--label); the
+current table of every shape and the plot (bench/current.py) at the top of RESULTS.md and in
+README.md.
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ovn_sandbox import Sandbox, SandboxState
 
-from bench import cluster, cni, ovsdb, pipeline, workload
-from bench.raw import raw_limit, wipe
+from bench import cluster, cni, ovsdb, pipeline, shapes, workload
+from bench.current import update_current
+from bench.raw import capture_ops, raw_limit, wipe
 from bench.report import machine, pct, render, write_results
 from topology import model, naming
 
@@ -72,11 +74,11 @@ PY = sys.executable
 
 
 # -- child processes --------------------------------------------------------------------------
-def run_worker(mode: str, remote: str, services: int, workdir: Path, extra: list[str],
+def run_worker(mode: str, remote: str, shape: workload.Shape, workdir: Path, extra: list[str],
                profile: Path | None, tag: str) -> tuple[dict[str, Any], float]:
     out = workdir / f"{tag}.json"
-    cmd = [PY, "-m", "bench.worker", mode, "--remote", remote, "--services", str(services),
-           "--out", str(out), *extra]
+    cmd = [PY, "-m", "bench.worker", mode, "--remote", remote, "--shape", shape.name,
+           "--services", str(shape.services), "--out", str(out), *extra]
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
         spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
@@ -98,7 +100,8 @@ def run_worker(mode: str, remote: str, services: int, workdir: Path, extra: list
 # -- NB-side facts ----------------------------------------------------------------------------
 @dataclass
 class LbLog:
-    """Every Load_Balancer vips change the observer saw: owner -> [(time, vips)]."""
+    """Every Load_Balancer vips change the observer saw: owner -> [(time, vips)]; and every
+    switch port inserted or deleted: "port:<name>" -> [(time, "present" or None)]."""
 
     on: bool = False
     changes: dict[str, list[tuple[float, str | None]]] = field(
@@ -107,6 +110,9 @@ class LbLog:
     def __call__(self, now: float, owner: str, value: str | None) -> None:
         if self.on:
             self.changes[owner].append((now, value))
+
+    def port(self, now: float, name: str, value: str | None) -> None:
+        self(now, f"port:{name}", value)
 
 
 def observer_tables() -> dict[str, list[str] | None]:
@@ -139,13 +145,13 @@ def check_lbs(client: ovsdb.Client, shape: workload.Shape) -> dict[str, Any]:
     """Does NB hold exactly the expected LB of every service (and the raw rows' hash)?"""
     vips, hashes = select_lbs(client)
     wrong, hash_diff = 0, 0
-    for i in range(shape.services):
+    for i in range(shape.services + shape.big_services):
         key = workload.service_key(shape, i)
         if vips.get(key) != workload.vips_value(shape, i):
             wrong += 1
         elif hashes.get(key) != workload.lb_row(shape, i).content_hash:
             hash_diff += 1
-    return {"lbs": len(vips), "wrong_vips": wrong, "hash_differs_from_raw": hash_diff}
+    return {"lbs": len(vips), "wrong_vips": wrong, "hash_differs_from_builder": hash_diff}
 
 
 def wait_updates_settle(observer: ovsdb.Observer, quiet: float = 0.3,
@@ -178,6 +184,7 @@ def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
     for t_write, owner, expected in phase["events"]:
         by_owner[owner].append((t_write, expected))
     latencies: list[float] = []
+    port_latencies: list[float] = []
     spans: list[tuple[float, float]] = []  # (write, commit) of each event
     commit_times: list[float] = []
     lost = 0
@@ -195,6 +202,8 @@ def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
                 continue
             for j in range(pos, match + 1):
                 latencies.append(t_seen - events[j][0])
+                if owner.startswith("port:"):
+                    port_latencies.append(t_seen - events[j][0])
                 spans.append((events[j][0], t_seen))
             commit_times.append(t_seen)
             pos = match + 1
@@ -221,6 +230,9 @@ def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
         "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
         "max_ms": (max(latencies) * 1000) if latencies else float("nan"),
         "committed": len(latencies), "lost": lost,
+        "port_events": sum(1 for e in phase["events"] if e[1].startswith("port:")),
+        "port_p50_ms": pct(port_latencies, 50) * 1000,
+        "port_p99_ms": pct(port_latencies, 99) * 1000,
         "queue_max": max(depth) if depth else 0,
         "queue_mean_by_third": [round(statistics.fmean(x), 1) if x else 0.0 for x in thirds],
         "drain_after_last_write_s": phase["drained_at"] - phase["end"],
@@ -230,22 +242,23 @@ def analyse_churn(phase: dict[str, Any], lb_log: LbLog) -> dict[str, Any]:
     }
 
 
-# -- one N ------------------------------------------------------------------------------------
-def cold_round(n: int, state: SandboxState, client: ovsdb.Client, shape: workload.Shape,
-               workdir: Path, extra: list[str], prof: Path | None, tag: str) -> dict[str, Any]:
-    """One round of (1) and (2): the raw limit, then a cold sync from the emptied NB."""
-    log(f"[{n}] raw limit: {n} LB rows + group memberships in one transaction")
-    raw = raw_limit(client, shape)
+# -- one shape --------------------------------------------------------------------------------
+def tag_of(shape: workload.Shape) -> str:
+    return str(shape.services) if shape.name == "small" else shape.name
+
+
+def cold_sync(state: SandboxState, client: ovsdb.Client, shape: workload.Shape, workdir: Path,
+              extra: list[str], prof: Path | None, tag: str) -> dict[str, Any]:
+    """(2): a cold sync from the emptied NB."""
     if select_lbs(client)[0]:
         raise RuntimeError("NB not empty after wipe")
-    log(f"[{n}] cold sync: sync --once from an empty NB")
+    log(f"[{tag_of(shape)}] cold sync: sync --once from an empty NB")
     size0 = nb_file(state).stat().st_size
-    cold, wall = run_worker("sync", state.nb_remote, n, workdir, extra, prof, tag)
+    cold, wall = run_worker("sync", state.nb_remote, shape, workdir, extra, prof, tag)
     # the first full sync that may write NB (manifests mode first settles in plan-only mode)
     first = next(s for s in cold["syncs"] if not s.get("plan_only"))
     settle = [s for s in cold["syncs"] if s.get("plan_only")]
-    out: dict[str, Any] = {"raw_all": raw, "raw": statistics.median(raw)}
-    out["cold"] = {
+    return {
         "rc": cold["rc"], "e2e": cold["seconds"], "process_wall": wall,
         # from the first transaction of rows (since the "early" block, during the settle
         # pass) to the end of the full sync that writes NB: empty NB to converged NB
@@ -258,48 +271,80 @@ def cold_round(n: int, state: SandboxState, client: ovsdb.Client, shape: workloa
         "reused": first.get("reused", 0),
         "settle_sync": sum(s["end"] - s["start"] for s in settle),
         "fill": cold["fill_seconds"], "rss_after_fill_mb": cold["rss_after_fill_kb"] / 1024,
-        "peak_rss_mb": cold["peak_rss_kb"] / 1024,
+        "peak_rss_mb": cold["peak_rss_kb"] / 1024, "cpu_s": cold.get("cpu_seconds", 0.0),
+        "kube_writes": cold.get("kube_writes"),
         "nb_bytes_written": nb_file(state).stat().st_size - size0,
         "controller_transactions": cold["controller_transactions"],
-        "check": check_lbs(client, shape),
+        "check": check_lbs(client, shape), "command": cold["command"],
     }
-    out["command"] = cold["command"]
-    log(f"[{n}] cold e2e {cold['seconds']:.2f}s ({cold['seconds'] / out['raw']:.2f}x), NB "
-        f"phase {out['cold']['nb_phase']:.2f}s, raw {out['raw']:.3f}s")
-    return out
 
 
-def measure(n: int, box: Sandbox, args: argparse.Namespace, workdir: Path,
+def cold_rounds(state: SandboxState, client: ovsdb.Client, shape: workload.Shape,
+                workdir: Path, args: argparse.Namespace, extra: list[str],
+                prof: Path | None) -> list[dict[str, Any]]:
+    """(1) and (2) in --cold-runs rounds. The raw transaction is captured from the NB the
+    first cold sync converged, so round 1 is (cold sync, capture, raw limit) and the others
+    (raw limit, cold sync). With one round the raw limit's last insert stays in NB and the
+    restart runs on it (the restart writing nothing then also shows the capture complete);
+    with more, the restart runs on the last cold sync's NB."""
+    tag = tag_of(shape)
+    rounds: list[dict[str, Any]] = []
+    ops: list[dict[str, Any]] = []
+    wipe(client)
+    for i in range(args.cold_runs):
+        name = f"cold-{tag}" if args.cold_runs == 1 else f"cold-{tag}-{i + 1}"
+        cold = None
+        counts: dict[str, int] = {}
+        if i == 0:
+            cold = cold_sync(state, client, shape, workdir, extra, prof, name)
+            ops, counts = capture_ops(client)
+            log(f"[{tag}] captured {len(ops)} rows of the converged NB: {counts}")
+        log(f"[{tag}] raw limit: {len(ops)} rows in one transaction")
+        raw = raw_limit(client, ops, keep=args.cold_runs == 1)
+        if i > 0:
+            cold = cold_sync(state, client, shape, workdir, extra, prof, name)
+        assert cold is not None
+        r = {"raw_all": raw, "raw": statistics.median(raw), "cold": cold,
+             "raw_rows": len(ops), "command": cold.pop("command")}
+        if i == 0:
+            r["raw_tables"] = counts
+        rounds.append(r)
+        log(f"[{tag}] cold e2e {cold['e2e']:.2f}s ({cold['e2e'] / r['raw']:.2f}x), NB "
+            f"phase {cold['nb_phase']:.2f}s, raw {r['raw']:.3f}s")
+    return rounds
+
+
+def measure(shape: workload.Shape, box: Sandbox, args: argparse.Namespace, workdir: Path,
             churn: bool) -> dict[str, Any]:
     state = box.state
     assert state is not None
     remote = state.nb_remote
-    shape = workload.Shape(n)
+    tag = tag_of(shape)
     client = ovsdb.Client(state.nb_sockets[0])
-    out: dict[str, Any] = {"services": n, "pods": shape.pods}
+    out: dict[str, Any] = {"shape": shape.name, "services": shape.services, "pods": shape.pods,
+                           "objects": shape.objects, "definition": asdict(shape)}
     prof = Path(args.profile) if args.profile else None
     extra = ["--log-level", args.log_level]
 
-    rounds = []
-    for i in range(args.cold_runs):
-        tag = f"cold-{n}" if args.cold_runs == 1 else f"cold-{n}-{i + 1}"
-        rounds.append(cold_round(n, state, client, shape, workdir, extra, prof, tag))
+    rounds = cold_rounds(state, client, shape, workdir, args, extra, prof)
     # the round of the median e2e ratio stands for the whole (its raw limit, its NB phase,
     # its details); every round's ratio is listed with it
     chosen = sorted(rounds, key=lambda r: r["cold"]["e2e"] / r["raw"])[len(rounds) // 2]
     out.update(chosen)
+    out["raw_tables"] = rounds[0]["raw_tables"]
     out["cold_rounds"] = [{"raw": r["raw"], "e2e": r["cold"]["e2e"],
                            "nb_phase": r["cold"]["nb_phase"]} for r in rounds]
 
     # from here on an independent observer watches NB (its own socket, this process);
     # it is not attached during (1) and (2), which are compared with each other
     lb_log = LbLog()
-    observer = ovsdb.Observer(state.nb_sockets[0], observer_tables(), on_lb=lb_log)
+    observer = ovsdb.Observer(state.nb_sockets[0], observer_tables(), on_lb=lb_log,
+                             on_port=lb_log.port)
     observer.start_monitor()
-    log(f"[{n}] restart with nothing changed: sync --once again")
+    log(f"[{tag}] restart with nothing changed: sync --once again")
     time.sleep(0.5)
     size1, upd1 = nb_file(state).stat().st_size, observer.snapshot_updates()
-    again, wall = run_worker("sync", remote, n, workdir, extra, prof, f"restart-{n}")
+    again, wall = run_worker("sync", remote, shape, workdir, extra, prof, f"restart-{tag}")
     time.sleep(0.5)
     wait_updates_settle(observer)
     out["restart"] = {
@@ -309,19 +354,20 @@ def measure(n: int, box: Sandbox, args: argparse.Namespace, workdir: Path,
         "nb_bytes_written": nb_file(state).stat().st_size - size1,
         "observed_updates": observer.snapshot_updates() - upd1,
         "controller_transactions": again["controller_transactions"],
-        "peak_rss_mb": again["peak_rss_kb"] / 1024,
+        "peak_rss_mb": again["peak_rss_kb"] / 1024, "cpu_s": again.get("cpu_seconds", 0.0),
+        "kube_writes": again.get("kube_writes"),
     }
-    log(f"[{n}] restart {again['seconds']:.2f}s, NB bytes written "
+    log(f"[{tag}] restart {again['seconds']:.2f}s, NB bytes written "
         f"{out['restart']['nb_bytes_written']}, updates {out['restart']['observed_updates']}")
 
     if churn:
-        log(f"[{n}] churn: rates {args.rates} for {args.churn_seconds}s each")
+        log(f"[{tag}] churn: rates {args.rates} for {args.churn_seconds}s each")
         upd2 = observer.snapshot_updates()
         lb_log.changes.clear()
         lb_log.on = True
-        run, wall = run_worker("run", remote, n, workdir,
+        run, wall = run_worker("run", remote, shape, workdir,
                                [*extra, "--rates", ",".join(map(str, args.rates)),
-                                "--seconds", str(args.churn_seconds)], prof, f"churn-{n}")
+                                "--seconds", str(args.churn_seconds)], prof, f"churn-{tag}")
         wait_updates_settle(observer)
         lb_log.on = False
         st = run["startup"]
@@ -334,15 +380,16 @@ def measure(n: int, box: Sandbox, args: argparse.Namespace, workdir: Path,
         out["churn"] = [analyse_churn(p, lb_log) for p in run["churn"]]
         out["run_peak_rss_mb"] = run["peak_rss_kb"] / 1024
         for c in out["churn"]:
-            log(f"[{n}] churn {c['rate']}/s: achieved {c['achieved_rate']:.0f}/s, p50 "
+            log(f"[{tag}] churn {c['rate']}/s: achieved {c['achieved_rate']:.0f}/s, p50 "
                 f"{c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, max {c['max_ms']:.1f} ms, "
                 f"lost {c['lost']}, queue max {c['queue_max']}")
     observer.stop()
-    if args.cluster and churn:
-        log(f"[{n}] cluster mode: sync --once against the API server in another process")
+    # cluster mode (bench/cluster.py) generates the small shape of a count
+    if args.cluster and churn and shape.name == "small":
+        log(f"[{tag}] cluster mode: sync --once against the API server in another process")
         wipe(client)
-        out["cluster"] = cluster.measure(n, remote, workdir, args.log_level)
-        log(f"[{n}] cluster mode: {out['cluster']['e2e']:.1f}s, peak RSS "
+        out["cluster"] = cluster.measure(shape.services, remote, workdir, args.log_level)
+        log(f"[{tag}] cluster mode: {out['cluster']['e2e']:.1f}s, peak RSS "
             f"{out['cluster']['peak_rss_mb']:.0f} MB")
     client.close()
     return out
@@ -356,8 +403,13 @@ def log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", default="small",
+                   help="comma-separated cluster shapes (bench/shapes.py): small (the "
+                        "--services counts, 5 VPCs x 10 subnets), mid, max (Kubernetes' "
+                        "published limits), tiny (smoke); default small")
     p.add_argument("--services", default="1000,10000",
-                   help="comma-separated service counts (default 1000,10000)")
+                   help="comma-separated service counts of the small shape (default "
+                        "1000,10000)")
     p.add_argument("--churn-seconds", type=float, default=30.0,
                    help="seconds per churn rate, at the largest count (0: no churn)")
     p.add_argument("--rates", default="100,1000", help="churn offered rates per second")
@@ -366,11 +418,14 @@ def main(argv: list[str] | None = None) -> int:
                         "ratio is reported, every round's ratio is listed (default 3; 1 with "
                         "--quick)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 300 services, 5 s of churn; nothing written to RESULTS.md")
+                   help="smoke run: 300 services (small) or the given shapes, 5 s of churn; "
+                        "nothing written to RESULTS.md")
     p.add_argument("--northd", choices=("pause", "run"), default="pause",
                    help="ovn-northd paused (default: the controller and OVSDB are measured, "
                         "not northd) or running")
-    p.add_argument("--label", default="latest", help="RESULTS.md block to (re)write")
+    p.add_argument("--label", default="latest",
+                   help="RESULTS.md history block to (re)write; the current table and the "
+                        "plot at the top are rewritten too (per shape)")
     p.add_argument("--results", default=str(RESULTS), help="results file (default "
                    "bench/RESULTS.md); '-' to not write it")
     p.add_argument("--profile", metavar="DIR",
@@ -402,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cold_runs < 1:
         p.error("--cold-runs must be at least 1")
     counts = [int(x) for x in args.services.split(",") if x]
+    try:
+        points = [sh for name in args.shape.split(",") if name
+                  for sh in shapes.resolve(name, counts)]
+    except ValueError as exc:
+        p.error(str(exc))
     args.rates = [int(x) for x in args.rates.split(",") if x]
     started = time.monotonic()
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="ycloud-bench-"))
@@ -413,9 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.northd == "pause":
             box.appctl(box.dir / "northd.ctl", "pause")
         info = machine()
-        for n in counts:
-            churn = args.churn_seconds > 0 and n == max(counts)
-            results.append(measure(n, box, args, workdir, churn))
+        for shape in points:
+            # churn at every shape, and for small at its largest count only
+            churn = args.churn_seconds > 0 and (shape.name != "small"
+                                                or shape.services == max(counts))
+            results.append(measure(shape, box, args, workdir, churn))
+            if args.json:  # kept shape by shape: a later shape failing loses nothing
+                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     finally:
         box.stop()
     elapsed = time.monotonic() - started
@@ -423,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(block)
     if args.results != "-":
         write_results(Path(args.results), args.label, block)
-        log(f"wrote {args.results} (block '{args.label}')")
+        update_current(Path(args.results), results, command)
+        log(f"wrote {args.results} (block '{args.label}', the current table and the plot)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     log(f"work directory {workdir}")

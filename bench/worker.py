@@ -1,7 +1,7 @@
 """The controller side of the benchmark, run as a child process (one per measurement).
 
-    python -m bench.worker sync --remote unix:nb.sock --services N --out result.json
-    python -m bench.worker run  --remote unix:nb.sock --services N --out result.json \
+    python -m bench.worker sync --remote unix:nb.sock --shape small --services N --out r.json
+    python -m bench.worker run  --remote unix:nb.sock --shape max --services N --out r.json \
         --rates 100,1000 --seconds 30
 
 Both fill a MemoryStore with the generated objects (the in-memory path of manifests mode,
@@ -11,11 +11,14 @@ without YAML) and then run the product's own code:
   source replaced by that store (`open_source` patched; everything else is the CLI's code).
 - `run` builds the Controller as `ycloud-controller run` does (no HTTP server, no leader
   election), runs its loop in a thread, waits for the startup full sync (a restart against
-  the converged NB), then writes EndpointSlice updates into the store at fixed offered rates
-  (the churn) and records when each write happened (time.monotonic, CLOCK_MONOTONIC: the
-  parent's NB observer uses the same clock).
+  the converged NB), then writes into the store at fixed offered rates (the churn): of every
+  4 events 3 are EndpointSlice updates (a ClusterIP Service's endpoints move) and 1 a pod
+  creation or deletion (a new pod without requested addresses, or one created earlier);
+  it records when each write happened (time.monotonic, CLOCK_MONOTONIC: the parent's NB
+  observer uses the same clock) and what the observer must see (the LB's vips, or the
+  pod's switch port present or gone).
 
-Results go to --out as JSON; peak RSS is this process's VmHWM.
+Results go to --out as JSON; peak RSS is this process's VmHWM, CPU its user+sys seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import workload
+from bench import shapes, workload
 from bench.probes import STAGES, TIMERS, SyncTimes, proc_status
 
 RSS_AT_START = 0
@@ -58,16 +61,28 @@ def do_sync(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]
             "--log-format", "json", "--log-level", args.log_level]
     out["command"] = "ycloud-controller " + " ".join(argv)
     before = nb_txn_counter()
+    rv0 = int(store.resource_version)
+    cpu0 = cpu_seconds()
     t0 = time.monotonic()
     rc = cli.main(argv)
     t1 = time.monotonic()
+    # every write to the store (the controller's Kubernetes writes: annotations, status,
+    # derived objects, events) bumps its resourceVersion by one
+    out["kube_writes"] = int(store.resource_version) - rv0
     out.update(rc=rc, start=t0, end=t1, seconds=t1 - t0, syncs=times.syncs,
                first_nb_send=times.first_nb_send,
                informers_synced=times.informers_synced, verify=times.verify,
                rss_imports_kb=RSS_AT_START,
                controller_transactions=nb_txn_counter() - before,
-               peak_rss_kb=proc_status("VmHWM"))
+               peak_rss_kb=proc_status("VmHWM"), cpu_seconds=cpu_seconds() - cpu0)
     return rc
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (every thread); a sync reports
+    those of cli.main only (not generating the objects and filling the store)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any]) -> int:
@@ -111,12 +126,14 @@ def do_run(args: argparse.Namespace, shape: workload.Shape, out: dict[str, Any])
     out["churn"] = []
     versions = [0] * shape.services
     cursor = 0
+    pods = PodChurn(store, res.PODS, shape)
     for rate in args.rates:
         phase, cursor = churn(ctl, store, res.ENDPOINTSLICES, shape, versions, rate,
-                              args.seconds, cursor)
+                              args.seconds, cursor, pods)
         out["churn"].append(phase)
     parts.stop()
     out["peak_rss_kb"] = proc_status("VmHWM")
+    out["cpu_seconds"] = cpu_seconds()
     out["controller_transactions"] = nb_txn_counter() - before
     return 0
 
@@ -138,8 +155,37 @@ def wait_quiet(ctl, timeout: float) -> float:  # noqa: ANN001
     return time.monotonic()
 
 
+class PodChurn:
+    """Pod events of the churn: creations of new pods and deletions of the ones created
+    LAG pod events earlier, alternating (after the first POD_LAG creations)."""
+
+    LAG = 50
+
+    def __init__(self, store, pods_res, shape: workload.Shape):  # noqa: ANN001
+        self.store, self.res, self.shape = store, pods_res, shape
+        self.created: list[tuple[str, str]] = []  # (namespace, name), oldest first
+        self.count = 0  # pods created so far
+        self.events = 0
+
+    def step(self) -> tuple[str, str | None]:
+        """Write one pod event; (observer key, what it must see)."""
+        from topology import naming
+        self.events += 1
+        if len(self.created) >= self.LAG and self.events % 2 == 0:
+            ns, name = self.created.pop(0)
+            self.store.delete(self.res, name, ns)
+            return f"port:{naming.pod_port(ns, name)}", None
+        obj = workload.churn_pod(self.shape, self.count)
+        self.count += 1
+        workload.put(self.store, obj)
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        self.created.append((ns, name))
+        return f"port:{naming.pod_port(ns, name)}", "present"
+
+
 def churn(ctl, store, slices_res, shape: workload.Shape, versions: list[int],  # noqa: ANN001
-          rate: int, seconds: float, cursor: int) -> tuple[dict[str, Any], int]:
+          rate: int, seconds: float, cursor: int,
+          pods: PodChurn | None = None) -> tuple[dict[str, Any], int]:
     """Write `rate` EndpointSlice updates per second for `seconds`, on schedule (no dropping:
     a late write goes out at once and the achieved rate shows it)."""
     total = int(rate * seconds)
@@ -161,11 +207,15 @@ def churn(ctl, store, slices_res, shape: workload.Shape, versions: list[int],  #
     STAGES.enqueued.clear()
     STAGES.batch.clear()
     STAGES.on = True
+    moves = 0
     for k in range(total):
-        i = (cursor + k) % shape.services
-        versions[i] += 1
-        obj = workload.endpoint_slice(shape, i, versions[i])
-        expected = workload.vips_value(shape, i, versions[i])
+        pod_event = pods is not None and k % 4 == 3
+        if not pod_event:
+            i = (cursor + moves) % shape.services
+            moves += 1
+            versions[i] += 1
+            obj = workload.endpoint_slice(shape, i, versions[i])
+            expected: str | None = workload.vips_value(shape, i, versions[i])
         due = start + k / rate
         now = time.monotonic()
         if due > now:
@@ -173,8 +223,13 @@ def churn(ctl, store, slices_res, shape: workload.Shape, versions: list[int],  #
         elif now - due > 0.001:
             late += 1
         t_write = time.monotonic()
-        store.update(slices_res, obj)
-        events.append((t_write, workload.service_key(shape, i), expected))
+        if pod_event:
+            assert pods is not None
+            key, expected = pods.step()
+        else:
+            store.update(slices_res, obj)
+            key = workload.service_key(shape, i)
+        events.append((t_write, key, expected))
     t_end = time.monotonic()
     quiet = wait_quiet(ctl, 120.0)
     STAGES.on = False
@@ -189,7 +244,7 @@ def churn(ctl, store, slices_res, shape: workload.Shape, versions: list[int],  #
              "batches": [(a, b, c, len(k)) for a, b, c, k in STAGES.batch],
              "timers": timers, "gc_pauses": [e for e in TIMERS.gc_events if e[0] >= start],
              "late_writes": late, "drained_at": quiet, "events": events, "queue": samples}
-    return phase, cursor + total
+    return phase, cursor + moves
 
 
 def stage_latencies(events: list[tuple[float, str, str]]) -> dict[str, list[float]]:
@@ -226,14 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.worker")
     p.add_argument("mode", choices=("sync", "run"))
     p.add_argument("--remote", required=True)
-    p.add_argument("--services", type=int, required=True)
+    p.add_argument("--shape", default="small", choices=shapes.NAMES)
+    p.add_argument("--services", type=int, required=True, help="the small shape's count")
     p.add_argument("--out", required=True)
     p.add_argument("--rates", default="100,1000")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
     args.rates = [int(r) for r in args.rates.split(",") if r]
-    shape = workload.Shape(args.services)
+    shape = shapes.by_spec(args.shape, args.services)
     import ycloud_controller.cli  # noqa: F401
     global RSS_AT_START
     RSS_AT_START = proc_status("VmRSS")

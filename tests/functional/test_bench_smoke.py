@@ -23,7 +23,10 @@ def test_quick_bench_runs_every_measurement(tmp_path: Path) -> None:
     assert result["services"] == 300
     cold, restart = result["cold"], result["restart"]
     assert cold["rc"] == 0 and restart["rc"] == 0
-    assert cold["check"] == {"lbs": 300, "wrong_vips": 0, "hash_differs_from_raw": 0}
+    assert cold["check"] == {"lbs": 300, "wrong_vips": 0, "hash_differs_from_builder": 0}
+    # the raw limit inserts every row kind the cold sync wrote (captured from the NB)
+    assert {"Load_Balancer", "Logical_Switch_Port", "Logical_Router"} <= set(result["raw_tables"])
+    assert result["raw_rows"] == sum(result["raw_tables"].values()) > 300
     assert cold["reused"] > 0  # the NB phase took the settle pass's outcomes
     # NB writes begin in the settle pass: the NB phase is more than the full sync after it
     assert cold["nb_phase"] > cold["full_sync"] > 0
@@ -37,5 +40,7 @@ def test_quick_bench_runs_every_measurement(tmp_path: Path) -> None:
     assert restart["controller_transactions"] == 0
     assert [c["rate"] for c in result["churn"]] == [100, 1000]
     assert all(c["lost"] == 0 and c["committed"] > 0 for c in result["churn"])
+    # churn mixes pod creations/deletions (their switch ports seen in NB) with endpoint moves
+    assert all(c["port_events"] > 0 for c in result["churn"])
     assert result["cluster"]["peak_rss_mb"] > 0
     assert "| 300 |" in proc.stdout  # the table that goes into RESULTS.md

@@ -179,3 +179,33 @@ def test_only_the_pool_reconcile_frees_link_addresses() -> None:
     assert not [r for r in rows(out, POOL) if isinstance(r, LogicalSwitch)
                 and r.name.startswith(naming.svcgw_link_switch("pool1", ""))]
     assert c.ctx.internal.links == {}
+
+
+def test_the_first_clash_is_the_one_a_scan_of_every_pair_finds() -> None:
+    """Taken finds overlaps by bisection; it reports the clash the plain scan reported (the
+    first taken subnet, in order, then the first of the new VPC's subnets), also once two
+    taken subnets of one VPC overlap each other."""
+    from ycloud_controller.api.common import overlaps
+    from ycloud_controller.api.subnet import config_subnet
+    from ycloud_controller.reconcilers.eip_state import Taken
+
+    def scan(taken: list[tuple[str, Any]], subnets: list[Any]) -> tuple[str, str, str] | None:
+        hit = next(((v, o, s) for v, o in taken for s in subnets
+                    if overlaps(o.cidrs, s.cidrs)), None)
+        return None if hit is None else (hit[0], hit[1].name, hit[2].name)
+
+    cidrs = ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/23", "10.0.4.0/22", "10.0.0.0/16",
+             "10.0.3.128/25", "10.1.0.0/24", "fd00::/64", "fd00::/48", "10.0.8.0/24"]
+    groups = [cidrs[k:k + 3] for k in range(0, len(cidrs), 3)]
+    for order in (groups, groups[::-1], [groups[1], groups[3], groups[0], groups[2]]):
+        taken, plain = Taken(), []
+        for n, group in enumerate(order):
+            vpc = f"v{n}"
+            subnets = [config_subnet(f"{vpc}-{i}", c, vpc) for i, c in enumerate(group)]
+            found = taken.first_clash(subnets)
+            assert (None if found is None else (found[0], found[1].name, found[2].name)) \
+                == scan(plain, subnets)
+            for s in subnets:  # as _plan_link does only without a clash; here always
+                taken.add(vpc, s)
+                plain.append((vpc, s))
+    assert not taken.disjoint

@@ -22,6 +22,7 @@ changed gives the same plan (the linked VPCs come first and keep refusing what t
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,7 +30,7 @@ from typing import Any, ClassVar
 from topology import naming
 from topology.builders.service_gateway import Link
 from ycloud_controller import keys
-from ycloud_controller.api.common import Invalid, key_of, meta, overlaps
+from ycloud_controller.api.common import Invalid, key_of, meta
 from ycloud_controller.api.eippool import EipPoolView
 from ycloud_controller.api.service import ServiceView, parse_service
 from ycloud_controller.api.subnet import SubnetView
@@ -162,7 +163,7 @@ def link_plan(ctx: Context, pool: str, release: bool = False) -> LinkPlan:
                                          min(ranks[key_of(o)] for o in users[v]), v))
     clients = sorted((v for v in attached_vpcs(net, pool) if v not in users) if users else (),
                      key=lambda v: (v not in linked, v))
-    taken: list[tuple[str, SubnetView]] = []
+    taken = Taken()
     refused: dict[str, tuple[str, str]] = {}
     planned: dict[str, list[Link]] = {"users": [], "clients": []}
     for role, vpcs in (("users", order), ("clients", clients)):
@@ -177,8 +178,59 @@ def link_plan(ctx: Context, pool: str, release: bool = False) -> LinkPlan:
     return LinkPlan(tuple(planned["users"]), tuple(refused.items()), tuple(planned["clients"]))
 
 
-def _plan_link(ctx: Context, net: NetworkModel, pool: str, vpc: str,
-               taken: list[tuple[str, SubnetView]],
+class Taken:
+    """The subnets linked so far (vpc, subnet), in order, with their address ranges sorted:
+    the first of them a subnet overlaps is found by bisection, not by a scan of every pair
+    (at 100 VPCs of 20 subnets the scan was 2 million `overlaps` per link_plan, and every
+    LoadBalancer Service's reconcile plans its pool's links: minutes of a cold sync)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, SubnetView]] = []
+        # per IP version: (first, last, entry index) sorted by first; while no two ranges
+        # overlap (always, but for overlapping subnets of one VPC) the lasts are sorted too
+        self.ranges: dict[int, list[tuple[int, int, int]]] = {4: [], 6: []}
+        self.disjoint = True
+
+    def add(self, vpc: str, subnet: SubnetView) -> None:
+        index = len(self.entries)
+        self.entries.append((vpc, subnet))
+        for cidr in subnet.cidrs:
+            first, last = int(cidr.network_address), int(cidr.broadcast_address)
+            ranges = self.ranges[cidr.version]
+            if self._hits(ranges, first, last):
+                self.disjoint = False
+            bisect.insort(ranges, (first, last, index))
+
+    def _hits(self, ranges: list[tuple[int, int, int]], first: int, last: int) -> list[int]:
+        """Entry indexes of the ranges that overlap [first, last]."""
+        if not self.disjoint:
+            return [i for a, b, i in ranges if a <= last and b >= first]
+        hi = bisect.bisect_right(ranges, (last, 1 << 129, 0))
+        out = []
+        for k in range(hi - 1, -1, -1):  # disjoint: the overlapping ones end the prefix
+            a, b, i = ranges[k]
+            if b < first:
+                break
+            out.append(i)
+        return out
+
+    def first_clash(self, subnets: list[SubnetView]) -> tuple[str, SubnetView, SubnetView] | None:
+        """(vpc, taken subnet, one of `subnets`) of the first taken subnet, in order, that
+        one of `subnets` overlaps (the first of those), as a scan of every pair finds it."""
+        best: tuple[int, int] | None = None
+        for k, s in enumerate(subnets):
+            for cidr in s.cidrs:
+                for i in self._hits(self.ranges[cidr.version], int(cidr.network_address),
+                                    int(cidr.broadcast_address)):
+                    if best is None or (i, k) < best:
+                        best = (i, k)
+        if best is None:
+            return None
+        vpc, other = self.entries[best[0]]
+        return vpc, other, subnets[best[1]]
+
+
+def _plan_link(ctx: Context, net: NetworkModel, pool: str, vpc: str, taken: Taken,
                refused: dict[str, tuple[str, str]], client: bool) -> Link | None:
     """One VPC's link, or its refusal (in `refused`); `taken` holds the subnets linked so far.
     A client VPC without IPv4 subnets has no pods to link."""
@@ -186,8 +238,7 @@ def _plan_link(ctx: Context, net: NetworkModel, pool: str, vpc: str,
         refused[vpc] = ("UnknownVPC", f"VPC {vpc} does not exist")
         return None
     subnets = [s for s in net.subnets_of(vpc) if s.name != net.join_subnet]
-    clash = next(((v, o, s) for v, o in taken for s in subnets
-                  if overlaps(o.cidrs, s.cidrs)), None)
+    clash = taken.first_clash(subnets)
     if clash is not None:
         other_vpc, other, mine = clash
         refused[vpc] = ("OverlappingSubnets",
@@ -198,5 +249,6 @@ def _plan_link(ctx: Context, net: NetworkModel, pool: str, vpc: str,
     cidrs = tuple(c for s in subnets for c in s.cidr_strs if ":" not in c)
     if client and not cidrs:
         return None
-    taken += [(vpc, s) for s in subnets]
+    for s in subnets:
+        taken.add(vpc, s)
     return Link(vpc=vpc, cidr=str(ctx.internal.link(pool, vpc)), subnets=cidrs)

@@ -28,6 +28,7 @@ from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
 from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
+from ycloud_controller.reconcilers.ysvc_backends import LABEL_INDEX, label_index
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",
@@ -83,6 +84,9 @@ def add_indexes(stores: dict[str, Any]) -> None:
     # the Services with a traffic policy Local, read by the Node reconciler
     stores["Service"].add_index(LOCAL_INDEX, local_policy_index)
     stores["NetworkProbe"].add_index(PROBE_INDEX, probe_index)
+    # a YusurService's backends, by one label of its selector (ysvc_backends.select)
+    for kind in ("Pod", "Vnic"):
+        stores[kind].add_index(LABEL_INDEX, label_index)
 
 
 def build(ctx: Context, emulate: bool,

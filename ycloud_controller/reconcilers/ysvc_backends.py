@@ -19,6 +19,23 @@ from ycloud_controller.reconcilers.base import Context
 from ycloud_controller.reconcilers.endpoints import _resolve
 
 NAME_RE = re.compile(r"[^a-z0-9.-]+")
+# Pods and Vnics by each of their labels ("key=value"): a YusurService's backends are looked
+# up by one pair of its selector, not by a scan of every pod of the cluster on each reconcile
+LABEL_INDEX = "label"
+
+
+def label_index(obj: dict[str, Any]) -> list[str]:
+    return [f"{k}={v}" for k, v in (meta(obj).get("labels") or {}).items()]
+
+
+def _candidates(ctx: Context, kind: str, selector: Any) -> list[dict[str, Any]]:
+    """The objects of `kind` that carry one pair of the (equality-based) selector: a
+    superset of those it matches; every object for an empty selector."""
+    items = list(selector.items() if isinstance(selector, dict) else selector)
+    if not items:
+        return ctx.store(kind).list()
+    k, v = items[0]
+    return ctx.store(kind).by_index(LABEL_INDEX, f"{k}={v}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,7 @@ def select(ctx: Context, view: YusurServiceView) -> list[Backend]:
     net = ctx.network()
     out: list[Backend] = []
     for kind in ("Pod", "Vnic"):
-        for obj in ctx.store(kind).list():
+        for obj in _candidates(ctx, kind, view.selector):
             md = meta(obj)
             if not selector_matches(view.selector, md.get("labels")):
                 continue
