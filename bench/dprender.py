@@ -1,0 +1,59 @@
+"""The RESULTS.md block of `python -m bench --dataplane` (block `dataplane`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from bench import dptable
+from bench.dataplane import BASELINE, PATHS, SERVICES, Settings
+
+ORIGINAL = """The original design's table (its section 3.2, offloaded / not offloaded, physical
+servers with DPUs): bandwidth 163 / 166 Gbit/s node-to-node baseline, 152 / 130 node ->
+Service with a remote backend, 151 / 138 pod -> Service; packet rate 45 / 45, 25.5 / 12.1,
+24.5 / 12.2 Mpps; latency 32 / 32, 33 / 48, 33 / 44 us; requests/s 15999 baseline, 15139 /
+11040 pod -> Service across nodes. Offloaded, its Service paths were 0.93x (bandwidth),
+0.54-0.57x (packet rate), 1.03x (latency) and 0.95x (requests/s) of its baseline. Here
+the rows are the same (node and pod -> Service with a remote backend, against traffic
+without a Service), plus the design's two external scenarios, on OVS's userspace datapath
+in network namespaces on one machine: absolute numbers are small, the ratios are the
+figure.
+"""
+
+
+def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, label: str,
+           s: Settings) -> str:
+    labels = {p.id: p.label for p in PATHS}
+    table = dptable.aggregate(result["rounds"], BASELINE)
+    services = [p for p in SERVICES if p in table]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    out = [f"### {label}: the dataplane table (issue 19 part 4)\n",
+           f"`{command}`; {info.get('cpu', '?')}, {info.get('memory', '?')}, "
+           f"{info.get('ovn', '?')}; {s.rounds} rounds, {s.seconds:g} s per iperf3 run and "
+           f"requests/s loop, {s.round_trips} round trips per latency run; "
+           f"{result.get('seconds', '?')} s wall in all (lab up and down included); load "
+           f"average {load} at the end\n",
+           dptable.render_table(table, labels, BASELINE, services),
+           "Values: median over rounds; (Nx): median over rounds of the path's value / the "
+           "direct pod-to-pod value of the same round (latency: above 1 is slower). "
+           f"Target: every Service path >= {dptable.TARGET}x direct on bandwidth and "
+           "requests/s.\n"]
+    ips = result.get("ips") or {}
+    out.append("Paths: " + "; ".join(
+        f"{p.id} = {p.label}, {p.client} -> {ips.get(p.id, '?')}" for p in PATHS) + ".\n")
+    if result.get("skipped"):
+        out.append("Left out (no request/response got through before measuring): " + "; ".join(
+            f"{k}: {v}" for k, v in result["skipped"].items()) + ".\n")
+    if result.get("errors"):
+        out.append("Failed measurements: " + "; ".join(result["errors"]) + ".\n")
+    below = dptable.below_target(table, services)
+    out.append(("Below target: " + ", ".join(below) + "." if below else
+                "Every Service path meets the target.") + "\n")
+    rec = result.get("recirc") or {}
+    if rec:
+        out.append("One request's datapath recirculations per chassis (`ycloud_lab.recirc`, "
+                   "the `scripts/lab recirc` tool), where the Service paths add work:\n")
+        out.append("```\n" + "\n".join(rec[p] for p in rec) + "\n```\n")
+    out.append(ORIGINAL)
+    return "\n".join(out)
