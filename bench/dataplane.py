@@ -58,7 +58,8 @@ from ycloud_controller import logs
 
 HERE = Path(__file__).resolve().parent
 MANIFESTS = HERE / "manifests" / "dataplane.yaml"
-IPERF_PORT, RR_PORT, ECHO_PORT = 5201, 5202, 5202
+IPERF_PORT, RR_PORT = 5201, 5202  # what every client connects to (pod IP or VIP)
+SERVICE_OFFSET = 10  # the Services' targetPorts: 5211, 5212 (see bench/manifests)
 CLIENT = naming.pod_port("ns-vpc1", "dp-client")
 SERVER = naming.pod_port("ns-vpc1", "dp-server")
 NODE_SERVER = naming.pod_port("default", "dp-node-server")
@@ -93,8 +94,8 @@ SERVICES = tuple(p.id for p in PATHS if p.service)
 
 @dataclass(frozen=True)
 class Settings:
-    rounds: int = 3
-    seconds: int = 5  # per iperf3 run and per requests/s loop
+    rounds: int = 7
+    seconds: int = 3  # per iperf3 run and per requests/s loop
     round_trips: int = 2000  # per latency run
 
 
@@ -129,10 +130,26 @@ class Servers:
 
 
 def start_tools(lab: Lab, servers: Servers) -> None:
+    """iperf3 and rr in both server pods, on the direct ports and the Services' targetPorts."""
     for pod in (SERVER, NODE_SERVER):
-        servers.start(lab, pod, "iperf3", "-s", "-p", str(IPERF_PORT))
-        servers.start(lab, pod, sys.executable, "-m", "bench.rr", "server", "--port",
-                      str(RR_PORT), "--seconds", str(SERVER_LIFETIME))
+        for offset in (0, SERVICE_OFFSET):
+            servers.start(lab, pod, "iperf3", "-s", "-p", str(IPERF_PORT + offset))
+            servers.start(lab, pod, sys.executable, "-m", "bench.rr", "server", "--port",
+                          str(RR_PORT + offset), "--seconds", str(SERVER_LIFETIME))
+
+
+def check_lab(lab: Lab) -> None:
+    """LabError naming every lab process that died (ovs-vswitchd aborting, say), with the
+    last line of its log."""
+    dead = lab.unhealthy(lab.store.load())
+    if not dead:
+        return
+    lines = []
+    for rec in lab.store.load().processes:
+        if rec.name in dead and rec.logfile and Path(rec.logfile).exists():
+            last = Path(rec.logfile).read_text(errors="replace").strip().splitlines()[-1:]
+            lines.append(f"{rec.name}: {last[0] if last else '(empty log)'}")
+    raise LabError(f"lab processes died: {', '.join(dead)}; {'; '.join(lines)}")
 
 
 # -- one measurement ------------------------------------------------------------------------
@@ -165,20 +182,28 @@ def rr(lab: Lab, path: DpPath, ip: str, s: Settings, mode: str) -> float:
     return doc["requests"] / doc["seconds"]
 
 
-def measure_path(lab: Lab, path: DpPath, ip: str, s: Settings,
-                 errors: list[str]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    steps = {"gbps": lambda: iperf(lab, path, ip, s, udp=False),
-             "kpps": lambda: iperf(lab, path, ip, s, udp=True),
-             "lat_us": lambda: rr(lab, path, ip, s, "latency"),
-             "rps": lambda: rr(lab, path, ip, s, "crr")}
-    for metric, step in steps.items():
-        try:
-            out[metric] = step()
-        except (dptable.ToolError, LabError, KeyError, ValueError) as exc:
-            out[metric] = None
-            errors.append(f"{path.id} {metric}: {exc}")
-    return out
+def measure_one(lab: Lab, path: DpPath, ip: str, s: Settings, metric: str) -> float:
+    if metric in ("gbps", "kpps"):
+        return iperf(lab, path, ip, s, udp=metric == "kpps")
+    return rr(lab, path, ip, s, "latency" if metric == "lat_us" else "crr")
+
+
+def run_round(lab: Lab, paths: list[DpPath], ips: dict[str, str], s: Settings, index: int,
+              errors: list[str]) -> dict[str, dict[str, float | None]]:
+    """Every path once: metric by metric (one metric's runs of all paths follow each other,
+    so a path and the baseline share the machine's load of the same minute), the paths'
+    order rotated by one each round."""
+    k = index % len(paths)
+    order = paths[k:] + paths[:k]
+    rnd: dict[str, dict[str, float | None]] = {p.id: {} for p in paths}
+    for metric in dptable.METRICS:
+        for p in order:
+            try:
+                rnd[p.id][metric] = measure_one(lab, p, ips[p.id], s, metric)
+            except (dptable.ToolError, LabError, KeyError, ValueError) as exc:
+                rnd[p.id][metric] = None
+                errors.append(f"round {index + 1} {p.id} {metric}: {exc}")
+    return rnd
 
 
 # -- the lab ------------------------------------------------------------------------------------
@@ -224,11 +249,12 @@ def recirculations(lab: Lab, servers: Servers, ips: dict[str, str],
     the lab's echo server on the request/response port in place of bench/rr.py."""
     servers.stop()
     for pod in (SERVER, NODE_SERVER):
-        lab.start_server(pod, pod, "tcp", ECHO_PORT)
+        for offset in (0, SERVICE_OFFSET):
+            lab.start_server(pod, pod, "tcp", RR_PORT + offset)
     out = {}
     for p in paths:
         try:
-            out[p.id] = recirc.measure(lab, p.client, "tcp", ips[p.id], ECHO_PORT).describe()
+            out[p.id] = recirc.measure(lab, p.client, "tcp", ips[p.id], RR_PORT).describe()
         except LabError as exc:
             out[p.id] = f"not measured: {exc}"
     return out
@@ -252,15 +278,21 @@ def measure(workdir: Path, s: Settings, log: Any) -> dict[str, Any]:
             else:
                 skipped[p.id] = why
                 log(f"dataplane: {p.id} ({ips[p.id]}) not reachable, left out: {why}")
-        rounds, errors = [], []
-        for i in range(s.rounds):
-            rnd = {}
-            for p in paths:
-                rnd[p.id] = measure_path(lab, p, ips[p.id], s, errors)
-                log(f"dataplane: round {i + 1}/{s.rounds} {p.id}: {rnd[p.id]}")
-            rounds.append(rnd)
-        return {"rounds": rounds, "errors": errors, "skipped": skipped, "ips": ips,
-                "recirc": recirculations(lab, servers, ips, paths)}
+        rounds: list[dict[str, dict[str, float | None]]] = []
+        errors: list[str] = []
+        out = {"rounds": rounds, "errors": errors, "skipped": skipped, "ips": ips}
+        try:
+            for i in range(s.rounds):
+                rnd = run_round(lab, paths, ips, s, i, errors)
+                log(f"dataplane: round {i + 1}/{s.rounds}: " + "; ".join(
+                    f"{p} " + " ".join(f"{m}={v:.4g}" if v is not None else f"{m}=failed"
+                                       for m, v in vals.items()) for p, vals in rnd.items()))
+                check_lab(lab)
+                rounds.append(rnd)
+        except LabError as exc:  # a round the lab broke in is not counted
+            errors.append(f"rounds stopped after {len(rounds)}: {exc}")
+            return out
+        return {**out, "recirc": recirculations(lab, servers, ips, paths)}
     finally:
         servers.stop()
         if ctl is not None:

@@ -39,6 +39,11 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
            "direct pod-to-pod value of the same round (latency: above 1 is slower). "
            f"Target: every Service path >= {dptable.TARGET}x direct on bandwidth and "
            "requests/s.\n"]
+    node = dptable.aggregate(result["rounds"], "node-direct").get("node-clusterip")
+    if node and "node-direct" in table:
+        out.append("node -> ClusterIP against node -> pod (the node's own direct path): " +
+                   ", ".join(f"{dptable.METRICS[m][0]} {c.ratio:.2f}x" for m, c in node.items()
+                             if c.ratio is not None) + ".\n")
     ips = result.get("ips") or {}
     out.append("Paths: " + "; ".join(
         f"{p.id} = {p.label}, {p.client} -> {ips.get(p.id, '?')}" for p in PATHS) + ".\n")
