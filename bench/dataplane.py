@@ -171,21 +171,40 @@ def iperf(lab: Lab, path: DpPath, ip: str, s: Settings, udp: bool) -> float:
     return dptable.iperf_udp_kpps(doc) if udp else dptable.iperf_tcp_gbps(doc)
 
 
-def rr(lab: Lab, path: DpPath, ip: str, s: Settings, mode: str) -> float:
+def rr(lab: Lab, path: DpPath, ip: str, s: Settings, mode: str) -> tuple[float, int]:
+    """latency: (p50 round trip in us, round trips); crr: (requests/s, requests)."""
     cmd = [sys.executable, "-m", "bench.rr", "client", mode, ip, str(RR_PORT),
            "--count", str(s.round_trips), "--seconds", str(s.seconds)]
     doc = _json(lab, path.client, cmd, s.seconds + 60)
     if mode == "latency":
-        return float(dptable.median(doc["rtt_us"]) or 0.0)
+        return float(dptable.median(doc["rtt_us"]) or 0.0), len(doc["rtt_us"])
     if not doc["requests"]:
         raise dptable.ToolError(f"rr crr: no request answered ({doc['errors']} errors)")
-    return doc["requests"] / doc["seconds"]
+    return doc["requests"] / doc["seconds"], doc["requests"]
 
 
-def measure_one(lab: Lab, path: DpPath, ip: str, s: Settings, metric: str) -> float:
+def datapath_counters(lab: Lab) -> dict[str, tuple[int, int]]:
+    """Every running chassis' (packets received, recirculations) so far."""
+    st = lab.store.load()
+    return {c: dptable.pmd_stats(lab.exec(c, "ovs-appctl", "dpif-netdev/pmd-stats-show",
+                                         check=True).stdout)
+            for c, cst in sorted(st.chassis.items()) if not cst.stopped}
+
+
+def measure_one(lab: Lab, path: DpPath, ip: str, s: Settings, metric: str,
+                extra: dict[str, float | None]) -> float:
+    """One metric's value; the requests/s loop also puts the datapath's work per request
+    (packets and recirculations, all chassis together) in `extra`."""
     if metric in ("gbps", "kpps"):
         return iperf(lab, path, ip, s, udp=metric == "kpps")
-    return rr(lab, path, ip, s, "latency" if metric == "lat_us" else "crr")
+    if metric == "lat_us":
+        return rr(lab, path, ip, s, "latency")[0]
+    before = datapath_counters(lab)
+    rate, requests = rr(lab, path, ip, s, "crr")
+    after = datapath_counters(lab)
+    for key, i in (("dp_packets_per_req", 0), ("recirc_per_req", 1)):
+        extra[key] = sum(after[c][i] - before[c][i] for c in after if c in before) / requests
+    return rate
 
 
 def run_round(lab: Lab, paths: list[DpPath], ips: dict[str, str], s: Settings, index: int,
@@ -199,7 +218,7 @@ def run_round(lab: Lab, paths: list[DpPath], ips: dict[str, str], s: Settings, i
     for metric in dptable.METRICS:
         for p in order:
             try:
-                rnd[p.id][metric] = measure_one(lab, p, ips[p.id], s, metric)
+                rnd[p.id][metric] = measure_one(lab, p, ips[p.id], s, metric, rnd[p.id])
             except (dptable.ToolError, LabError, KeyError, ValueError) as exc:
                 rnd[p.id][metric] = None
                 errors.append(f"round {index + 1} {p.id} {metric}: {exc}")

@@ -21,6 +21,25 @@ in network namespaces on one machine: absolute numbers are small, the ratios are
 figure.
 """
 
+WHERE = """Where a Service path adds work (the dump below): on the chassis where the load
+balancer runs (the client's for a ClusterIP, the gateway chassis for an EIP) the first packet
+of a connection takes the backend choice (`hash(l4(0))`, a recirculation) and a conntrack
+commit with DNAT (`ct(commit,...,nat(dst=backend))`), and the multi-VPC EIP a second commit
+with SNAT to the service gateway's address in another zone; the direct path only looks its
+packets up (`ct(zone,nat)`, no commit: no conntrack entry is made). Established packets take
+one conntrack recirculation per chassis on both. So a Service costs per connection (a
+userspace conntrack entry with NAT, made and later swept), which requests/s with a new
+connection per request pays in full and a long TCP stream does not.
+
+The Services' backends listen on their own ports (targetPort 5211/5212, the direct paths
+5201/5202): with one client reaching a backend both directly and through a Service, a new
+direct connection can reuse the tuple an earlier Service connection was DNATed to, and OVS
+3.1's userspace conntrack then aborts ovs-vswitchd (`conntrack.c:1063: assertion
+conn->conn_type == CT_CONN_TYPE_DEFAULT failed in conn_update_state()`), seen here on
+node1 during the requests/s loops. Not a controller issue: OVS's (its NAT connection
+bookkeeping), to be checked against a newer OVS.
+"""
+
 
 def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, label: str,
            s: Settings) -> str:
@@ -44,6 +63,17 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
         out.append("node -> ClusterIP against node -> pod (the node's own direct path): " +
                    ", ".join(f"{dptable.METRICS[m][0]} {c.ratio:.2f}x" for m, c in node.items()
                              if c.ratio is not None) + ".\n")
+    work = []
+    for p in PATHS:
+        per = [dptable.median([v for r in result["rounds"]
+                               if (v := (r.get(p.id) or {}).get(k)) is not None])
+               for k in ("dp_packets_per_req", "recirc_per_req")]
+        if per[0] is not None and per[1] is not None:
+            work.append(f"{p.id} {per[0]:.1f} packets, {per[1]:.1f} recirculations")
+    if work:
+        out.append("Datapath work per request of the requests/s loop (all chassis together, "
+                   "`dpif-netdev/pmd-stats-show` before and after; median over rounds): " +
+                   "; ".join(work) + ".\n")
     ips = result.get("ips") or {}
     out.append("Paths: " + "; ".join(
         f"{p.id} = {p.label}, {p.client} -> {ips.get(p.id, '?')}" for p in PATHS) + ".\n")
@@ -57,8 +87,10 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
                 "Every Service path meets the target.") + "\n")
     rec = result.get("recirc") or {}
     if rec:
+        out.append(WHERE)
         out.append("One request's datapath recirculations per chassis (`ycloud_lab.recirc`, "
-                   "the `scripts/lab recirc` tool), where the Service paths add work:\n")
+                   "the `scripts/lab recirc` tool; a request/response on port "
+                   "5202):\n")
         out.append("```\n" + "\n".join(rec[p] for p in rec) + "\n```\n")
     out.append(ORIGINAL)
     return "\n".join(out)

@@ -50,6 +50,19 @@ def iperf_udp_kpps(doc: Mapping[str, Any]) -> float:
     return received / seconds / 1000.0
 
 
+def pmd_stats(text: str) -> tuple[int, int]:
+    """(packets received, packet recirculations) summed over the threads of
+    `ovs-appctl dpif-netdev/pmd-stats-show` (the main thread on a netdev bridge without PMDs)."""
+    packets = recirculations = 0
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "packets received":
+            packets += int(value)
+        elif key == "packet recirculations":
+            recirculations += int(value)
+    return packets, recirculations
+
+
 def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 

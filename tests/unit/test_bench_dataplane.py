@@ -69,3 +69,20 @@ def test_a_path_that_never_answered_is_failed_not_met() -> None:
     table = dptable.aggregate([{"direct": {"gbps": 1.0}, "svc": {"gbps": None}}], "direct")
     assert table["svc"]["gbps"].value is None
     assert dptable.below_target(table, ["svc"]) == ["svc gbps failed", "svc rps failed"]
+
+
+PMD_STATS = """main thread:
+  packets received: 13514
+  packet recirculations: 20209
+  avg. datapath passes per packet: 2.50
+  emc hits: 38
+  megaflow hits: 519
+  miss with success upcall: 95
+pmd thread numa_id 0 core_id 1:
+  packets received: 6
+  packet recirculations: 1
+"""
+
+
+def test_datapath_counters_sum_every_thread() -> None:
+    assert dptable.pmd_stats(PMD_STATS) == (13520, 20210)
