@@ -58,8 +58,8 @@ from ycloud_controller import logs
 
 HERE = Path(__file__).resolve().parent
 MANIFESTS = HERE / "manifests" / "dataplane.yaml"
-IPERF_PORT, RR_PORT = 5201, 5202  # what every client connects to (pod IP or VIP)
-SERVICE_OFFSET = 10  # the Services' targetPorts: 5211, 5212 (see bench/manifests)
+IPERF_PORT, RR_PORT = 5201, 5202  # the servers' ports, the Services' ports and targetPorts
+MAX_CRASHES = 3  # chassis restarts (a daemon died mid-round) before the run gives up
 CLIENT = naming.pod_port("ns-vpc1", "dp-client")
 SERVER = naming.pod_port("ns-vpc1", "dp-server")
 NODE_SERVER = naming.pod_port("default", "dp-node-server")
@@ -130,17 +130,24 @@ class Servers:
 
 
 def start_tools(lab: Lab, servers: Servers) -> None:
-    """iperf3 and rr in both server pods, on the direct ports and the Services' targetPorts."""
+    """iperf3 and rr in both server pods."""
     for pod in (SERVER, NODE_SERVER):
-        for offset in (0, SERVICE_OFFSET):
-            servers.start(lab, pod, "iperf3", "-s", "-p", str(IPERF_PORT + offset))
-            servers.start(lab, pod, sys.executable, "-m", "bench.rr", "server", "--port",
-                          str(RR_PORT + offset), "--seconds", str(SERVER_LIFETIME))
+        servers.start(lab, pod, "iperf3", "-s", "-p", str(IPERF_PORT))
+        servers.start(lab, pod, sys.executable, "-m", "bench.rr", "server", "--port",
+                      str(RR_PORT), "--seconds", str(SERVER_LIFETIME))
 
 
-def check_lab(lab: Lab) -> None:
-    """LabError naming every lab process that died (ovs-vswitchd aborting, say), with the
-    last line of its log."""
+class LabCrash(LabError):
+    """Lab processes died (`dead`: their lab names, e.g. node1/ovs-vswitchd)."""
+
+    def __init__(self, message: str, dead: list[str]):
+        super().__init__(message)
+        self.dead = dead
+
+
+def check_lab(lab: Lab, during: str) -> None:
+    """LabCrash naming every lab process that died (ovs-vswitchd aborting, say) with the last
+    line of its log, and what was being measured."""
     dead = lab.unhealthy(lab.store.load())
     if not dead:
         return
@@ -149,7 +156,20 @@ def check_lab(lab: Lab) -> None:
         if rec.name in dead and rec.logfile and Path(rec.logfile).exists():
             last = Path(rec.logfile).read_text(errors="replace").strip().splitlines()[-1:]
             lines.append(f"{rec.name}: {last[0] if last else '(empty log)'}")
-    raise LabError(f"lab processes died: {', '.join(dead)}; {'; '.join(lines)}")
+    raise LabCrash(f"{', '.join(dead)} died during {during}: {'; '.join(lines)}", dead)
+
+
+def restart_chassis(lab: Lab, dead: list[str], log: Any) -> None:
+    """Stop and start every chassis a dead daemon belongs to (the lab's stop/start-chassis:
+    ovs-vswitchd and ovn-controller again, tunnels warmed, node port back, hv caught up)."""
+    chassis = sorted({name.split("/", 1)[0] for name in dead})
+    unknown = [c for c in chassis if c not in lab.store.load().chassis]
+    if unknown:
+        raise LabError(f"cannot restart {', '.join(unknown)}: not a chassis")
+    for name in chassis:
+        lab.stop_chassis(name)
+        lab.start_chassis(name)
+        log(f"dataplane: chassis {name} restarted")
 
 
 # -- one measurement ------------------------------------------------------------------------
@@ -222,6 +242,7 @@ def run_round(lab: Lab, paths: list[DpPath], ips: dict[str, str], s: Settings, i
             except (dptable.ToolError, LabError, KeyError, ValueError) as exc:
                 rnd[p.id][metric] = None
                 errors.append(f"round {index + 1} {p.id} {metric}: {exc}")
+            check_lab(lab, f"{p.id} {metric}")
     return rnd
 
 
@@ -268,8 +289,7 @@ def recirculations(lab: Lab, servers: Servers, ips: dict[str, str],
     the lab's echo server on the request/response port in place of bench/rr.py."""
     servers.stop()
     for pod in (SERVER, NODE_SERVER):
-        for offset in (0, SERVICE_OFFSET):
-            lab.start_server(pod, pod, "tcp", RR_PORT + offset)
+        lab.start_server(pod, pod, "tcp", RR_PORT)
     out = {}
     for p in paths:
         try:
@@ -299,18 +319,27 @@ def measure(workdir: Path, s: Settings, log: Any) -> dict[str, Any]:
                 log(f"dataplane: {p.id} ({ips[p.id]}) not reachable, left out: {why}")
         rounds: list[dict[str, dict[str, float | None]]] = []
         errors: list[str] = []
-        out = {"rounds": rounds, "errors": errors, "skipped": skipped, "ips": ips}
-        try:
-            for i in range(s.rounds):
-                rnd = run_round(lab, paths, ips, s, i, errors)
-                log(f"dataplane: round {i + 1}/{s.rounds}: " + "; ".join(
-                    f"{p} " + " ".join(f"{m}={v:.4g}" if v is not None else f"{m}=failed"
-                                       for m, v in vals.items()) for p, vals in rnd.items()))
-                check_lab(lab)
-                rounds.append(rnd)
-        except LabError as exc:  # a round the lab broke in is not counted
-            errors.append(f"rounds stopped after {len(rounds)}: {exc}")
-            return out
+        crashes: list[str] = []
+        out = {"rounds": rounds, "errors": errors, "crashes": crashes, "skipped": skipped,
+               "ips": ips}
+        while len(rounds) < s.rounds:
+            index = len(rounds) + len(crashes)
+            round_errors: list[str] = []
+            try:
+                rnd = run_round(lab, paths, ips, s, index, round_errors)
+            except LabCrash as exc:  # the round is not counted; the chassis starts again
+                crashes.append(f"round {index + 1}: {exc}")
+                log(f"dataplane: {exc}")
+                if len(crashes) > MAX_CRASHES:
+                    errors.append(f"rounds stopped after {len(crashes)} crashes")
+                    return out
+                restart_chassis(lab, exc.dead, log)
+                continue
+            errors += round_errors
+            rounds.append(rnd)
+            log(f"dataplane: round {len(rounds)}/{s.rounds}: " + "; ".join(
+                f"{p} " + " ".join(f"{m}={v:.4g}" if v is not None else f"{m}=failed"
+                                   for m, v in vals.items()) for p, vals in rnd.items()))
         return {**out, "recirc": recirculations(lab, servers, ips, paths)}
     finally:
         servers.stop()

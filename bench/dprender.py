@@ -30,14 +30,13 @@ packets up (`ct(zone,nat)`, no commit: no conntrack entry is made). Established 
 one conntrack recirculation per chassis on both. So a Service costs per connection (a
 userspace conntrack entry with NAT, made and later swept), which requests/s with a new
 connection per request pays in full and a long TCP stream does not.
+"""
 
-The Services' backends listen on their own ports (targetPort 5211/5212, the direct paths
-5201/5202): with one client reaching a backend both directly and through a Service, a new
-direct connection can reuse the tuple an earlier Service connection was DNATed to, and OVS
-3.1's userspace conntrack then aborts ovs-vswitchd (`conntrack.c:1063: assertion
-conn->conn_type == CT_CONN_TYPE_DEFAULT failed in conn_update_state()`), seen here on
-node1 during the requests/s loops. Not a controller issue: OVS's (its NAT connection
-bookkeeping), to be checked against a newer OVS.
+CRASH = """Lab daemons that died during the run (each time the round was dropped, the chassis
+restarted with the lab's stop/start-chassis, and the round run again). An abort of
+ovs-vswitchd in `conntrack.c:1063` (`conn->conn_type == CT_CONN_TYPE_DEFAULT` in
+`conn_update_state()`) is OVS's userspace conntrack (Debian 12's openvswitch 3.1), not the
+controller; "during" names the measurement that was running:
 """
 
 
@@ -80,6 +79,8 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
     if result.get("skipped"):
         out.append("Left out (no request/response got through before measuring): " + "; ".join(
             f"{k}: {v}" for k, v in result["skipped"].items()) + ".\n")
+    if result.get("crashes"):
+        out.append(CRASH + "\n".join(f"- {c}" for c in result["crashes"]) + "\n")
     if result.get("errors"):
         out.append("Failed measurements: " + "; ".join(result["errors"]) + ".\n")
     below = dptable.below_target(table, services)
