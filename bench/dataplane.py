@@ -333,7 +333,10 @@ def measure(workdir: Path, s: Settings, log: Any) -> dict[str, Any]:
                 if len(crashes) > MAX_CRASHES:
                     errors.append(f"rounds stopped after {len(crashes)} crashes")
                     return out
+                servers.stop()  # iperf3 stays busy with a test whose client is gone
                 restart_chassis(lab, exc.dead, log)
+                start_tools(lab, servers)
+                time.sleep(1.0)  # the servers bind
                 continue
             errors += round_errors
             rounds.append(rnd)
