@@ -21,15 +21,16 @@ in network namespaces on one machine: absolute numbers are small, the ratios are
 figure.
 """
 
-WHERE = """Where a Service path adds work (the dump below): on the chassis where the load
-balancer runs (the client's for a ClusterIP, the gateway chassis for an EIP) the first packet
-of a connection takes the backend choice (`hash(l4(0))`, a recirculation) and a conntrack
-commit with DNAT (`ct(commit,...,nat(dst=backend))`), and the multi-VPC EIP a second commit
-with SNAT to the service gateway's address in another zone; the direct path only looks its
-packets up (`ct(zone,nat)`, no commit: no conntrack entry is made). Established packets take
-one conntrack recirculation per chassis on both. So a Service costs per connection (a
-userspace conntrack entry with NAT, made and later swept), which requests/s with a new
-connection per request pays in full and a long TCP stream does not.
+WHERE = """Where a Service path adds work (the datapath work per request above, one request's
+recirculations below): on the chassis where the load balancer runs (the client's for a
+ClusterIP, the gateway chassis for an EIP) the first packet of a connection takes the backend
+choice (`hash(l4(0))`) and a conntrack commit with DNAT (`ct(commit,...,nat(dst=backend))`):
+two recirculations and a userspace conntrack entry with NAT per connection, which the direct
+path does not make (it only looks its packets up: `ct(zone,nat)`, no commit). The multi-VPC
+EIP's service gateway also commits an SNAT in a second zone, and its established packets
+pass both zones: its extra work is per packet, not per connection. Requests/s with a new
+connection per request pays the per-connection part in full; a TCP stream only the
+per-packet part.
 """
 
 CRASH = """Lab daemons that died during the run (each time the round was dropped, the chassis
@@ -48,7 +49,7 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     out = [f"### {label}: the dataplane table (issue 19 part 4)\n",
            f"`{command}`; {info.get('cpu', '?')}, {info.get('memory', '?')}, "
-           f"{info.get('ovn', '?')}; {s.rounds} rounds, {s.seconds:g} s per iperf3 run and "
+           f"{info.get('ovn', '?')}; {s.rounds} round(s), {s.seconds:g} s per iperf3 run and "
            f"requests/s loop, {s.round_trips} round trips per latency run; "
            f"{result.get('seconds', '?')} s wall in all (lab up and down included); load "
            f"average {load} at the end\n",
