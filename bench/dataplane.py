@@ -366,6 +366,7 @@ def run(args: argparse.Namespace, command: str, log: Any) -> int:
     started = time.monotonic()
     result = measure(workdir, s, log)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["load"] = os.getloadavg()
     label = "dataplane" if args.label == "latest" else args.label
     block = render(result, machine(), command, label, s)
     sys.stdout.write(block)

@@ -46,7 +46,7 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
     labels = {p.id: p.label for p in PATHS}
     table = dptable.aggregate(result["rounds"], BASELINE)
     services = [p for p in SERVICES if p in table]
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = " ".join(f"{x:.2f}" for x in result.get("load") or os.getloadavg())
     out = [f"### {label}: the dataplane table (issue 19 part 4)\n",
            f"`{command}`; {info.get('cpu', '?')}, {info.get('memory', '?')}, "
            f"{info.get('ovn', '?')}; {s.rounds} round(s), {s.seconds:g} s per iperf3 run and "
@@ -54,8 +54,9 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
            f"{result.get('seconds', '?')} s wall in all (lab up and down included); load "
            f"average {load} at the end\n",
            dptable.render_table(table, labels, BASELINE, services),
-           "Values: median over rounds; (Nx): median over rounds of the path's value / the "
-           "direct pod-to-pod value of the same round (latency: above 1 is slower). "
+           "Values: median over rounds; (Nx, a-b): median and quartiles over rounds of the "
+           "path's value / the direct pod-to-pod value of the same round (latency: above 1 "
+           "is slower). "
            f"Target: every Service path >= {dptable.TARGET}x direct on bandwidth and "
            "requests/s.\n"]
     node = dptable.aggregate(result["rounds"], "node-direct").get("node-clusterip")
@@ -73,7 +74,8 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
     if work:
         out.append("Datapath work per request of the requests/s loop (all chassis together, "
                    "`dpif-netdev/pmd-stats-show` before and after; median over rounds): " +
-                   "; ".join(work) + ".\n")
+                   "; ".join(work) + ". Unlike the rates, these counts do not depend on the "
+                   "machine's load.\n")
     ips = result.get("ips") or {}
     out.append("Paths: " + "; ".join(
         f"{p.id} = {p.label}, {p.client} -> {ips.get(p.id, '?')}" for p in PATHS) + ".\n")

@@ -75,6 +75,7 @@ class Cell:
     value: float | None  # median over rounds
     ratio: float | None  # median over rounds of value / baseline's value in that round
     runs: int  # rounds with a value
+    spread: tuple[float, float] | None = None  # quartiles of those ratios (>= 2 rounds)
 
 
 def aggregate(rounds: Sequence[Round], baseline: str) -> dict[str, dict[str, Cell]]:
@@ -95,7 +96,11 @@ def aggregate(rounds: Sequence[Round], baseline: str) -> dict[str, dict[str, Cel
                 values.append(v)
                 if base:
                     ratios.append(v / base)
-            out[path][metric] = Cell(median(values), median(ratios), len(values))
+            spread = None
+            if len(ratios) >= 2:
+                q = statistics.quantiles(ratios, n=4, method="inclusive")
+                spread = (q[0], q[2])
+            out[path][metric] = Cell(median(values), median(ratios), len(values), spread)
     return out
 
 
@@ -114,7 +119,8 @@ def _num(v: float | None) -> str:
 def _cell(c: Cell, is_baseline: bool) -> str:
     if is_baseline or c.value is None or c.ratio is None:
         return _num(c.value)
-    return f"{_num(c.value)} ({c.ratio:.2f}x)"
+    spread = f", {c.spread[0]:.2f}-{c.spread[1]:.2f}" if c.spread else ""
+    return f"{_num(c.value)} ({c.ratio:.2f}x{spread})"
 
 
 def render_table(table: Mapping[str, Mapping[str, Cell]], labels: Mapping[str, str],

@@ -51,6 +51,8 @@ def test_ratios_are_taken_within_a_round_then_the_median() -> None:
     assert svc["lat_us"].ratio == pytest.approx(1.2)
     assert svc["rps"].runs == 2 and svc["rps"].ratio == pytest.approx(0.81)
     assert table["direct"]["gbps"].ratio == pytest.approx(1.0)
+    assert svc["gbps"].spread == pytest.approx((0.935, 0.945))  # quartiles of the 3 ratios
+    assert svc["rps"].spread == pytest.approx((0.805, 0.815))
 
 
 def test_the_table_marks_the_target_per_service_path() -> None:
@@ -60,8 +62,10 @@ def test_the_table_marks_the_target_per_service_path() -> None:
     lines = text.splitlines()
     assert lines[0].startswith("| path | bandwidth (Gbit/s) | packet rate (kpps)")
     assert lines[2] == "| pod -> pod | 1.0 | 100 | 100 | 1000 | baseline |"
-    assert lines[3] == ("| pod -> ClusterIP | 0.93 (0.94x) | 80.0 (0.80x) | 120 (1.20x) | "
-                        "810 (0.81x) | NOT met (requests/s) |")
+    # the ratio's quartiles over rounds follow it
+    assert lines[3] == ("| pod -> ClusterIP | 0.93 (0.94x, 0.94-0.94) | 80.0 (0.80x, "
+                        "0.80-0.80) | 120 (1.20x, 1.20-1.20) | 810 (0.81x, 0.81-0.81) | "
+                        "NOT met (requests/s) |")
     assert dptable.below_target(table, ["svc"]) == ["svc rps 0.81x"]
 
 
