@@ -29,7 +29,20 @@ second; latency = p50 of 1-byte round trips on one persistent TCP connection (be
 as netperf TCP_RR); requests/s = new TCP connection per request (connect, 1 byte each way,
 server closes; as netperf TCP_CRR: what a Service's load balancer does per connection). The
 original design does not say how its requests/s were made; new connections are the harder
-case for a Service (a conntrack entry and a backend choice per request).
+case for a Service (a conntrack entry and a backend choice per request). The requests/s loop
+also reads every chassis' `dpif-netdev/pmd-stats-show` before and after: datapath packets
+and recirculations per request, which do not depend on the machine's load.
+
+Rounds (Settings: 7 rounds of 3 s runs; `--quick`: 1 round of 2 s, writes nothing): metric
+by metric, all paths one after the other, the order rotated each round; ratios are taken
+within a round (bench/dptable.py). Each path's requests/s loop uses its own source ports
+(`source_ports`): with the kernel's ephemeral ports, OVS 3.1's userspace conntrack aborted
+ovs-vswitchd in the direct loop (a direct connection taking the tuple an earlier Service
+connection of the client was DNATed to). A lab daemon that dies mid-round anyway drops the
+round: the chassis is restarted (stop/start-chassis), the servers started again, the round
+run again (at most MAX_CRASHES times); the block lists each with what was running. After the rounds,
+`ycloud_lab.recirc` counts one request's recirculations per path. The lab is taken down in
+every case (`finally`), the servers (bounded by `timeout`) stopped by pid before it.
 """
 
 from __future__ import annotations
@@ -59,6 +72,7 @@ from ycloud_controller import logs
 HERE = Path(__file__).resolve().parent
 MANIFESTS = HERE / "manifests" / "dataplane.yaml"
 IPERF_PORT, RR_PORT = 5201, 5202  # the servers' ports, the Services' ports and targetPorts
+SPORTS_FIRST, SPORTS_PER_PATH = 8000, 4000  # 8000-31999: under 32768, the ephemeral range
 MAX_CRASHES = 3  # chassis restarts (a daemon died mid-round) before the run gives up
 CLIENT = naming.pod_port("ns-vpc1", "dp-client")
 SERVER = naming.pod_port("ns-vpc1", "dp-server")
@@ -191,10 +205,20 @@ def iperf(lab: Lab, path: DpPath, ip: str, s: Settings, udp: bool) -> float:
     return dptable.iperf_udp_kpps(doc) if udp else dptable.iperf_tcp_gbps(doc)
 
 
+def source_ports(path: DpPath) -> str:
+    """The requests/s loop's source ports of `path` (FIRST:COUNT): one range per path, all
+    below the kernel's ephemeral range. No direct connection then takes the tuple a Service
+    connection of the same client was DNATed to, the collision after which OVS 3.1's userspace
+    conntrack aborted ovs-vswitchd (conntrack.c:1063) in the direct path's loop."""
+    return f"{SPORTS_FIRST + PATHS.index(path) * SPORTS_PER_PATH}:{SPORTS_PER_PATH}"
+
+
 def rr(lab: Lab, path: DpPath, ip: str, s: Settings, mode: str) -> tuple[float, int]:
     """latency: (p50 round trip in us, round trips); crr: (requests/s, requests)."""
     cmd = [sys.executable, "-m", "bench.rr", "client", mode, ip, str(RR_PORT),
            "--count", str(s.round_trips), "--seconds", str(s.seconds)]
+    if mode == "crr":
+        cmd += ["--sports", source_ports(path)]
     doc = _json(lab, path.client, cmd, s.seconds + 60)
     if mode == "latency":
         return float(dptable.median(doc["rtt_us"]) or 0.0), len(doc["rtt_us"])

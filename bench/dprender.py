@@ -37,7 +37,10 @@ CRASH = """Lab daemons that died during the run (each time the round was dropped
 restarted with the lab's stop/start-chassis, and the round run again). An abort of
 ovs-vswitchd in `conntrack.c:1063` (`conn->conn_type == CT_CONN_TYPE_DEFAULT` in
 `conn_update_state()`) is OVS's userspace conntrack (Debian 12's openvswitch 3.1), not the
-controller; "during" names the measurement that was running:
+controller: seen in the direct path's requests/s loop while it took kernel-chosen source
+ports, i.e. when a new direct connection took the tuple an earlier Service connection of the
+same client had been DNATed to (each path's loop now has its own source ports). "during"
+names the measurement that was running:
 """
 
 

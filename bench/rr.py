@@ -8,9 +8,10 @@ inside a lab namespace (`ip netns exec NS python3 -m bench.rr ...`):
     client latency IP P --count N          one TCP connection, N round trips of 1 byte (`p`),
                                            as netperf TCP_RR; prints JSON {"rtt_us": [...]}
     client crr IP P --seconds S            a new TCP connection per request (connect, 1 byte
-                                           `c`, 1 byte back, EOF), as netperf TCP_CRR, for S
-                                           seconds; prints JSON {"requests", "seconds",
-                                           "errors"}
+           [--sports FIRST:COUNT]          `c`, 1 byte back, EOF), as netperf TCP_CRR, for S
+                                           seconds, from source ports FIRST.. in turn if
+                                           given (else the kernel's ephemeral ones); prints
+                                           JSON {"requests", "seconds", "errors"}
 
 The server exits after --seconds in any case (bounded), and is stopped by pid before that.
 """
@@ -67,13 +68,30 @@ def latency(ip: str, port: int, count: int, timeout: float) -> dict[str, object]
     return {"rtt_us": out}
 
 
-def crr(ip: str, port: int, seconds: float, timeout: float) -> dict[str, object]:
+def _connect(ip: str, port: int, timeout: float, sport: int | None) -> socket.socket:
+    if sport is None:
+        return socket.create_connection((ip, port), timeout=timeout)
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(timeout)
+        s.bind(("0.0.0.0", sport))
+        s.connect((ip, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def crr(ip: str, port: int, seconds: float, timeout: float,
+        sports: range | None = None) -> dict[str, object]:
     done = errors = 0
     start = time.monotonic()
     end = start + seconds
     while time.monotonic() < end:
+        sport = sports[(done + errors) % len(sports)] if sports else None
         try:
-            with socket.create_connection((ip, port), timeout=timeout) as s:
+            with _connect(ip, port, timeout, sport) as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s.sendall(b"c")
                 if s.recv(1) != b"c":
@@ -98,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--count", type=int, default=2000)
     c.add_argument("--seconds", type=float, default=5.0)
     c.add_argument("--timeout", type=float, default=2.0)
+    c.add_argument("--sports", help="crr: FIRST:COUNT, the source ports to use in turn")
     a = p.parse_args(argv)
     if a.cmd == "server":
         return serve(a.port, a.seconds)
+    sports = None
+    if a.sports:
+        first, count = (int(x) for x in a.sports.split(":"))
+        sports = range(first, first + count)
     res = (latency(a.ip, a.port, a.count, a.timeout) if a.mode == "latency"
-           else crr(a.ip, a.port, a.seconds, a.timeout))
+           else crr(a.ip, a.port, a.seconds, a.timeout, sports))
     sys.stdout.write(json.dumps(res) + "\n")
     return 0
 
