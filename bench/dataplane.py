@@ -73,7 +73,7 @@ HERE = Path(__file__).resolve().parent
 MANIFESTS = HERE / "manifests" / "dataplane.yaml"
 IPERF_PORT, RR_PORT = 5201, 5202  # the servers' ports, the Services' ports and targetPorts
 SPORTS_FIRST, SPORTS_PER_PATH = 8000, 4000  # 8000-31999: under 32768, the ephemeral range
-MAX_CRASHES = 3  # chassis restarts (a daemon died mid-round) before the run gives up
+MAX_CRASHES = 5  # chassis restarts (a daemon died mid-round) before the run gives up
 CLIENT = naming.pod_port("ns-vpc1", "dp-client")
 SERVER = naming.pod_port("ns-vpc1", "dp-server")
 NODE_SERVER = naming.pod_port("default", "dp-node-server")
@@ -352,7 +352,7 @@ def measure(workdir: Path, s: Settings, log: Any) -> dict[str, Any]:
             try:
                 rnd = run_round(lab, paths, ips, s, index, round_errors)
             except LabCrash as exc:  # the round is not counted; the chassis starts again
-                crashes.append(f"round {index + 1}: {exc}")
+                crashes.append(f"round {len(rounds) + 1} (attempt {index + 1}): {exc}")
                 log(f"dataplane: {exc}")
                 if len(crashes) > MAX_CRASHES:
                     errors.append(f"rounds stopped after {len(crashes)} crashes")

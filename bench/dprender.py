@@ -52,7 +52,8 @@ def render(result: Mapping[str, Any], info: Mapping[str, str], command: str, lab
     load = " ".join(f"{x:.2f}" for x in result.get("load") or os.getloadavg())
     out = [f"### {label}: the dataplane table (issue 19 part 4)\n",
            f"`{command}`; {info.get('cpu', '?')}, {info.get('memory', '?')}, "
-           f"{info.get('ovn', '?')}; {s.rounds} round(s), {s.seconds:g} s per iperf3 run and "
+           f"{info.get('ovn', '?')}; {len(result['rounds'])} of {s.rounds} rounds done, "
+           f"{s.seconds:g} s per iperf3 run and "
            f"requests/s loop, {s.round_trips} round trips per latency run; "
            f"{result.get('seconds', '?')} s wall in all (lab up and down included); load "
            f"average {load} at the end\n",
