@@ -301,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: the node half under a burst (bench/cni.py, root needed): "
                         "ycloud-cni ADD latency for --cni-pods pods at once on one node, the "
                         "agent's peak RSS; RESULTS.md block 'cni' unless --label is given")
+    p.add_argument("--dataplane", action="store_true",
+                   help="instead: the dataplane table in the lab (bench/dataplane.py, root "
+                        "needed); RESULTS.md block 'dataplane' unless --label is given")
     p.add_argument("--cni-pods", type=int, default=100,
                    help="pods created and ADDed at once with --cni (default 100)")
     pipeline.add_arguments(p)
@@ -310,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         return cni.run(args, command, log)
     if args.pipeline:
         return pipeline.run(args, command, log)
+    if args.dataplane:  # the lab's imports only for this mode
+        from bench import dataplane
+        return dataplane.run(args, command, log)
     if args.quick:
         args.services, args.churn_seconds = "300", min(args.churn_seconds, 5.0)
         if args.results == str(RESULTS):
