@@ -1,4 +1,4 @@
-"""Cluster mode: the controller against an API server in another process (largest N only).
+"""Cluster mode: the controller against an API server in another process (each shape).
 
 The manifests-mode measurements keep the API server's store in the controller process. Here
 the same objects live in a FakeKube (the tests' fake API server: the real HTTP list/watch
@@ -17,7 +17,8 @@ client). Four runs:
 For each: its wall time, its peak RSS, and the API requests the server counted during it by
 verb and resource (FakeKube's `/debug/requests`), with how many objects got a write.
 
-    python -m bench.cluster serve --services N --kubeconfig PATH [--write-latency S]
+    python -m bench.cluster serve [--shape NAME] --services N --kubeconfig PATH \
+        [--write-latency S]
     python -m bench.cluster sync --kubeconfig PATH --remote R --out FILE [--kube-api-qps Q]
 """
 
@@ -35,7 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import ovsdb, raw, workload
+from bench import ovsdb, raw, shapes, workload
 from bench.probes import proc_status
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     fake = FakeKube(bookmark_interval=60.0, history=100_000, write_latency=args.write_latency)
-    workload.fill_store(workload.Shape(args.services), fake.store)
+    workload.fill_store(shapes.by_spec(args.shape, args.services), fake.store)
     fake.start()
     fake.write_kubeconfig(args.kubeconfig)
     sys.stdout.write(fake.url + "\n")
@@ -97,10 +98,11 @@ class _Server:
     """A `bench.cluster serve` process."""
 
     def __init__(self, n: int, workdir: Path, tag: str, logs: Any, env: dict[str, str],
-                 write_latency: float = 0.0):
+                 write_latency: float = 0.0, shape: str = "small"):
         self.kubeconfig = workdir / f"cluster-{tag}.kubeconfig"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.cluster", "serve", "--services", str(n),
+            [sys.executable, "-m", "bench.cluster", "serve", "--shape", shape,
+             "--services", str(n),
              "--kubeconfig", str(self.kubeconfig), "--write-latency", str(write_latency)],
             stdout=subprocess.PIPE, stderr=logs,
             text=True, cwd=HERE.parent, env=env)
@@ -143,12 +145,14 @@ def _wipe(remote: str) -> None:
 
 
 def measure(n: int, remote: str, workdir: Path, log_level: str, *,
-            default_limit: bool = True, latency: bool = True) -> dict[str, Any]:
+            default_limit: bool = True, latency: bool = True,
+            shape: str = "small") -> dict[str, Any]:
     """Runner side: the runs of the module docstring; the caller has emptied NB.
 
     `default_limit=False` leaves out `cold` (at the default limit a cold sync takes at least
     (writes - burst) / qps seconds: 14 minutes for 170k objects), and the restart follows
-    `cold_unlimited`; `latency=False` leaves out `cold_unlimited_latency`.
+    `cold_unlimited`; `latency=False` leaves out `cold_unlimited_latency`. `shape`: the
+    objects of bench/shapes.py's shape of that name (small: of `n` services).
 
     Keys: `e2e`, `peak_rss_mb`, `rss_imports_mb`, `command` (the first cold sync, as
     before), `kube_api` (the default `qps` and `burst`, and the `write_latency` of the
@@ -166,16 +170,17 @@ def measure(n: int, remote: str, workdir: Path, log_level: str, *,
     plan.append(("cold_unlimited", "0", 0.0, not default_limit))
     if latency:
         plan.append(("cold_unlimited_latency", "0", LATENCY, False))
-    with open(workdir / f"cluster-{n}.log", "w") as logs:
+    tag = f"{n}" if shape == "small" else shape
+    with open(workdir / f"cluster-{tag}.log", "w") as logs:
         for i, (key, qps, write_latency, restart) in enumerate(plan):
             if i:
                 _wipe(remote)
-            server = _Server(n, workdir, f"{n}-{key}", logs, env, write_latency)
+            server = _Server(n, workdir, f"{tag}-{key}", logs, env, write_latency, shape)
             try:
-                result[key] = _run(server, remote, workdir, f"{key}-{n}", log_level, logs,
+                result[key] = _run(server, remote, workdir, f"{key}-{tag}", log_level, logs,
                                    env, qps=qps)
                 if restart:
-                    result["restart"] = _run(server, remote, workdir, f"restart-{n}",
+                    result["restart"] = _run(server, remote, workdir, f"restart-{tag}",
                                              log_level, logs, env)
             finally:
                 server.stop()
@@ -188,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.cluster")
     p.add_argument("mode", choices=("serve", "sync"))
     p.add_argument("--services", type=int, default=10000)
+    p.add_argument("--shape", default="small", help="serve: bench/shapes.py's shape of that "
+                   "name (small: of --services services)")
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--remote")
     p.add_argument("--out")

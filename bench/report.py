@@ -131,8 +131,12 @@ def details(results: list[dict[str, Any]]) -> str:
             lines.append(f"- {who(r)}, cluster mode (bench/cluster.py: the "
                          f"objects in a FakeKube in another process, `{k['command']}`, from "
                          f"an empty NB): peak RSS {k['peak_rss_mb']:.0f} MB (after imports "
-                         f"{k['rss_imports_mb']:.0f} MB); {k['e2e']:.1f} s, most of it the "
-                         f"Kubernetes writes going one at a time over HTTP to the fake server.")
+                         f"{k['rss_imports_mb']:.0f} MB); first cold sync {k['e2e']:.1f} s; "
+                         + "; ".join(f"{run} {k[run]['seconds']:.1f} s, {k[run]['writes']} "
+                                     f"writes, requests {k[run]['requests']}"
+                                     for run in ("cold", "restart", "cold_unlimited",
+                                                 "cold_unlimited_latency") if run in k)
+                         + ".")
         if "run_startup" in r:
             u = r["run_startup"]
             lines.append(f"- {who(r)}, `run` startup (a restart) before churn: "

@@ -246,11 +246,16 @@ def measure(shape: workload.Shape, box: Sandbox, args: argparse.Namespace, workd
                 f"{c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, max {c['max_ms']:.1f} ms, "
                 f"lost {c['lost']}, queue max {c['queue_max']}")
     observer.stop()
-    # cluster mode (bench/cluster.py) generates the small shape of a count
-    if args.cluster and churn and shape.name == "small":
+    # cluster mode (bench/cluster.py): the small shape's largest count, and each other shape
+    # without the runs at the default limit (a cold sync there is rate-bound: (writes -
+    # burst) / qps, 14 minutes at max) and against write latency
+    if args.cluster and (churn if shape.name == "small" else shape.name in args.cluster_shapes):
         log(f"[{tag}] cluster mode: sync --once against the API server in another process")
         wipe(client)
-        out["cluster"] = cluster.measure(shape.services, remote, workdir, args.log_level)
+        small = shape.name == "small"
+        out["cluster"] = cluster.measure(shape.services, remote, workdir, args.log_level,
+                                         default_limit=small, latency=small,
+                                         shape=shape.name)
         log(f"[{tag}] cluster mode: {out['cluster']['e2e']:.1f}s, peak RSS "
             f"{out['cluster']['peak_rss_mb']:.0f} MB")
     client.close()
@@ -293,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", metavar="DIR",
                    help="record every controller process with py-spy (raw stacks) into DIR")
     p.add_argument("--log-level", default="info", help="controller log level (default info)")
+    p.add_argument("--cluster-shapes", default="mid,max",
+                   help="shapes other than small measured in cluster mode too (default "
+                        "mid,max; small: at its largest count)")
     p.add_argument("--no-cluster", dest="cluster", action="store_false",
                    help="skip the cluster-mode run (bench/cluster.py) at the largest count")
     p.add_argument("--dir", help="sandbox/work directory (default: a temporary one)")
@@ -331,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         p.error(str(exc))
     args.rates = [int(x) for x in args.rates.split(",") if x]
+    args.cluster_shapes = [x for x in args.cluster_shapes.split(",") if x]
     started = time.monotonic()
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="ycloud-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

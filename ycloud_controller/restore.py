@@ -130,15 +130,24 @@ def restore_cluster_ips(ctx: Any, informers: dict[str, Any], nb: NbClient) -> in
     """Manifests mode: the ClusterIPs each Service's Load_Balancer rows hold in NB."""
     restored = 0
     services = informers["Service"].store
-    for lb in nb_rows(nb, "Load_Balancer", ("vips",)):
-        ids = lb["ids"]
-        key = ids.get(naming.OWNER, "")
-        if ids.get(naming.KIND) != "Service" or services.get(key) is None:
+    for key, vips in nb.read(_service_vips, nb):
+        if services.get(key) is None:
             continue
-        for vip in lb["vips"] or {}:
+        for vip in vips:
             ip = vip.rpartition(":")[0].strip("[]")
             restored += ctx.cluster_ips.restore(key, ip)
     return restored
+
+
+def _service_vips(nb: NbClient) -> list[tuple[str, list[str]]]:
+    """(Service key, VIPs) of each Load_Balancer a Service owns (the owner from the index,
+    not a copy of every row's external_ids: every full sync reads them all)."""
+    index, out = nb.index, []
+    for uuids in index.rows.get("Load_Balancer", {}).values():
+        owner = index.meta[uuids[0]].owner
+        if owner is not None and owner.kind == "Service":
+            out.append((owner.name, list(index.row("Load_Balancer", uuids[0]).vips or ())))
+    return out
 
 
 def restore_ipam(ctx: Any, informers: dict[str, Any], nb: NbClient | None,
