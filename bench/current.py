@@ -126,11 +126,17 @@ def cluster_rows(k: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
     cold = k.get("cold") or k.get("cold_unlimited")
     rows = []
     if cold:
-        twice = cold["written_more_than_once"]
+        again = cold["written_more_than_once"]  # "resource name" -> writes
+        # a custom resource's metadata (a finalizer) and its status are two writes: its
+        # status subresource takes only .status
+        extra = {o: n for o, n in again.items() if n > 2 or ".yusur.io " not in o}
+        named = ", ".join(f"{o} {n}" for o, n in sorted(again.items())[:3])
         rows.append(("cluster mode: Kubernetes writes of a cold sync",
-                     f"{cold['writes']:,} writes to {cold['objects_written']:,} objects, "
-                     f"{twice} written more than once ({_writes_by_verb(cold['requests'])})",
-                     "one write per object that needs one", _met(twice == 0)))
+                     f"{cold['writes']:,} writes to {cold['objects_written']:,} objects"
+                     + (f"; written more than once: {named}" if again else "")
+                     + f" ({_writes_by_verb(cold['requests'])})",
+                     "one write per object that needs one (a CRD's metadata and status: two)",
+                     _met(not extra)))
     if "restart" in k:
         r = k["restart"]
         reads = sum(v for q, v in r["requests"].items() if q.split(" ")[0] in ("list",

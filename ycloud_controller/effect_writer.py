@@ -18,6 +18,7 @@ from ycloud_controller.kube import resources
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
+from ycloud_controller.kube.patch import merge_patch
 from ycloud_controller.kube.status import Condition, StatusWriter
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
@@ -142,4 +143,6 @@ class EffectWriter:
         body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
         body["metadata"] = {k: v for k, v in md.items() if k in ("labels", "annotations",
                                                                    "ownerReferences")}
+        if merge_patch(current, body) == current:
+            return  # as wanted already: a restart or another reconcile writes nothing
         self.backend.patch(effect.resource, md["name"], md.get("namespace"), body)

@@ -20,7 +20,7 @@ from pathlib import Path
 from fakekube.server import FakeKube, count_delta, writes
 from ovn_sandbox import Sandbox
 
-from bench import workload
+from bench import shapes, workload
 from tests.functional.conftest import wipe_nb
 from ycloud_controller.kube.resources import SUBNETS
 
@@ -70,3 +70,26 @@ def test_cold_sync_writes_once_per_object_and_a_restart_writes_nothing(
         # it did look: every resource listed and watched
         assert restart["list pods"] == 1 and restart["watch pods"] >= 1
     wipe_nb(sandbox)
+
+
+def test_owned_objects_are_not_patched_again_when_as_wanted(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """Every kind of object of the max shape, few of each (bench's tiny shape): the Services
+    and EndpointSlices YusurServices own are created once and never patched when they are
+    as wanted already (each reconcile of their owner asks for them again), and a restart
+    writes nothing at all."""
+    wipe_nb(sandbox)
+    fake = FakeKube(bookmark_interval=1.0, history=100_000)
+    workload.fill_store(shapes.TINY, fake.store)
+    with fake:
+        kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+        before = fake.counts()
+        sync_once(sandbox, kubeconfig)
+        cold = writes(count_delta(before, fake.counts()))
+        owned = 2 * shapes.TINY.multi_vpc_lbs  # a Service and an EndpointSlice each
+        assert cold["create services"] + cold["create endpointslices.discovery.k8s.io"] == owned
+        assert "patch services" not in cold and \
+            "patch endpointslices.discovery.k8s.io" not in cold, cold
+        before = fake.counts()
+        sync_once(sandbox, kubeconfig)
+        assert writes(count_delta(before, fake.counts())) == {}

@@ -100,7 +100,8 @@ def test_current_block_is_replaced_and_the_rest_kept() -> None:
 
 
 def test_cluster_rows_judge_writes_per_object_and_a_silent_restart() -> None:
-    run = {"seconds": 10.0, "writes": 11, "objects_written": 11, "written_more_than_once": 0,
+    run = {"seconds": 10.0, "writes": 11, "objects_written": 11,
+           "written_more_than_once": {"eippools.iaas.yusur.io p": 2},
            "requests": {"patch services/status": 10, "patch pods/status": 1, "list pods": 1}}
     restart = {**run, "writes": 0, "objects_written": 0, "requests": {"list pods": 1,
                                                                      "watch pods": 1}}
@@ -110,6 +111,6 @@ def test_cluster_rows_judge_writes_per_object_and_a_silent_restart() -> None:
     assert "10 patch services/status" in text and "list pods" not in rows[0][1]
     assert [r[3] for r in rows[:2]] == ["met", "met"]
     assert "at least 0 s" in rows[2][1]  # fewer writes than the burst: not rate-bound
-    worse = current.cluster_rows({"cold": {**run, "written_more_than_once": 2},
+    worse = current.cluster_rows({"cold": {**run, "written_more_than_once": {"pods a/b": 2}},
                                   "restart": {**restart, "writes": 3}})
     assert [r[3] for r in worse[:2]] == ["**not met**", "**not met**"]
