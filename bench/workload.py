@@ -233,8 +233,11 @@ def put(store, obj: dict[str, Any]) -> dict[str, Any] | None:  # noqa: ANN001
             raise
         return None
     if status is not None and res.has_status:
-        created["status"] = status
-        created = store.update(res, created, subresource="status")
+        # a patch, not an update: the controller may have written the object since (churn
+        # creates pods under a running controller, which annotates them at once)
+        md = created["metadata"]
+        created = store.patch(res, md["name"], md.get("namespace"), {"status": status},
+                              subresource="status")
     return created
 
 
