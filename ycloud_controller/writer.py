@@ -36,7 +36,7 @@ from ycloud_controller.effect_writer import EffectWriter
 from ycloud_controller.kube.backend import Backend
 from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.events import EventRecorder
-from ycloud_controller.kube.resources import STATUS_WRITES_METADATA
+from ycloud_controller.kube.resources import status_takes_metadata
 from ycloud_controller.kube.status import StatusWriter
 from ycloud_controller.reconcilers.base import (
     DeleteEffect,
@@ -91,10 +91,6 @@ def _ordered(effect: Effect) -> bool:
     return isinstance(effect, (UpsertEffect, DeleteEffect))
 
 
-def _status_takes_metadata(res: Any) -> bool:
-    return (res.group, res.plural) in STATUS_WRITES_METADATA
-
-
 def _annotations_only(patch: dict[str, Any]) -> bool:
     return set(patch) == {"metadata"} and set(patch["metadata"]) == {"annotations"}
 
@@ -114,7 +110,6 @@ def _opposite(effect: Effect) -> tuple | None:
 class KubeWriter:
     def __init__(self, backend: Backend, recorder: EventRecorder, status: StatusWriter,
                  enabled: bool = True, workers: int = WORKERS):
-        self.backend = backend
         self.workers = max(1, workers)
         self.in_flight: set[tuple] = set()  # objects being written
         self._ordered_busy = 0  # upserts and deletes being written (0 or 1)
@@ -255,11 +250,11 @@ class KubeWriter:
     def _take_partner(self, effect: Effect) -> tuple[tuple, Effect] | None:
         """A pod's queued annotation patch for its status effect, or the other way round:
         both go out as one write (lock held)."""
-        if isinstance(effect, StatusEffect) and _status_takes_metadata(effect.resource):
+        if isinstance(effect, StatusEffect) and status_takes_metadata(effect.resource):
             md = effect.obj.get("metadata") or {}
             partner = ("patch", effect.resource.kind, md.get("namespace"), md.get("name"),
                        METADATA_ONLY)
-        elif isinstance(effect, PatchEffect) and _status_takes_metadata(effect.resource) \
+        elif isinstance(effect, PatchEffect) and status_takes_metadata(effect.resource) \
                 and _annotations_only(effect.patch):
             key = f"{effect.namespace}/{effect.name}" if effect.namespace else effect.name
             partner = ("status", effect.resource.kind, key)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -186,23 +186,38 @@ class NbClient:
         assert self.session is not None, "NbClient not started"
         return self.session.wait_synced(self.timeout if timeout is None else timeout)
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> _Locked:
+        """The session's lock and, once opened, the ovsdbapp connection's: the index and the
+        IDL stay as they are while it is held (a plain context manager: `read` takes it once
+        per object of a full sync's ranking)."""
         assert self.session is not None, "NbClient not started"
-        with ExitStack() as stack:
-            stack.enter_context(self.session.lock)
-            if self._api is not None:
-                stack.enter_context(self._api.ovsdb_connection.lock)
-            yield
+        return _Locked(self.session.lock,
+                       self._api.ovsdb_connection.lock if self._api is not None else None)
 
     def read(self, fn, *args):  # noqa: ANN001, ANN201 - run fn with the index stable
-        session = self.session
-        assert session is not None, "NbClient not started"
-        with session.lock:
-            if self._api is None:
-                return fn(*args)
-            with self._api.ovsdb_connection.lock:
-                return fn(*args)
+        with self.locked():
+            return fn(*args)
+
+
+class _Locked:
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __enter__(self) -> None:
+        self.first.acquire()
+        if self.second is not None:
+            try:
+                self.second.acquire()
+            except BaseException:
+                self.first.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.second is not None:
+            self.second.release()
+        self.first.release()
 
 
 def _redact(remote: str) -> str:

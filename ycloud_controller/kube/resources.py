@@ -139,3 +139,8 @@ def by_kind(kind: str, api_version: str | None = None) -> Resource:
 # annotations: the API server's status strategy of Pods resets only spec, deletionTimestamp
 # and ownerReferences (a custom resource's /status keeps nothing but .status)
 STATUS_WRITES_METADATA = frozenset({("", "pods")})
+
+
+def status_takes_metadata(res: Resource) -> bool:
+    """Whether a write of `res`'s status subresource also takes labels and annotations."""
+    return (res.group, res.plural) in STATUS_WRITES_METADATA

@@ -40,8 +40,8 @@ from ycloud_controller.kube.resources import (
     CUSTOMRESOURCEDEFINITIONS,
     NAMESPACES,
     NODES,
-    STATUS_WRITES_METADATA,
     Resource,
+    status_takes_metadata,
 )
 from ycloud_controller.memkube.history import History
 from ycloud_controller.memkube.labelsel import field_matcher, label_matcher
@@ -58,6 +58,7 @@ def _not_found(res: Resource, name: str) -> NotFound:
         404, "NotFound", f'{res.group_resource} "{name}" not found',
         details={"name": name, "group": res.group, "kind": res.plural},
     )
+
 
 class MemoryStore(WatchMixin, CascadeMixin):
     """Thread-safe in-memory Kubernetes object store (see the module docstring)."""
@@ -300,7 +301,7 @@ class MemoryStore(WatchMixin, CascadeMixin):
                 new.pop("status", None)
             else:
                 new["status"] = status
-            if (res.group, res.plural) in STATUS_WRITES_METADATA:
+            if status_takes_metadata(res):
                 meta = dict(old["metadata"])
                 for field in ("labels", "annotations"):
                     if field in written:
