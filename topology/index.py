@@ -167,6 +167,14 @@ class OwnedIndex:
         types = source.schema.tables[table] if source.schema is not None else {}
         return RowView(table, row_uuid, data, types)
 
+    def value(self, table: str, row_uuid: UUID, column: str) -> Any:
+        """One monitored column of a row as the session holds it, not copied (read-only):
+        for reads of one column of many rows, where a RowView per row would copy it."""
+        data = self._source.effective(table, row_uuid)
+        if data is None:
+            raise KeyError(row_uuid)
+        return data[column]
+
     def count_by_table(self) -> dict[str, int]:
         """Rows we own per table (kept as rows change: O(tables), asked after every batch)."""
         return {t: n for t, n in self._counts.items() if n or t in self.rows}

@@ -22,7 +22,10 @@ def spec_cluster_ips(spec: dict[str, Any]) -> list[str]:
     validates; where a file's change of clusterIP left an older clusterIPs behind (a merge
     patch of the file's difference), clusterIP wins."""
     first = spec.get("clusterIP")
-    ips = [str(ip) for ip in spec.get("clusterIPs") or [] if ip]
+    listed = spec.get("clusterIPs")
+    if not listed or listed == [first]:  # the common case: one family, as the API server wrote
+        return [str(first)] if first and first != "None" else []
+    ips = [str(ip) for ip in listed if ip]
     if first and (not ips or ips[0] != first):
         ips = [str(first)]
     return [ip for ip in ips if ip != "None"]
@@ -64,7 +67,10 @@ class ClusterIps:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return False
-        return any(addr.version == n.version and addr in n for n in self.nets)
+        for net in self.nets:
+            if addr.version == net.version and addr in net:
+                return True
+        return False
 
     def holder(self, ip: str) -> str | None:
         return self.used.get(ip)
@@ -87,6 +93,9 @@ class ClusterIps:
         """The Service asks for `ips`: it holds them, and no others, unless one is held by
         another Service (IpamError AddressInUse; nothing changes then)."""
         ips = list(ips)
+        held = self._held.get(key)
+        if held is not None and len(held) == len(ips) and held.issuperset(ips):
+            return  # as held already (every reconcile of the Service claims)
         for ip in ips:
             other = self.used.get(ip)
             if other is not None and other != key:

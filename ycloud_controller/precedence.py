@@ -23,7 +23,7 @@ is allocated (ycloud_controller.restore), and keys are reconciled in `rank` orde
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,9 @@ ROUTER_PORTS = "Logical_Router_Port"
 class Holdings(Protocol):
     def holds_owner(self, owner: Owner) -> bool:
         """Whether NB records rows of `owner`."""
+
+    def held(self, owners: Iterable[Owner]) -> set[Owner]:
+        """Those of `owners` NB records rows of."""
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         """Whether what NB records for `owner` overlaps `cidrs` (True where it records
@@ -50,6 +53,9 @@ class NoHoldings:
 
     def holds_owner(self, owner: Owner) -> bool:
         return False
+
+    def held(self, owners: Iterable[Owner]) -> set[Owner]:
+        return set()
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return False
@@ -73,6 +79,16 @@ class NbHoldings:
 
     def _holds_owner(self, owner: Owner) -> bool:
         return owner in self.nb.index.by_owner
+
+    def held(self, owners: Iterable[Owner]) -> set[Owner]:
+        """Which of `owners` NB records rows of, in one read."""
+        if self.nb.session is None:
+            return set()
+        return self.nb.read(self._held, owners)
+
+    def _held(self, owners: Iterable[Owner]) -> set[Owner]:
+        by_owner = self.nb.index.by_owner
+        return {o for o in owners if o in by_owner}
 
     def records(self, owner: Owner, cidrs: Sequence[IPNetwork]) -> bool:
         return bool(self.nb.read(self._records, owner, tuple(cidrs)))
@@ -112,23 +128,37 @@ class Precedence:
             return ""
         return str(meta(obj).get("creationTimestamp") or "")
 
-    def ranking(self) -> Ranking:
-        """A ranking of objects against what NB holds."""
-        return Ranking(self)
+    def ranking(self, owners: Iterable[Owner] | None = None) -> Ranking:
+        """A ranking of objects against what NB holds. `owners`: those about to be ranked,
+        whose holdings are then read from NB at once, not one read per object."""
+        if owners is None:
+            return Ranking(self)
+        asked = frozenset(owners)
+        return Ranking(self, asked, frozenset(self.holdings.held(asked)))
 
 
 @dataclass(frozen=True)
 class Ranking:
     precedence: Precedence
+    asked: frozenset[Owner] = frozenset()  # owners whose holdings were read at once
+    held: frozenset[Owner] = frozenset()  # those of them NB records rows of
 
     def rank(self, kind: str, obj: dict[str, Any], cidrs: Sequence[IPNetwork] = (),
-             age_of: dict[str, Any] | None = None) -> tuple[int, str, str]:
+             age_of: dict[str, Any] | None = None, key: str | None = None,
+             ) -> tuple[int, str, str]:
         """Sort key: lower ranks first. `cidrs`: the ranges the object asks for now;
         `age_of`: the object whose age counts (a YusurService's Service has the age of its
-        YusurService)."""
-        key = key_of(obj)
-        owner = Owner(kind, key)
-        holdings = self.precedence.holdings
-        held = holdings.holds_owner(owner) and (not cidrs or holdings.records(owner, cidrs))
-        return (0 if held else 1,
-                self.precedence.age(age_of if age_of is not None else obj), key)
+        YusurService); `key`: the object's key when the caller has it already."""
+        if key is None:
+            key = key_of(obj)
+        owner = (kind, key)  # equal to Owner(kind, key), without building one per object
+        if owner in self.asked:
+            holds = owner in self.held
+        else:
+            holds = self.precedence.holdings.holds_owner(Owner(kind, key))
+        held = holds and (not cidrs or self.precedence.holdings.records(Owner(kind, key),
+                                                                         cidrs))
+        precedence = self.precedence
+        age = "" if not precedence.ages else \
+            precedence.age(age_of if age_of is not None else obj)
+        return (0 if held else 1, age, key)

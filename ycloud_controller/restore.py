@@ -146,7 +146,7 @@ def _service_vips(nb: NbClient) -> list[tuple[str, list[str]]]:
     for uuids in index.rows.get("Load_Balancer", {}).values():
         owner = index.meta[uuids[0]].owner
         if owner is not None and owner.kind == "Service":
-            out.append((owner.name, list(index.row("Load_Balancer", uuids[0]).vips or ())))
+            out.append((owner.name, list(index.value("Load_Balancer", uuids[0], "vips") or ())))
     return out
 
 

@@ -15,7 +15,7 @@ from ycloud_controller.api.common import key_of, meta, selector_matches
 from ycloud_controller.config import Config
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.keys import YSVC_LABEL
-from ycloud_controller.kube.objects import equal_except
+from ycloud_controller.kube.objects import VOLATILE, equal_except, only_status_changed
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
@@ -125,7 +125,7 @@ class Triggers:
             # pool it may follow the release of its last EIP, which a terminating pool waits
             # for (its retirement is decided when the model is built)
             if kind == "EipPool" or not (event == "MODIFIED" and old is not None
-                                         and _only_status_changed(obj, old)):
+                                         and only_status_changed(obj, old)):
                 self.enqueue(NETWORK_KEY)
             return
         if kind == "Namespace":
@@ -154,7 +154,7 @@ class Triggers:
         # still hears it. LoadBalancer Services are always reconciled again: EIP ownership
         # moves through their status (restore, refusals).
         status_only = (kind in ("Service", "Pod") and event == "MODIFIED" and old is not None
-                       and _status_unread(kind, obj, old) and _only_status_changed(obj, old))
+                       and _status_unread(kind, obj, old) and only_status_changed(obj, old))
         own = self._own_annotations.pop(key, None) if kind == "Pod" else None
         if own is not None and event == "MODIFIED" and old is not None and \
                 _only_annotated(obj, old, own):
@@ -162,15 +162,18 @@ class Triggers:
         elif not status_only:
             self.enqueue((kind, key))
         if kind == "Service":
-            if any(local_policy_index(o) for o in (obj, old) if o is not None):
+            # each check of both versions without a generator: every Service status written
+            # back comes through here
+            if local_policy_index(obj) or (old is not None and local_policy_index(old)):
                 self._nodes_changed()
-            if "LoadBalancer" in {((o or {}).get("spec") or {}).get("type") for o in (obj, old)}:
+            if _type(obj) == "LoadBalancer" or (old is not None and
+                                                _type(old) == "LoadBalancer"):
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
                 if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
                     self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
-            if (old is None or event == "DELETED" or not _only_status_changed(obj, old)) \
-                    and any(multi_vpc_index(o) for o in (obj, old) if o):
+            if (multi_vpc_index(obj) or (old is not None and multi_vpc_index(old))) and \
+                    (old is None or event == "DELETED" or not only_status_changed(obj, old)):
                 # the pool's links may change (a client VPC refused, or linked): every
                 # multi-VPC service routes its EIP over every link (its status: no link)
                 self._enqueue_multi_vpc()
@@ -226,6 +229,10 @@ def _status_unread(kind: str, obj: dict, old: dict) -> bool:
     return (obj.get("spec") or {}).get("type") != "LoadBalancer"
 
 
+def _type(service: dict) -> Any:
+    return (service.get("spec") or {}).get("type")
+
+
 def _as_backend(obj: dict) -> tuple:
     """What services read of a pod or Vnic (selection, addresses, placement, liveness)."""
     md = meta(obj)
@@ -233,12 +240,10 @@ def _as_backend(obj: dict) -> tuple:
             obj.get("spec"), (obj.get("status") or {}).get("phase"))
 
 
-_VOLATILE = frozenset({"resourceVersion", "managedFields"})
-_VOLATILE_OR_ANNOTATIONS = _VOLATILE | {"annotations"}
+_VOLATILE_OR_ANNOTATIONS = VOLATILE | {"annotations"}
 
 
 _METADATA = frozenset({"metadata"})
-_STATUS_AND_METADATA = frozenset({"status", "metadata"})
 
 
 def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
@@ -253,9 +258,3 @@ def _only_annotated(obj: dict, old: dict, annotations: dict[str, Any]) -> bool:
     return (new_md.get("annotations") or {}) == {k: v for k, v in merged.items()
                                                  if v is not None}
 
-
-def _only_status_changed(obj: dict, old: dict) -> bool:
-    """True when two versions of an object differ at most in status and in metadata that
-    every write changes (resourceVersion, managedFields)."""
-    return equal_except(obj, old, _STATUS_AND_METADATA) and \
-        equal_except(meta(obj), meta(old), _VOLATILE)

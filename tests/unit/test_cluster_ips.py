@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ycloud_controller.cluster_ips import ClusterIps
+from ycloud_controller.cluster_ips import ClusterIps, spec_cluster_ips
 from ycloud_controller.ipam import IpamError
 
 
@@ -46,3 +46,33 @@ def test_claims_are_unique_and_replace_what_a_key_held() -> None:
     assert ips.used == {} and ips.releases == releases + 1
     assert ips.restore("ns/c", "10.96.0.11") and not ips.restore("ns/d", "10.96.0.11")
     assert not ips.restore("ns/d", "192.168.0.1")  # outside the service CIDRs
+
+
+def test_a_claim_of_what_a_key_holds_changes_nothing_and_a_new_one_replaces_it() -> None:
+    ips = ClusterIps("10.96.0.0/16,fd00:96::/112")
+    ips.claim("ns/a", ["10.96.0.10", "fd00:96::10"])
+    ips.claim("ns/a", ["fd00:96::10", "10.96.0.10"])  # every reconcile claims again
+    assert ips.used == {"10.96.0.10": "ns/a", "fd00:96::10": "ns/a"} and ips.releases == 0
+    ips.claim("ns/a", ["10.96.0.10"])  # one family dropped
+    assert ips.used == {"10.96.0.10": "ns/a"} and ips.releases == 1
+    ips.claim("ns/b", ["10.96.0.11"])
+    with pytest.raises(IpamError, match="already used by Service ns/b"):
+        ips.claim("ns/a", ["10.96.0.11"])
+    assert ips.used == {"10.96.0.10": "ns/a", "10.96.0.11": "ns/b"}
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ({}, []),
+    ({"clusterIP": "None"}, []),
+    ({"clusterIP": "None", "clusterIPs": ["None"]}, []),
+    ({"clusterIP": "", "clusterIPs": [""]}, []),
+    ({"clusterIP": "10.96.0.1"}, ["10.96.0.1"]),
+    ({"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"]}, ["10.96.0.1"]),
+    ({"clusterIPs": ["10.96.0.1"]}, ["10.96.0.1"]),
+    ({"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1", "fd00::1"]},
+     ["10.96.0.1", "fd00::1"]),
+    # a file's change of clusterIP left an older clusterIPs behind: clusterIP wins
+    ({"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.2", "fd00::2"]}, ["10.96.0.1"]),
+])
+def test_the_cluster_ips_a_spec_names(spec: dict, named: list[str]) -> None:
+    assert spec_cluster_ips(spec) == named

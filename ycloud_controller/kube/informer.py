@@ -39,7 +39,7 @@ import structlog
 from ycloud_controller.kube.backend import Backend, WatchIterator
 from ycloud_controller.kube.backoff import Backoff
 from ycloud_controller.kube.errors import ApiError, Expired
-from ycloud_controller.kube.objects import rv_of, trim_for_cache
+from ycloud_controller.kube.objects import only_status_changed, rv_of, trim_for_cache
 from ycloud_controller.kube.resources import Resource
 
 log = structlog.get_logger(__name__)
@@ -60,8 +60,9 @@ class Store:
         self._values: dict[str, dict[str, list[str]]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._items.get(key)
+        # one dict lookup is atomic, and `replace` swaps the whole dict: no lock needed
+        # (the reconcilers read the caches by key a few times per object)
+        return self._items.get(key)
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -80,7 +81,8 @@ class Store:
             return key in self._items
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
-        """Index objects by ``fn(obj)`` (a list of values); existing objects are indexed."""
+        """Index objects by ``fn(obj)`` (a list of values); existing objects are indexed.
+        ``fn`` must not read the status: a write of the status alone is not indexed again."""
         with self._lock:
             self._indexers[name] = fn
             self._indices[name] = {}
@@ -98,33 +100,52 @@ class Store:
             return sorted(self._indices[name].get(value, ()))
 
     # writes (informer only)
-    def _index_one(self, name: str, key: str, obj: dict[str, Any]) -> None:
+    def _values_of(self, name: str, key: str, obj: dict[str, Any]) -> list[str]:
         try:
-            values = list(dict.fromkeys(self._indexers[name](obj)))
+            values = self._indexers[name](obj)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("index_function_failed", index=name, key=key, error=str(exc))
-            values = []
+            return []
+        if isinstance(values, list) and len(values) < 2:
+            return values
+        return list(dict.fromkeys(values))
+
+    def _index_one(self, name: str, key: str, obj: dict[str, Any]) -> None:
+        self._set(name, key, self._values_of(name, key, obj))
+
+    def _set(self, name: str, key: str, values: list[str]) -> None:
         self._values[name][key] = values
+        index = self._indices[name]
         for value in values:
-            self._indices[name].setdefault(value, set()).add(key)
+            index.setdefault(value, set()).add(key)
+
+    def _drop(self, name: str, key: str, values: list[str]) -> None:
+        index = self._indices[name]
+        for value in values:
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
 
     def _unindex(self, key: str) -> None:
         for name in self._indexers:
-            for value in self._values[name].pop(key, ()):
-                keys = self._indices[name].get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self._indices[name][value]
+            self._drop(name, key, self._values[name].pop(key, ()))
 
     def upsert(self, key: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         with self._lock:
             old = self._items.get(key)
-            if old is not None:
-                self._unindex(key)
             self._items[key] = obj
+            if old is not None and self._indexers and only_status_changed(obj, old):
+                return old  # most updates: our own status written back
             for name in self._indexers:
-                self._index_one(name, key, obj)
+                values = self._values_of(name, key, obj)
+                before = self._values[name].get(key) if old is not None else None
+                if before == values:
+                    continue  # most updates (a status write) move no index value
+                if before:
+                    self._drop(name, key, before)
+                self._set(name, key, values)
             return old
 
     def remove(self, key: str) -> dict[str, Any] | None:

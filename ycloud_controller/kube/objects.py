@@ -182,6 +182,15 @@ def equal_except(a: dict[str, Any], b: dict[str, Any], skip: frozenset[str]) -> 
 
 _METADATA = frozenset({"metadata"})
 _RESOURCE_VERSION = frozenset({"resourceVersion"})
+VOLATILE = frozenset({"resourceVersion", "managedFields"})  # metadata every write changes
+_STATUS_AND_METADATA = frozenset({"status", "metadata"})
+
+
+def only_status_changed(obj: dict[str, Any], old: dict[str, Any]) -> bool:
+    """True when two versions of an object differ at most in status and in metadata that
+    every write changes (resourceVersion, managedFields)."""
+    return equal_except(obj, old, _STATUS_AND_METADATA) and \
+        equal_except(meta(obj), meta(old), VOLATILE)
 
 
 def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -55,27 +55,16 @@ def _conditions(ep: dict[str, Any]) -> tuple[bool, bool, bool]:
     return ready, serving, cond.get("terminating") is True
 
 
-def usable(ep: dict[str, Any], include_not_ready: bool) -> bool:
-    """Whether an endpoint is a backend while the port has any such: not terminating, and
-    ready unless told otherwise (publishNotReadyAddresses, OVN health checks)."""
-    ready, _, terminating = _conditions(ep)
-    return not terminating and (include_not_ready or ready)
-
-
-def serving_terminating(ep: dict[str, Any]) -> bool:
-    """KEP-1669: an endpoint that is shutting down but still serves. Used only when a port
-    of one family has no usable endpoint, so a rolling update does not drop connections."""
-    _, serving, terminating = _conditions(ep)
-    return serving and terminating
-
-
 Backend = tuple[str, int]  # (address, port)
 
 
 def _candidates(slices: Iterable[dict[str, Any]], port: ServicePort, family: int,
                 include_not_ready: bool) -> list[tuple[str | None, Backend, bool]]:
     """(node, backend, usable) of every endpoint of `port` in `family` that is usable or
-    serving and terminating (usable False)."""
+    serving and terminating (usable False). Usable: not terminating, and ready unless told
+    otherwise (publishNotReadyAddresses, OVN health checks). Serving and terminating
+    (KEP-1669): shutting down but still serving, a backend only while the port has no usable
+    endpoint in that family, so a rolling update does not drop connections."""
     out: list[tuple[str | None, Backend, bool]] = []
     want_type = "IPv4" if family == 4 else "IPv6"
     for sl in slices:
@@ -88,10 +77,12 @@ def _candidates(slices: Iterable[dict[str, Any]], port: ServicePort, family: int
             else:
                 continue
         for ep in sl.get("endpoints") or []:
-            ok = usable(ep, include_not_ready)
-            if ok or serving_terminating(ep):
-                out += [(ep.get("nodeName"), (addr, int(number)), ok)
-                        for addr in ep.get("addresses") or []]
+            ready, serving, terminating = _conditions(ep)
+            ok = not terminating and (include_not_ready or ready)
+            if ok or (serving and terminating):
+                node = ep.get("nodeName")
+                for addr in ep.get("addresses") or []:
+                    out.append((node, (addr, int(number)), ok))
     return out
 
 

@@ -47,20 +47,24 @@ def order_keys(keys: Iterable[tuple[str, str]], stores: dict[str, Any],
     holder NB records, the older in cluster mode, the name), so that when two objects ask
     for one address, MAC or EIP, the same one gets it in every process. A Service made for
     a YusurService has the age of its YusurService."""
-    ranking = precedence.ranking()
+    keys = list(keys)
+    ranking = precedence.ranking(keys)  # a (kind, name) key equals its Owner
+    ysvcs = stores.get("YusurService") if precedence.ages else None
+    last = len(ORDER)
 
     def rank(key: tuple[str, str]) -> tuple:
         kind, name = key
         store = stores.get(kind)
         obj = store.get(name) if store is not None else None
         if obj is None:
-            return (1, "", name)
-        md = meta(obj)
-        ysvc = (md.get("labels") or {}).get(YSVC_LABEL) if kind == "Service" else None
-        ysvcs = stores.get("YusurService")
-        owner = ysvcs.get(f"{md.get('namespace')}/{ysvc}") if ysvc and ysvcs else None
-        return ranking.rank(kind, obj, age_of=owner)
-    return sorted(keys, key=lambda k: (_RANK.get(k[0], len(ORDER)), rank(k), k[0]))
+            return (_RANK.get(kind, last), (1, "", name), kind)
+        owner = None
+        if ysvcs is not None and kind == "Service":  # ages count (cluster mode)
+            md = meta(obj)
+            ysvc = (md.get("labels") or {}).get(YSVC_LABEL)
+            owner = ysvcs.get(f"{md.get('namespace')}/{ysvc}") if ysvc else None
+        return (_RANK.get(kind, last), ranking.rank(kind, obj, age_of=owner, key=name), kind)
+    return sorted(keys, key=rank)
 
 
 def no_monitors() -> dict[str, str]:

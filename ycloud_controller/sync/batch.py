@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +26,7 @@ from ycloud_controller.triggers import NETWORK_KEY, Key, Triggers
 log = structlog.get_logger(__name__)
 
 K = TypeVar("K")
+_RELEASES = attrgetter("releases")
 
 # reasons (ycloud_controller.ipam, reconcilers) that mean "held by another object"
 CONTENDED = frozenset({"AddressInUse", "MacInUse", "SubnetFull", "EIPUnavailable"})
@@ -46,7 +48,7 @@ class Waiters:
         self.keys: set = set()
 
     def _released(self) -> int:
-        return sum(a.releases for a in self.allocators)
+        return sum(map(_RELEASES, self.allocators))  # twice per reconcile: no generator
 
     def reconcile(self, key: K, run: Callable[[K], Outcome]) -> tuple[Outcome, bool]:
         """Run one reconcile; returns its outcome and whether it freed addresses that a

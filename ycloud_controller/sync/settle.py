@@ -30,7 +30,10 @@ def for_reuse(outcome: Outcome) -> Outcome:
     """A clean outcome of the settle pass as the full sync after it takes it: without the
     Kubernetes writes (annotations, derived objects) the settle pass handed to the writer
     already, which would only be written again to no effect."""
-    if not any(isinstance(e, _KUBE_WRITES) for e in outcome.effects):
+    for effect in outcome.effects:
+        if isinstance(effect, _KUBE_WRITES):
+            break
+    else:
         return outcome
     return replace(outcome, effects=[e for e in outcome.effects
                                      if not isinstance(e, _KUBE_WRITES)])

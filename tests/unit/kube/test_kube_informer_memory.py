@@ -54,6 +54,30 @@ def test_store_indexes() -> None:
     assert "ns/c" in cache and len(cache) == 1
 
 
+def test_a_status_write_keeps_the_index_and_any_other_change_moves_it() -> None:
+    cache = Store()
+    cache.add_index("node", lambda o: [o["spec"]["nodeName"]] if o["spec"] else [])
+    a = {"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"nodeName": "n1"}}
+    cache.upsert("ns/a", a)
+    # our own status written back (and a new resourceVersion): nothing indexed moves
+    cache.upsert("ns/a", {**a, "metadata": {"name": "a", "resourceVersion": "2"},
+                          "status": {"phase": "Running"}})
+    assert cache.index_keys("node", "n1") == ["ns/a"]
+    assert cache.get("ns/a")["status"] == {"phase": "Running"}
+    # a spec change with a status change in the same write is indexed again
+    cache.upsert("ns/a", {"metadata": {"name": "a", "resourceVersion": "3"},
+                          "spec": {"nodeName": "n2"}, "status": {}})
+    assert cache.index_keys("node", "n1") == [] and cache.index_keys("node", "n2") == ["ns/a"]
+    # a label change alone is too (an index may read metadata)
+    cache.add_index("app", lambda o: [(o["metadata"].get("labels") or {}).get("app", "")])
+    cache.upsert("ns/a", {"metadata": {"name": "a", "resourceVersion": "4",
+                                       "labels": {"app": "web"}},
+                          "spec": {"nodeName": "n2"}, "status": {}})
+    assert cache.index_keys("app", "web") == ["ns/a"] and cache.index_keys("app", "") == []
+    cache.upsert("ns/a", {"metadata": {"name": "a", "resourceVersion": "5"}, "spec": None})
+    assert cache.index_keys("node", "n2") == [] and cache.index_keys("app", "") == ["ns/a"]
+
+
 def test_informer_lists_watches_and_resyncs_after_store_drop(
     store: MemoryStore, backend: MemoryBackend, spawn, stop: threading.Event
 ) -> None:
