@@ -11,6 +11,7 @@ is allocated (ycloud_controller.restore), and keys are reconciled in precedence 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,20 +58,22 @@ class ClusterIps:
 
     def __init__(self, cidrs: str):
         self.nets = [ipaddress.ip_network(c.strip()) for c in cidrs.split(",")]
+        self._ranges = [(socket.AF_INET6 if n.version == 6 else socket.AF_INET,
+                         int(n.network_address), int(n.broadcast_address)) for n in self.nets]
         self.used: dict[str, str] = {}  # address -> Service key
         self._held: dict[str, set[str]] = {}  # Service key -> its addresses (`used` inverted)
         self._floor = [0] * len(self.nets)  # per net: every host below this index is used
         self.releases = 0  # bumped when an address is given back (sync.batch.Waiters)
 
     def contains(self, ip: str) -> bool:
+        """Whether `ip` is in a service CIDR (parsed by the socket module: a restart asks
+        this of every Service's VIPs, and ipaddress parses an address in Python)."""
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
+            value = int.from_bytes(socket.inet_pton(family, ip), "big")
+        except (OSError, ValueError):
             return False
-        for net in self.nets:
-            if addr.version == net.version and addr in net:
-                return True
-        return False
+        return any(f == family and lo <= value <= hi for f, lo, hi in self._ranges)
 
     def holder(self, ip: str) -> str | None:
         return self.used.get(ip)

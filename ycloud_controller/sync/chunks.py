@@ -86,7 +86,7 @@ class Chunks:
             if sent is None or sent[0] in self.early:
                 continue
             key, outcome = sent
-            if all(o not in self._sent for o in outcome.rows):  # every owner of it is in
+            if self._sent.keys().isdisjoint(outcome.rows):  # every owner of it is in
                 self.early.add(key)
                 effects.extend(outcome.effects)
         self.submit(effects)

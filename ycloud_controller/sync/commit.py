@@ -23,9 +23,11 @@ from ycloud_controller.reconcilers.base import Effect, Outcome, StatusEffect
 from ycloud_controller.sync.chunks import Chunks, without_conditions
 from ycloud_controller.sync.heap import freeze_heap
 from ycloud_controller.sync.report import (
+    DONE,
     INVALID,
     OK,
     REFUSED,
+    RESULTS,
     RETRYING,
     SyncReport,
     Verdict,
@@ -163,7 +165,7 @@ class Committer:
             if settling is not None:
                 settling.record(key, outcome, v)
             self.verdicts.record(key, v)
-            counts[(key[0], v.result)] += 1
+            counts[(key[0], RESULTS[v.state])] += 1  # v.result, inline: once per object
             if v.state in lists:
                 lists[v.state][key] = v.message
             if v.state == REFUSED:
@@ -175,7 +177,7 @@ class Committer:
                 if key in conditions_handed:
                     effects = without_conditions(effects)
                 succeeded.append(key)
-            if not v.done:
+            if v.state not in DONE:
                 self.queue.retry(key, v.message)
             submitted.extend(effects)
         self.queue.forget(*succeeded)

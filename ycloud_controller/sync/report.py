@@ -23,12 +23,16 @@ class Verdict:
     @property
     def result(self) -> str:
         """The `result` label of ycloud_reconciles_total."""
-        return "retry" if self.state == RETRYING else self.state
+        return RESULTS[self.state]
 
     @property
     def done(self) -> bool:
         """Nothing to retry: ok, or invalid until the object changes."""
-        return self.state in (OK, INVALID)
+        return self.state in DONE
+
+
+RESULTS = {OK: OK, INVALID: INVALID, REFUSED: REFUSED, RETRYING: "retry"}  # by state
+DONE = frozenset({OK, INVALID})  # states with nothing to retry
 
 
 @dataclass
