@@ -155,10 +155,14 @@ class Batch:
             keys |= set(net.config_subnets)
         return sorted(keys)
 
+    def every_key(self) -> list[Key]:
+        """Every object, by kind (unordered within a kind)."""
+        return [(kind, k) for kind in registry.ORDER if kind in self.reconcilers
+                for k in self._keys_of(kind)]
+
     def all_keys(self) -> list[Key]:
         """Every object, in reconcile (dependency) order."""
-        return self.order([(kind, k) for kind in registry.ORDER if kind in self.reconcilers
-                           for k in self._keys_of(kind)])
+        return self.order(self.every_key())
 
     def restore(self) -> None:
         """Before every object is reconciled: the subnets' address ranges, and the addresses

@@ -199,7 +199,7 @@ class Worker:
         this found nothing to write."""
         start = time.monotonic()
         verdicts = self.committer.verdicts
-        keys = self.batch.all_keys()
+        keys = self.batch.every_key()  # run_batch orders the few it reconciles
         report = self.run_batch(verdicts.unsettled(keys))
         if self.committer.writes_nb():
             applier = self.committer.applier
