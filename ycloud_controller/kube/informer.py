@@ -142,7 +142,7 @@ class Store:
                 values = self._values_of(name, key, obj)
                 before = self._values[name].get(key) if old is not None else None
                 if before == values:
-                    continue  # most updates (a status write) move no index value
+                    continue  # this index did not move (labels or spec changed elsewhere)
                 if before:
                     self._drop(name, key, before)
                 self._set(name, key, values)
