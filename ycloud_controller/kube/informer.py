@@ -85,10 +85,7 @@ class Store:
         ``fn`` must not read the status: a write of the status alone is not indexed again."""
         with self._lock:
             self._indexers[name] = fn
-            self._indices[name] = {}
-            self._values[name] = {}
-            for key, obj in self._items.items():
-                self._index_one(name, key, obj)
+            self._build(name)
 
     def by_index(self, name: str, value: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -109,9 +106,6 @@ class Store:
         if isinstance(values, list) and len(values) < 2:
             return values
         return list(dict.fromkeys(values))
-
-    def _index_one(self, name: str, key: str, obj: dict[str, Any]) -> None:
-        self._set(name, key, self._values_of(name, key, obj))
 
     def _set(self, name: str, key: str, values: list[str]) -> None:
         self._values[name][key] = values
@@ -161,11 +155,23 @@ class Store:
             old = self._items
             self._items = dict(items)
             for name in self._indexers:
-                self._indices[name] = {}
-                self._values[name] = {}
-                for key, obj in self._items.items():
-                    self._index_one(name, key, obj)
+                self._build(name)
             return old
+
+    def _build(self, name: str) -> None:
+        """Index every cached object by `name` (a new index, or after a relist)."""
+        index: dict[str, set[str]] = {}
+        known: dict[str, list[str]] = {}
+        values_of = self._values_of
+        for key, obj in self._items.items():
+            known[key] = values = values_of(name, key, obj)
+            for value in values:
+                keys = index.get(value)
+                if keys is None:
+                    index[value] = {key}
+                else:
+                    keys.add(key)
+        self._indices[name], self._values[name] = index, known
 
 
 class Informer:
