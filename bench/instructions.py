@@ -28,7 +28,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
+from ovn_sandbox import Sandbox
+
 DRIVER = """
 import sys
 from ycloud_controller import cli
@@ -40,23 +41,12 @@ sys.exit(worker.main())
 """
 
 
-class Nb:
-    """A private ovsdb-server with an empty NB database, stopped by its pid."""
-
-    def __init__(self, directory: Path):
-        self.dir = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ovsdb-tool", "create", str(directory / "nb.db"), SCHEMA], check=True)
-        subprocess.run(["ovsdb-server", f"--remote=punix:{directory / 'nb.sock'}",
-                        f"--pidfile={directory / 'nb.pid'}",
-                        f"--unixctl={directory / 'nb.ctl'}", "--detach",
-                        f"--log-file={directory / 'nb.log'}", str(directory / "nb.db")],
-                       check=True)
-        self.remote = f"unix:{directory / 'nb.sock'}"
-
-    def stop(self) -> None:
-        pid = int((self.dir / "nb.pid").read_text())
-        subprocess.run(["kill", str(pid)], check=False)
+def nb(directory: Path) -> Sandbox:
+    """A private NB of its own (the harness's sandbox, ovn-northd paused as in bench)."""
+    box = Sandbox(directory)
+    box.start()
+    box.appctl(box.dir / "northd.ctl", "pause")
+    return box
 
 
 def run(tree: Path, what: str, remote: str, services: int, out: Path,
@@ -80,22 +70,24 @@ def run(tree: Path, what: str, remote: str, services: int, out: Path,
 
 
 def measure(trees: list[Path], services: int, work: Path) -> dict[Path, dict[str, float]]:
-    converged = Nb(work / "restart-nb")
+    converged = nb(work / "restart-nb")
+    remote = converged.state.nb_remote
     try:
-        run(trees[0], "sync", converged.remote, services, work / "converge.json", False)
+        run(trees[0], "sync", remote, services, work / "converge.json", False)
         jobs = [(tree, kind) for tree in trees for kind in ("fill", "restart", "cold")]
 
         def one(job: tuple[Path, str]) -> float:
             tree, kind = job
             tag = f"{tree.name}-{kind}"
             if kind == "cold":
-                nb = Nb(work / f"{tag}-nb")
+                empty = nb(work / f"{tag}-nb")
                 try:
-                    return run(tree, "sync", nb.remote, services, work / f"{tag}.json")
+                    return run(tree, "sync", empty.state.nb_remote, services,
+                               work / f"{tag}.json")
                 finally:
-                    nb.stop()
-            return run(tree, "fill" if kind == "fill" else "sync", converged.remote,
-                       services, work / f"{tag}.json")
+                    empty.stop()
+            return run(tree, "fill" if kind == "fill" else "sync", remote, services,
+                       work / f"{tag}.json")
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             counts = dict(zip(jobs, pool.map(one, jobs), strict=True))
