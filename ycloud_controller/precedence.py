@@ -151,14 +151,12 @@ class Ranking:
         YusurService); `key`: the object's key when the caller has it already."""
         if key is None:
             key = key_of(obj)
-        owner = (kind, key)  # equal to Owner(kind, key), without building one per object
-        if owner in self.asked:
-            holds = owner in self.held
-        else:
-            holds = self.precedence.holdings.holds_owner(Owner(kind, key))
-        held = holds and (not cidrs or self.precedence.holdings.records(Owner(kind, key),
-                                                                         cidrs))
         precedence = self.precedence
-        age = "" if not precedence.ages else \
-            precedence.age(age_of if age_of is not None else obj)
-        return (0 if held else 1, age, key)
+        pair = (kind, key)  # equal to Owner(kind, key), without building one per object
+        if pair in self.asked:
+            held = pair in self.held
+        else:
+            held = precedence.holdings.holds_owner(Owner(kind, key))
+        if held and cidrs:
+            held = precedence.holdings.records(Owner(kind, key), cidrs)
+        return (0 if held else 1, precedence.age(age_of if age_of is not None else obj), key)
