@@ -89,7 +89,8 @@ class Controller:
         self.precedence = Precedence(NbHoldings(nb) if nb is not None else NoHoldings(),
                                      ages=object_ages)
         self.triggers = Triggers(cfg, stores, self.queue.add, emulate,
-                                 pool_in_use=self._pool_in_use, precedence=self.precedence)
+                                 pool_in_use=self._pool_in_use, precedence=self.precedence,
+                                 enqueue_many=self.queue.add_many)
         for kind, inf in self.informers.items():
             inf.add_handler(self.triggers.handler(kind))
         self.ipam = Ipam()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ycloud_controller import keys
@@ -21,6 +22,7 @@ from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.eip_state import multi_vpc_index
 from ycloud_controller.reconcilers.lb_config import local_policy_index
+from ycloud_controller.reconcilers.ysvc_backends import SELECTOR_INDEX
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -29,12 +31,15 @@ NETWORK_KEY: Key = ("Network", "")
 class Triggers:
     def __init__(self, cfg: Config, stores: dict[str, Any], enqueue: Callable[[Key], None],
                  emulate: bool, pool_in_use: Callable[[str], bool] = lambda pool: False,
-                 precedence: Precedence = Precedence()):
+                 precedence: Precedence = Precedence(),
+                 enqueue_many: Callable[[list[Key]], None] | None = None):
         self.cfg = cfg
         self.precedence = precedence
         self.pool_in_use = pool_in_use
         self.stores = stores
         self.enqueue = enqueue
+        # a network change queues every object at once (WorkQueue.add_many)
+        self.enqueue_many = enqueue_many or partial(_each, enqueue)
         self.emulate = emulate
         self._lock = threading.Lock()
         self.model: NetworkModel = build_network([], [], [], cfg)
@@ -80,22 +85,26 @@ class Triggers:
                        if old.namespace_subnet.get(ns) != new.namespace_subnet.get(ns)}
         changed_subnets = {n for n in set(old.subnets) | set(new.subnets)
                            if old.subnets.get(n) != new.subnets.get(n)}
+        affected: list[Key] = []
         for pod in self.stores["Pod"].list():
             ns = meta(pod).get("namespace")
             sub = (meta(pod).get("annotations") or {}).get(keys.ANN_SWITCH)
             if ns in changed_ns or sub in changed_subnets or sub is None:
-                self.enqueue(("Pod", key_of(pod)))
+                affected.append(("Pod", key_of(pod)))
         for vnic in self.stores["Vnic"].list():
             if (vnic.get("spec") or {}).get("subnet") in changed_subnets:
-                self.enqueue(("Vnic", key_of(vnic)))
-        if changed_ns or changed_subnets or old.pools != new.pools:
+                affected.append(("Vnic", key_of(vnic)))
+        services_affected = bool(changed_ns or changed_subnets or old.pools != new.pools)
+        if services_affected:
             for svc in self.stores["Service"].list():
-                self.enqueue(("Service", key_of(svc)))
+                affected.append(("Service", key_of(svc)))
                 if self.emulate:  # endpoints are pods placed on subnets that exist
-                    self.enqueue(("Endpoints", key_of(svc)))
+                    affected.append(("Endpoints", key_of(svc)))
             for ysvc in self.stores["YusurService"].list():
-                self.enqueue(("YusurService", key_of(ysvc)))
-        elif old.vpcs != new.vpcs:  # the VPCs attached to a pool: its multi-VPC EIPs' routes
+                affected.append(("YusurService", key_of(ysvc)))
+        self.enqueue_many(affected)
+        if not services_affected and old.vpcs != new.vpcs:
+            # the VPCs attached to a pool: its multi-VPC EIPs' routes
             self._enqueue_multi_vpc()
         if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))
                | {s.name for s in new.subnets_of(new.default_vpc)}):
@@ -216,10 +225,18 @@ class Triggers:
                 selector = (svc.get("spec") or {}).get("selector")
                 if selector and any(selector_matches(selector, lb) for lb in labels):
                     self.enqueue(("Endpoints", key_of(svc)))
-        for ysvc in self.stores["YusurService"].list():
-            selector = (ysvc.get("spec") or {}).get("selector")
+        ysvcs = self.stores["YusurService"]
+        pairs = {f"{k}={v}" for lb in labels for k, v in lb.items()}
+        candidates = {k for pair in pairs for k in ysvcs.index_keys(SELECTOR_INDEX, pair)}
+        for key in sorted(candidates):  # those whose selector's first pair the labels carry
+            selector = ((ysvcs.get(key) or {}).get("spec") or {}).get("selector")
             if selector and any(selector_matches(selector, lb) for lb in labels):
-                self.enqueue(("YusurService", key_of(ysvc)))
+                self.enqueue(("YusurService", key))
+
+
+def _each(enqueue: Callable[[Key], None], keys: list[Key]) -> None:
+    for key in keys:
+        enqueue(key)
 
 
 def _status_unread(kind: str, obj: dict, old: dict) -> bool:

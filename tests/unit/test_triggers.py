@@ -9,6 +9,7 @@ from ycloud_controller.config import Config
 from ycloud_controller.keys import ANN_VPC, YSVC_LABEL
 from ycloud_controller.kube.informer import Store
 from ycloud_controller.kube.resources import PODS
+from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.triggers import Key, Triggers
 
@@ -19,7 +20,7 @@ KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Vpc", "Subnet"
 def triggers() -> tuple[Triggers, list[Key]]:
     queued: list[Key] = []
     stores = {k: Store() for k in KINDS}
-    stores["Service"].add_index("namespace", lambda o: [o["metadata"].get("namespace", "")])
+    registry.add_indexes(stores)  # the indexes the controller's stores have
     return Triggers(Config(), stores, queued.append, emulate=True), queued
 
 
@@ -251,6 +252,35 @@ def test_a_deleted_backend_pod_queues_every_service_that_selected_it() -> None:
             "spec": {"subnet": "s1"}}
     t.on_event("Vnic", "DELETED", vnic, vnic)
     assert ("YusurService", "ns/ysvc1") in queued
+
+
+def _ysvc(namespace: str, name: str, selector: object) -> dict:
+    return {"apiVersion": "iaas.yusur.io/v1", "kind": "YusurService",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": selector}}
+
+
+def test_a_pod_label_change_queues_the_yusurservices_it_leaves_or_joins_only() -> None:
+    """YusurServices are found by the first pair of their selector (in any namespace), then
+    matched whole; those the pod matches in neither version, or with a malformed selector,
+    are not queued."""
+    t, queued = triggers()
+    for ysvc in (_ysvc("other", "both", {"app": "web", "tier": "front"}),
+                 _ysvc("ns", "first-only", {"app": "web", "tier": "back"}),
+                 _ysvc("ns", "unrelated", {"app": "db"}),
+                 _ysvc("ns", "empty", {}),
+                 _ysvc("ns", "malformed", "app=web")):
+        t.stores["YusurService"].upsert(f"{ysvc['metadata']['namespace']}/"
+                                        f"{ysvc['metadata']['name']}", ysvc)
+    old = _backend_pod()
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["tier"] = "front"
+    new["metadata"]["resourceVersion"] = "6"
+    t.on_event("Pod", "MODIFIED", new, old)
+    assert [k for k in queued if k[0] == "YusurService"] == [("YusurService", "other/both")]
+    queued.clear()
+    t.on_event("Pod", "MODIFIED", old, new)  # leaves it again
+    assert [k for k in queued if k[0] == "YusurService"] == [("YusurService", "other/both")]
 
 
 def multi_vpc_service(name: str) -> dict:

@@ -186,11 +186,27 @@ VOLATILE = frozenset({"resourceVersion", "managedFields"})  # metadata every wri
 _STATUS_AND_METADATA = frozenset({"status", "metadata"})
 
 
+# the last answer of only_status_changed, by identity of the two versions (which it holds,
+# so neither can be freed and its address reused while it is kept)
+_last_status_only: tuple[Any, Any, bool] = (None, None, False)
+
+
 def only_status_changed(obj: dict[str, Any], old: dict[str, Any]) -> bool:
     """True when two versions of an object differ at most in status and in metadata that
-    every write changes (resourceVersion, managedFields)."""
-    return equal_except(obj, old, _STATUS_AND_METADATA) and \
+    every write changes (resourceVersion, managedFields).
+
+    The informer's store and then its handlers ask this of one event in turn (the store to
+    keep its indexes, the triggers to skip our own status coming back): the second asking of
+    the same two dicts is answered from the first. One tuple, swapped whole: safe across the
+    informer threads."""
+    global _last_status_only
+    last = _last_status_only
+    if last[0] is obj and last[1] is old:
+        return last[2]
+    answer = equal_except(obj, old, _STATUS_AND_METADATA) and \
         equal_except(meta(obj), meta(old), VOLATILE)
+    _last_status_only = (obj, old, answer)
+    return answer
 
 
 def same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -19,7 +19,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 import structlog
 
@@ -53,15 +53,28 @@ class WorkQueue:
         with self._cond:
             self._add_locked(key, time.monotonic())
 
-    def _add_locked(self, key: Hashable, now: float) -> None:
+    def add_many(self, keys: Iterable[Hashable]) -> None:
+        """Queue every key of ``keys`` now, as ``add`` each (one lock and clock read for all:
+        a full sync's network rebuild queues every object)."""
+        with self._cond:
+            now = time.monotonic()
+            queued = sum(self._add_locked(key, now, notify=False) for key in keys)
+            if queued:
+                self._cond.notify(queued)
+
+    def _add_locked(self, key: Hashable, now: float, notify: bool = True) -> bool:
+        """True when `key` joined the queue (a waiting taker is woken unless `notify` is
+        False: the caller wakes one per key queued)."""
         if self._shutdown or key in self._dirty:
-            return
+            return False
         self._dirty.add(key)
         self._added_at[key] = now
         if key in self._processing:
-            return  # re-queued by done()
+            return False  # re-queued by done()
         self._queue.append(key)
-        self._cond.notify()
+        if notify:
+            self._cond.notify()
+        return True
 
     def add_after(self, key: Hashable, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (the earliest pending delay wins)."""

@@ -156,3 +156,15 @@ def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
 
 def _always(obj: dict[str, Any]) -> bool:
     return True
+
+
+def selector_matcher(label_selector: str | Mapping[str, str] | None,
+                     field_selector: str | None) -> Callable[[dict[str, Any]], bool] | None:
+    """One predicate for a list's or watch's label and field selectors (parsed once), or
+    None when they select everything (no call per object then)."""
+    labels, fields = label_matcher(label_selector), field_matcher(field_selector)
+    if labels is _always:
+        return None if fields is _always else fields
+    if fields is _always:
+        return labels
+    return lambda obj: labels(obj) and fields(obj)

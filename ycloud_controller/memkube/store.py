@@ -44,7 +44,7 @@ from ycloud_controller.kube.resources import (
     status_takes_metadata,
 )
 from ycloud_controller.memkube.history import History
-from ycloud_controller.memkube.labelsel import field_matcher, label_matcher
+from ycloud_controller.memkube.labelsel import selector_matcher
 from ycloud_controller.memkube.ownergc import CascadeMixin, ObjKey, StoreKey, same_resource
 from ycloud_controller.memkube.watch import Subscription, WatchMixin
 
@@ -127,15 +127,14 @@ class MemoryStore(WatchMixin, CascadeMixin):
     ) -> tuple[list[dict[str, Any]], str]:
         """Matching objects sorted by (namespace, name), and the list resourceVersion."""
         res = self._check(res)
-        labels, fields = label_matcher(label_selector), field_matcher(field_selector)
+        matches = selector_matcher(label_selector, field_selector)
         with self._lock:
             bucket = self._objects[storage_key(res)]
             items = [
                 obj
                 for key, obj in sorted(bucket.items())
                 if (namespace is None or not res.namespaced or key[0] == namespace)
-                and labels(obj)
-                and fields(obj)
+                and (matches is None or matches(obj))
             ]
             resource_version = str(self._rv)
         if copy:  # stored dicts are never modified in place: copy outside the lock

@@ -18,7 +18,7 @@ from ycloud_controller.kube.errors import ApiError
 from ycloud_controller.kube.registry import storage_key
 from ycloud_controller.kube.resources import Resource
 from ycloud_controller.memkube.history import History, field_paths
-from ycloud_controller.memkube.labelsel import field_matcher, label_matcher
+from ycloud_controller.memkube.labelsel import selector_matcher
 
 Event = dict[str, Any]
 
@@ -34,7 +34,7 @@ class Subscription:
         self,
         resource: Resource,
         namespace: str | None,
-        matcher: Callable[[dict[str, Any]], bool],
+        matcher: Callable[[dict[str, Any]], bool] | None,
         on_stop: Callable[[Subscription], None],
         request_bookmark: Callable[[Subscription], None],
     ) -> None:
@@ -61,8 +61,12 @@ class Subscription:
         """
         if not self._in_scope(obj):
             return
-        now = self._matcher(obj)
-        before = old is not None and self._matcher(old)
+        matcher = self._matcher
+        if matcher is None:  # no selector: every object matches
+            now, before = True, old is not None
+        else:
+            now = matcher(obj)
+            before = old is not None and matcher(old)
         if type_ == "DELETED":
             event_type = "DELETED" if now else None
         elif now and before:
@@ -154,11 +158,7 @@ class WatchMixin:
         than the retained history raises Expired (410).
         """
         res = self._check(res)
-        labels, fields = label_matcher(label_selector), field_matcher(field_selector)
-
-        def matcher(obj: dict[str, Any]) -> bool:
-            return labels(obj) and fields(obj)
-
+        matcher = selector_matcher(label_selector, field_selector)
         skey = storage_key(res)
         with self._lock:
             sub = Subscription(

@@ -72,3 +72,19 @@ def test_informer_caches_the_store_objects_trimmed(stop: threading.Event) -> Non
     cached = informer.store.get("default/b")
     assert "managedFields" not in cached["metadata"]
     assert cached["spec"] is store.get(PODS, "b", "default", copy=False)["spec"]
+
+
+def test_only_status_changed_answers_each_pair_of_versions_for_itself() -> None:
+    """The store and the triggers ask it of one event in turn (the second answer is the
+    first's): a different pair is answered anew, whichever pair came before."""
+    old = _pod("a", resourceVersion="1")
+    status = {**old, "metadata": {**old["metadata"], "resourceVersion": "2"},
+              "status": {"phase": "Running"}}
+    spec = {**status, "spec": {**old["spec"], "nodeName": "n2"}}
+    labels = {**status, "metadata": {**status["metadata"], "labels": {"app": "web"}}}
+    for _ in range(2):
+        assert objects.only_status_changed(status, old)
+        assert objects.only_status_changed(status, old)
+        assert not objects.only_status_changed(spec, old)
+        assert not objects.only_status_changed(labels, old)
+        assert objects.only_status_changed(spec, {**spec, "status": {}})

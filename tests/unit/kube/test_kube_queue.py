@@ -25,6 +25,27 @@ def test_adds_coalesce_while_queued() -> None:
     assert queue.get_batch(10, timeout=0) == []
 
 
+def test_add_many_is_add_of_each_key() -> None:
+    """Coalesced with queued and processing copies, in order; each waiting taker wakes."""
+    queue = WorkQueue()
+    queue.add(SVC_A)
+    assert queue.get_batch(1, timeout=0) == [SVC_A]  # processing
+    queue.add(SVC_B)
+    taken: list[list[Hashable]] = []
+    takers = [threading.Thread(target=lambda: taken.append(queue.get_batch(1, timeout=10)))
+              for _ in range(2)]
+    for t in takers:
+        t.start()
+    wait_for(lambda: len(taken) == 1)  # SVC_B
+    queue.add_many([SVC_A, SVC_B, 1, 2, 1])
+    for t in takers:
+        t.join()
+    assert sorted(map(str, taken)) == sorted(map(str, [[SVC_B], [1]]))
+    assert queue.get_batch(10, timeout=0) == [2]  # SVC_A and SVC_B wait for their done
+    queue.done(SVC_A, SVC_B)
+    assert queue.get_batch(10, timeout=0) == [SVC_A, SVC_B]
+
+
 def test_batch_size_and_timeout() -> None:
     queue = WorkQueue()
     assert queue.get_batch(5, timeout=0.05) == []  # an empty queue waits out its timeout
