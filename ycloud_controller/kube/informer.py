@@ -36,6 +36,7 @@ from typing import Any
 
 import structlog
 
+from topology.ovsdb.values import gc_paused
 from ycloud_controller.kube.backend import Backend, WatchIterator
 from ycloud_controller.kube.backoff import Backoff
 from ycloud_controller.kube.errors import ApiError, Expired
@@ -317,15 +318,18 @@ class Informer:
                 self._log.exception("on_restart_hook_failed")
 
     def _list(self) -> None:
-        items, resource_version = self.backend.list(
-            self.resource, self.namespace, self.label_selector,
-            field_selector=self.field_selector,
-        )
-        key_of = self.resource.key_of
-        if self.transform is not None:
-            items = [self.transform(obj) for obj in items]
-        new = {key_of(obj): obj for obj in items}
-        old = self.store.replace(new)
+        # a list of many objects allocates many containers and no garbage cycles: with the
+        # other caches already large, the collections it would trigger scan them all
+        with gc_paused():
+            items, resource_version = self.backend.list(
+                self.resource, self.namespace, self.label_selector,
+                field_selector=self.field_selector,
+            )
+            key_of = self.resource.key_of
+            if self.transform is not None:
+                items = [self.transform(obj) for obj in items]
+            new = {key_of(obj): obj for obj in items}
+            old = self.store.replace(new)
         quiet = self.quiet_first_list and not self._synced.is_set()  # old is empty then
         for key, obj in () if quiet else new.items():
             prev = old.get(key)
