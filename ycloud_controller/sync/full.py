@@ -61,6 +61,7 @@ class FullSync:
         self.queue = queue
         self.reuse: dict[Key, Outcome] = dict(settled.outcomes) if settled else {}
         self.landed = settled.landed if settled else {}
+        self.restore = not (settled is not None and settled.restored)
         self.settling = settling
         self.plan_only = settling is not None or committer.plan_only
         self.chunks: Chunks | None = None
@@ -90,7 +91,8 @@ class FullSync:
             # many new containers, no cycles: no collection scans the heap (a collection of
             # the listed objects alone took 60 ms at 10k services); the commit freezes it
             with gc_paused():
-                self.batch.restore()
+                if self.restore:
+                    self.batch.restore()
                 keys = self.batch.all_keys()
                 self.committer.verdicts.restart()
                 self.progress = Progress(len(keys))

@@ -49,6 +49,9 @@ class Settled:
     # of each object all of whose rows were sent early and are in NB, the rows sent (its
     # outcome.rows): an object taken from `outcomes` with these very rows is not sent again
     landed: Mapping[Key, object] = field(default_factory=dict)
+    # the pass's own full sync restored IPAM from NB, and only this process wrote NB since
+    # (its early rows): the full sync after it does not restore again
+    restored: bool = False
 
 
 def early_rows(committer: Committer, stores: Mapping[str, Any]) -> EarlyRows | None:
@@ -98,7 +101,7 @@ class SettlePass:
             self.full_sync(settling=self)
             drained = self.drain(timeout=timeout, settling=self)
             landed = early.finish() if early is not None else {}
-            return Settled(self.outcomes, landed) if drained else None
+            return Settled(self.outcomes, landed, restored=True) if drained else None
         except BaseException:
             if early is not None:
                 early.abandon()
