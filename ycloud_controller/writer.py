@@ -91,6 +91,15 @@ def _ordered(effect: Effect) -> bool:
     return isinstance(effect, (UpsertEffect, DeleteEffect))
 
 
+# a queued write: (effect, attempts so far, the object it writes, whether it is ordered),
+# the last two computed once when it is queued
+Queued = tuple[Effect, int, tuple, bool]
+
+
+def _queued(effect: Effect, attempts: int) -> Queued:
+    return effect, attempts, _object(effect), _ordered(effect)
+
+
 def _annotations_only(patch: dict[str, Any]) -> bool:
     return set(patch) == {"metadata"} and set(patch["metadata"]) == {"annotations"}
 
@@ -116,11 +125,11 @@ class KubeWriter:
         self.max_concurrency = 0  # most writes in flight at once (for tests and bench)
         self.effects = EffectWriter(backend, recorder, status)  # one write of one effect
         self.enabled = enabled
-        self._pending: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
+        self._pending: OrderedDict[tuple, Queued] = OrderedDict()
         # statuses that count what other objects hold (a subnet's addresses): they wait while
         # `defer()` (the controller has keys to reconcile, which may change the counts
         # again), at most MAX_DEFER seconds from when they were first queued
-        self._deferred: OrderedDict[tuple, tuple[Effect, int]] = OrderedDict()
+        self._deferred: OrderedDict[tuple, Queued] = OrderedDict()
         self._deferred_since: dict[tuple, float] = {}
         self.defer: Callable[[], bool] = lambda: False
         self._cond = threading.Condition()
@@ -145,9 +154,9 @@ class KubeWriter:
                 target = _target(effect)
                 if _counts_others(effect):
                     self._deferred_since.setdefault(target, time.monotonic())
-                    self._deferred[target] = (effect, 0)
+                    self._deferred[target] = _queued(effect, 0)
                 else:
-                    self._pending[target] = (effect, 0)
+                    self._pending[target] = _queued(effect, 0)
             self._cond.notify_all()
 
     def run(self, stop: threading.Event) -> None:
@@ -188,8 +197,7 @@ class KubeWriter:
                     taken = self._take()
                 if taken is None:
                     return
-                target, effect, attempts, partner = taken
-                obj, ordered = _object(effect), _ordered(effect)
+                target, (effect, attempts, obj, ordered), partner = taken
                 self._busy += 1
                 self.in_flight.add(obj)
                 self._ordered_busy += ordered
@@ -209,42 +217,42 @@ class KubeWriter:
                     self._ordered_busy -= ordered
                     self._cond.notify_all()  # an object or the ordered lane is free again
 
-    def _take(self) -> tuple[tuple, Effect, int, tuple[tuple, Effect] | None] | None:
+    def _take(self) -> tuple[tuple, Queued, tuple[tuple, Effect] | None] | None:
         """The first queued effect that may go now (lock held): its object has no write in
         flight and no effect queued before it that has to wait (a patch of a Service never
         overtakes its create), and an upsert or delete only when no other one is in flight
         or queued before it. None when none of the first SCAN may."""
         ordered_seen = False
         waiting: set[tuple] = set()  # objects with an effect that has to wait
-        for n, (target, (effect, attempts)) in enumerate(self._pending.items()):
+        for n, (target, queued) in enumerate(self._pending.items()):
             if n >= SCAN:
                 return None
-            obj = _object(effect)
+            effect, _, obj, ordered = queued
             if obj in self.in_flight or obj in waiting:
                 waiting.add(obj)
-                ordered_seen = ordered_seen or _ordered(effect)
+                ordered_seen = ordered_seen or ordered
                 continue
-            if _ordered(effect):
+            if ordered:
                 if self._ordered_busy or ordered_seen:
                     waiting.add(obj)
                     continue
                 ordered_seen = True
             del self._pending[target]
-            return target, effect, attempts, self._take_partner(effect)
+            return target, queued, self._take_partner(effect)
         return self._take_deferred()
 
-    def _take_deferred(self) -> tuple[tuple, Effect, int, None] | None:
+    def _take_deferred(self) -> tuple[tuple, Queued, None] | None:
         """The first deferred status that may go now (lock held; see `_deferred`)."""
         if not self._deferred:
             return None
         oldest = next(iter(self._deferred))
         if self.defer() and time.monotonic() - self._deferred_since[oldest] < MAX_DEFER:
             return None
-        for target, (effect, attempts) in self._deferred.items():
-            if _object(effect) not in self.in_flight:
+        for target, queued in self._deferred.items():
+            if queued[2] not in self.in_flight:
                 del self._deferred[target]
                 self._deferred_since.pop(target, None)
-                return target, effect, attempts, None
+                return target, queued, None
         return None
 
     def _take_partner(self, effect: Effect) -> tuple[tuple, Effect] | None:
@@ -273,9 +281,9 @@ class KubeWriter:
         with self._cond:
             if _counts_others(effect):
                 self._deferred_since.setdefault(target, time.monotonic())
-                self._deferred.setdefault(target, (effect, attempts))
+                self._deferred.setdefault(target, _queued(effect, attempts))
             else:
-                self._pending.setdefault(target, (effect, attempts))
+                self._pending.setdefault(target, _queued(effect, attempts))
 
     def _failed(self, target: tuple, effect: Effect, attempts: int, exc: ApiError) -> bool:
         """Log or retry a failed write; True when it is done with (not queued again)."""

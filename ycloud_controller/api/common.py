@@ -34,8 +34,9 @@ def namespace_of(obj: dict[str, Any]) -> str | None:
 
 
 def key_of(obj: dict[str, Any]) -> str:
-    ns = namespace_of(obj)
-    return f"{ns}/{name_of(obj)}" if ns else name_of(obj)
+    md = obj.get("metadata") or {}  # one read of each (every event and reconcile keys)
+    ns, name = md.get("namespace"), str(md.get("name", ""))
+    return f"{ns}/{name}" if ns else name
 
 
 def spec(obj: dict[str, Any]) -> dict[str, Any]:

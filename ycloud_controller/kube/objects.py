@@ -101,7 +101,7 @@ def namespace_of(obj: dict[str, Any]) -> str | None:
 
 
 def rv_of(obj: dict[str, Any] | None) -> str:
-    return meta(obj).get("resourceVersion", "") if obj else ""
+    return (obj.get("metadata") or {}).get("resourceVersion", "") if obj else ""
 
 
 _now_cache: tuple[int, str] = (-1, "")
