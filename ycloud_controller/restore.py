@@ -133,8 +133,7 @@ def restore_cluster_ips(ctx: Any, informers: dict[str, Any], nb: NbClient) -> in
     for key, vips in nb.read(_service_vips, nb):
         if services.get(key) is None:
             continue
-        for vip in vips:
-            ip = vip.rpartition(":")[0].strip("[]")
+        for ip in {vip.rpartition(":")[0].strip("[]") for vip in vips}:  # one per port
             restored += ctx.cluster_ips.restore(key, ip)
     return restored
 

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from ycloud_controller import keys
-from ycloud_controller.api.common import key_of, meta, selector_matches
+from ycloud_controller.api.common import SELECTOR_INDEX, key_of, meta, selector_matches
 from ycloud_controller.config import Config
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.keys import YSVC_LABEL
@@ -22,7 +22,6 @@ from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.eip_state import multi_vpc_index
 from ycloud_controller.reconcilers.lb_config import local_policy_index
-from ycloud_controller.reconcilers.ysvc_backends import SELECTOR_INDEX
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -162,8 +161,10 @@ class Triggers:
         # reconcile reads changed (of a pod's status it reads the phase only); a YusurService
         # still hears it. LoadBalancer Services are always reconciled again: EIP ownership
         # moves through their status (restore, refusals).
-        status_only = (kind in ("Service", "Pod") and event == "MODIFIED" and old is not None
-                       and _status_unread(kind, obj, old) and only_status_changed(obj, old))
+        # `same`: the two versions differ at most in status
+        same = event == "MODIFIED" and old is not None and kind in ("Service", "Pod") and \
+            only_status_changed(obj, old)
+        status_only = same and _status_unread(kind, obj, old)
         own = self._own_annotations.pop(key, None) if kind == "Pod" else None
         if own is not None and event == "MODIFIED" and old is not None and \
                 _only_annotated(obj, old, own):
@@ -171,18 +172,18 @@ class Triggers:
         elif not status_only:
             self.enqueue((kind, key))
         if kind == "Service":
-            # each check of both versions without a generator: every Service status written
-            # back comes through here
-            if local_policy_index(obj) or (old is not None and local_policy_index(old)):
+            # each check of both versions without a generator, and of the new one alone when
+            # only the status changed: every Service status written back comes through here
+            prev = None if same else old
+            if local_policy_index(obj) or (prev is not None and local_policy_index(prev)):
                 self._nodes_changed()
-            if _type(obj) == "LoadBalancer" or (old is not None and
-                                                _type(old) == "LoadBalancer"):
+            if _type(obj) == "LoadBalancer" or (prev is not None and
+                                                _type(prev) == "LoadBalancer"):
                 for pool in self.model.pools:  # EIP usage, service gateway links
                     self.enqueue(("EipPool", pool))
                 if any(meta(p).get("deletionTimestamp") for p in self.stores["EipPool"].list()):
                     self.enqueue(NETWORK_KEY)  # a pool waiting for its last service
-            if (multi_vpc_index(obj) or (old is not None and multi_vpc_index(old))) and \
-                    (old is None or event == "DELETED" or not only_status_changed(obj, old)):
+            if not same and (multi_vpc_index(obj) or (old is not None and multi_vpc_index(old))):
                 # the pool's links may change (a client VPC refused, or linked): every
                 # multi-VPC service routes its EIP over every link (its status: no link)
                 self._enqueue_multi_vpc()
@@ -219,19 +220,25 @@ class Triggers:
         if event != "DELETED" and old is not None and _as_backend(obj) == _as_backend(old):
             return  # e.g. our own status condition on the pod: no service cares
         labels = [meta(o).get("labels") or {} for o in (obj, old) if o is not None]
-        ns = meta(obj).get("namespace")
-        if kind == "Pod" and self.emulate:
-            for svc in self.stores["Service"].by_index("namespace", ns):
-                selector = (svc.get("spec") or {}).get("selector")
-                if selector and any(selector_matches(selector, lb) for lb in labels):
-                    self.enqueue(("Endpoints", key_of(svc)))
-        ysvcs = self.stores["YusurService"]
+        if kind == "Pod" and self.emulate:  # the Services of its namespace selecting it
+            prefix = f"{meta(obj).get('namespace')}/"
+            for key in self._selecting("Service", labels):
+                if key.startswith(prefix):
+                    self.enqueue(("Endpoints", key))
+        for key in self._selecting("YusurService", labels):  # in any namespace
+            self.enqueue(("YusurService", key))
+
+    def _selecting(self, kind: str, labels: list[dict[str, Any]]) -> list[str]:
+        """The keys of the objects of `kind` whose selector matches one of `labels`: those
+        whose selector's first pair the labels carry (SELECTOR_INDEX), matched whole."""
+        store = self.stores[kind]
         pairs = {f"{k}={v}" for lb in labels for k, v in lb.items()}
-        candidates = {k for pair in pairs for k in ysvcs.index_keys(SELECTOR_INDEX, pair)}
-        for key in sorted(candidates):  # those whose selector's first pair the labels carry
-            selector = ((ysvcs.get(key) or {}).get("spec") or {}).get("selector")
+        found = []
+        for key in sorted({k for pair in pairs for k in store.index_keys(SELECTOR_INDEX, pair)}):
+            selector = ((store.get(key) or {}).get("spec") or {}).get("selector")
             if selector and any(selector_matches(selector, lb) for lb in labels):
-                self.enqueue(("YusurService", key))
+                found.append(key)
+        return found
 
 
 def _each(enqueue: Callable[[Key], None], keys: list[Key]) -> None:

@@ -260,11 +260,19 @@ def _ysvc(namespace: str, name: str, selector: object) -> dict:
             "spec": {"selector": selector}}
 
 
-def test_a_pod_label_change_queues_the_yusurservices_it_leaves_or_joins_only() -> None:
-    """YusurServices are found by the first pair of their selector (in any namespace), then
-    matched whole; those the pod matches in neither version, or with a malformed selector,
-    are not queued."""
+def test_a_pod_label_change_queues_the_selectors_it_leaves_or_joins_only() -> None:
+    """Services (of the pod's namespace: their derived EndpointSlices) and YusurServices (in
+    any namespace) are found by the first pair of their selector, then matched whole; those
+    the pod matches in neither version, or with a malformed selector, are not queued."""
     t, queued = triggers()
+    for ns, name, selector in (("ns", "both", {"app": "web", "tier": "front"}),
+                               ("ns", "first-only", {"app": "web", "tier": "back"}),
+                               ("other", "elsewhere", {"app": "web"}),
+                               ("ns", "malformed", ["app", "web"])):
+        svc = service()
+        svc["metadata"].update(namespace=ns, name=name)
+        svc["spec"]["selector"] = selector
+        t.stores["Service"].upsert(f"{ns}/{name}", svc)
     for ysvc in (_ysvc("other", "both", {"app": "web", "tier": "front"}),
                  _ysvc("ns", "first-only", {"app": "web", "tier": "back"}),
                  _ysvc("ns", "unrelated", {"app": "db"}),
@@ -276,11 +284,11 @@ def test_a_pod_label_change_queues_the_yusurservices_it_leaves_or_joins_only() -
     new = copy.deepcopy(old)
     new["metadata"]["labels"]["tier"] = "front"
     new["metadata"]["resourceVersion"] = "6"
-    t.on_event("Pod", "MODIFIED", new, old)
-    assert [k for k in queued if k[0] == "YusurService"] == [("YusurService", "other/both")]
-    queued.clear()
-    t.on_event("Pod", "MODIFIED", old, new)  # leaves it again
-    assert [k for k in queued if k[0] == "YusurService"] == [("YusurService", "other/both")]
+    for versions in ((new, old), (old, new)):  # joins, then leaves again
+        queued.clear()
+        t.on_event("Pod", "MODIFIED", *versions)
+        assert [k for k in queued if k[0] in ("YusurService", "Endpoints")] == [
+            ("Endpoints", "ns/both"), ("YusurService", "other/both")]
 
 
 def multi_vpc_service(name: str) -> dict:

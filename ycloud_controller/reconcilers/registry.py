@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ycloud_controller import cluster_ips
-from ycloud_controller.api.common import meta
+from ycloud_controller.api.common import SELECTOR_INDEX, meta, selector_index
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.precedence import Precedence
@@ -28,12 +28,7 @@ from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
 from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
-from ycloud_controller.reconcilers.ysvc_backends import (
-    LABEL_INDEX,
-    SELECTOR_INDEX,
-    label_index,
-    selector_index,
-)
+from ycloud_controller.reconcilers.ysvc_backends import LABEL_INDEX, label_index
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",
@@ -96,8 +91,9 @@ def add_indexes(stores: dict[str, Any]) -> None:
     # a YusurService's backends, by one label of its selector (ysvc_backends.select)
     for kind in ("Pod", "Vnic"):
         stores[kind].add_index(LABEL_INDEX, label_index)
-    # the YusurServices a pod's or Vnic's labels may concern (triggers)
-    stores["YusurService"].add_index(SELECTOR_INDEX, selector_index)
+    # the Services and YusurServices a pod's or Vnic's labels may concern (triggers)
+    for kind in ("Service", "YusurService"):
+        stores[kind].add_index(SELECTOR_INDEX, selector_index)
 
 
 def build(ctx: Context, emulate: bool,

@@ -28,20 +28,6 @@ def label_index(obj: dict[str, Any]) -> list[str]:
     return [f"{k}={v}" for k, v in (meta(obj).get("labels") or {}).items()]
 
 
-# YusurServices by the first pair of their selector ("key=value"): the ones a pod's or Vnic's
-# labels may concern are looked up by its labels, not by a scan of every YusurService on each
-# pod event (triggers)
-SELECTOR_INDEX = "selector"
-
-
-def selector_index(ysvc: dict[str, Any]) -> list[str]:
-    selector = (ysvc.get("spec") or {}).get("selector")
-    if not isinstance(selector, dict) or not selector:
-        return []  # no selector selects nothing; a malformed one is the reconcile's to report
-    k, v = next(iter(selector.items()))
-    return [f"{k}={v}"]
-
-
 def _candidates(ctx: Context, kind: str, selector: Any) -> list[dict[str, Any]]:
     """The objects of `kind` that carry one pair of the (equality-based) selector: a
     superset of those it matches; every object for an empty selector."""
