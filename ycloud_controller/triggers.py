@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from ycloud_controller import keys
-from ycloud_controller.api.common import SELECTOR_INDEX, key_of, meta, selector_matches
+from ycloud_controller.api.common import key_of, meta
 from ycloud_controller.config import Config
 from ycloud_controller.ipam import Ipam
 from ycloud_controller.keys import YSVC_LABEL
@@ -22,6 +22,7 @@ from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.reconcilers.eip_state import multi_vpc_index
 from ycloud_controller.reconcilers.lb_config import local_policy_index
+from ycloud_controller.reconcilers.selection import selecting
 
 Key = tuple[str, str]
 NETWORK_KEY: Key = ("Network", "")
@@ -222,23 +223,12 @@ class Triggers:
         labels = [meta(o).get("labels") or {} for o in (obj, old) if o is not None]
         if kind == "Pod" and self.emulate:  # the Services of its namespace selecting it
             prefix = f"{meta(obj).get('namespace')}/"
-            for key in self._selecting("Service", labels):
+            for key in selecting(self.stores["Service"], labels):
                 if key.startswith(prefix):
                     self.enqueue(("Endpoints", key))
-        for key in self._selecting("YusurService", labels):  # in any namespace
+        for key in selecting(self.stores["YusurService"], labels):  # in any namespace
             self.enqueue(("YusurService", key))
 
-    def _selecting(self, kind: str, labels: list[dict[str, Any]]) -> list[str]:
-        """The keys of the objects of `kind` whose selector matches one of `labels`: those
-        whose selector's first pair the labels carry (SELECTOR_INDEX), matched whole."""
-        store = self.stores[kind]
-        pairs = {f"{k}={v}" for lb in labels for k, v in lb.items()}
-        found = []
-        for key in sorted({k for pair in pairs for k in store.index_keys(SELECTOR_INDEX, pair)}):
-            selector = ((store.get(key) or {}).get("spec") or {}).get("selector")
-            if selector and any(selector_matches(selector, lb) for lb in labels):
-                found.append(key)
-        return found
 
 
 def _each(enqueue: Callable[[Key], None], keys: list[Key]) -> None:

@@ -126,19 +126,6 @@ def int_field(value: Any, field: str, lo: int, hi: int, default: int | None = No
     return value
 
 
-# Services and YusurServices by the first pair of their selector ("key=value"): those a pod's
-# or Vnic's labels may concern are looked up by its labels (triggers), not found by a scan
-SELECTOR_INDEX = "selector"
-
-
-def selector_index(obj: dict[str, Any]) -> list[str]:
-    selector = (obj.get("spec") or {}).get("selector")
-    if not isinstance(selector, dict) or not selector:
-        return []  # no selector selects nothing; a malformed one is the reconcile's to report
-    k, v = next(iter(selector.items()))
-    return [f"{k}={v}"]
-
-
 def selector_matches(selector: dict[str, Any] | tuple[tuple[str, str], ...],
                      labels: dict[str, Any] | None) -> bool:
     """Equality-based label selector (a Service's or YusurService's `selector` map)."""

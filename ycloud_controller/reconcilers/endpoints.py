@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ycloud_controller import keys
-from ycloud_controller.api.common import meta, selector_matches
+from ycloud_controller.api.common import meta
 from ycloud_controller.api.subnet import SubnetView
 from ycloud_controller.cluster_ips import (
     ClusterIps,
@@ -35,9 +35,9 @@ from ycloud_controller.reconcilers.base import (
     PatchEffect,
     UpsertEffect,
 )
+from ycloud_controller.reconcilers.selection import selected
 
 KIND = "Endpoints"
-POD_NAMESPACE_INDEX = "namespace"
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
@@ -144,8 +144,7 @@ def reconcile_endpoints(ctx: Context, key: str, allocator: ClusterIps) -> Outcom
                 pass  # held by another Service: the Service reconcile refuses it
         selector = spec.get("selector")
         if selector:
-            pods = [p for p in ctx.store("Pod").by_index(POD_NAMESPACE_INDEX, namespace)
-                    if selector_matches(selector, meta(p).get("labels"))]
+            pods = selected(ctx.store("Pod"), selector, namespace)
             wanted = _slices(svc, pods, ctx.network().subnets)
     wanted_names = {meta(s)["name"] for s in wanted}
     current = {meta(s)["name"]: s for s in existing}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ycloud_controller import cluster_ips
-from ycloud_controller.api.common import SELECTOR_INDEX, meta, selector_index
+from ycloud_controller.api.common import meta
 from ycloud_controller.cluster_ips import ClusterIps
 from ycloud_controller.keys import YSVC_LABEL
 from ycloud_controller.precedence import Precedence
@@ -23,12 +23,17 @@ from ycloud_controller.reconcilers.lb_config import LOCAL_INDEX, local_policy_in
 from ycloud_controller.reconcilers.network_probe import PROBE_INDEX, ProbeReconciler, probe_index
 from ycloud_controller.reconcilers.node import reconcile_node
 from ycloud_controller.reconcilers.pod import reconcile_pod
+from ycloud_controller.reconcilers.selection import (
+    LABEL_INDEX,
+    SELECTOR_INDEX,
+    label_index,
+    selector_index,
+)
 from ycloud_controller.reconcilers.service import SLICE_INDEX, reconcile_service, slice_service_key
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
 from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
-from ycloud_controller.reconcilers.ysvc_backends import LABEL_INDEX, label_index
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",

@@ -12,30 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ycloud_controller.api.common import Invalid, key_of, meta, selector_matches
+from ycloud_controller.api.common import Invalid, key_of, meta
 from ycloud_controller.api.service import ServicePort
 from ycloud_controller.api.yusurservice import YusurServiceView
 from ycloud_controller.reconcilers.base import Context
 from ycloud_controller.reconcilers.endpoints import _resolve
+from ycloud_controller.reconcilers.selection import selected
 
 NAME_RE = re.compile(r"[^a-z0-9.-]+")
-# Pods and Vnics by each of their labels ("key=value"): a YusurService's backends are looked
-# up by one pair of its selector, not by a scan of every pod of the cluster on each reconcile
-LABEL_INDEX = "label"
-
-
-def label_index(obj: dict[str, Any]) -> list[str]:
-    return [f"{k}={v}" for k, v in (meta(obj).get("labels") or {}).items()]
-
-
-def _candidates(ctx: Context, kind: str, selector: Any) -> list[dict[str, Any]]:
-    """The objects of `kind` that carry one pair of the (equality-based) selector: a
-    superset of those it matches; every object for an empty selector."""
-    items = list(selector.items() if isinstance(selector, dict) else selector)
-    if not items:
-        return ctx.store(kind).list()
-    k, v = items[0]
-    return ctx.store(kind).by_index(LABEL_INDEX, f"{k}={v}")
 
 
 @dataclass(frozen=True)
@@ -70,10 +54,8 @@ def select(ctx: Context, view: YusurServiceView) -> list[Backend]:
     net = ctx.network()
     out: list[Backend] = []
     for kind in ("Pod", "Vnic"):
-        for obj in _candidates(ctx, kind, view.selector):
+        for obj in selected(ctx.store(kind), view.selector):
             md = meta(obj)
-            if not selector_matches(view.selector, md.get("labels")):
-                continue
             spec = obj.get("spec") or {}
             if kind == "Pod" and (spec.get("hostNetwork") or (obj.get("status") or {}).get(
                     "phase") in ("Succeeded", "Failed")):
