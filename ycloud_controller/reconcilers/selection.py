@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ycloud_controller.api.common import meta, selector_matches
+from ycloud_controller.api.common import key_of, meta, selector_matches
 
 # Pods and Vnics by each of their labels ("key=value")
 LABEL_INDEX = "label"
@@ -36,7 +36,7 @@ def selected(store: Any, selector: Any, namespace: str | None = None) -> list[di
         k, v = items[0]
         candidates = store.by_index(LABEL_INDEX, f"{k}={v}")
     else:
-        candidates = store.list()
+        candidates = sorted(store.list(), key=key_of)
     return [obj for obj in candidates
             if (namespace is None or meta(obj).get("namespace") == namespace)
             and selector_matches(selector, meta(obj).get("labels"))]
