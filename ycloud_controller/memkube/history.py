@@ -118,15 +118,19 @@ class History:
             raise Expired(f"too old resource version: {start} ({self.floor})")
         exact = covered(skey, field_paths)
         todo: list[Entry] = []
-        for entry in self._entries:  # check before offering: a 410 offers nothing
+        # newest first, down to `start` (entries are in resourceVersion order): a watch
+        # resuming from a recent list reads the few writes after it, not the whole history
+        for entry in reversed(self._entries):  # check before offering: a 410 offers nothing
             rv, key, type_, _obj, prior = entry
-            if rv <= start or key != skey:
+            if rv <= start:
+                break
+            if key != skey:
                 continue
             if type_ == "MODIFIED" and prior is None and not exact:
                 raise Expired(f"resource version {start}: the history kept no prior version "
                               f"for field selector paths {', '.join(field_paths)}")
             todo.append(entry)
-        for _rv, _key, type_, obj, prior in todo:
+        for _rv, _key, type_, obj, prior in reversed(todo):
             # a dropped prior matched the selectors exactly as ``obj`` does
             offer(type_, obj, obj if type_ == "MODIFIED" and prior is None else prior)
 
