@@ -33,7 +33,7 @@ from ycloud_controller.reconcilers.service import SLICE_INDEX, reconcile_service
 from ycloud_controller.reconcilers.subnet import reconcile_subnet
 from ycloud_controller.reconcilers.vnic import reconcile_vnic
 from ycloud_controller.reconcilers.vpc import reconcile_vpc
-from ycloud_controller.reconcilers.ysvc import reconcile_yusur_service
+from ycloud_controller.reconcilers.ysvc import OWNED_INDEX, owned_index, reconcile_yusur_service
 
 # infrastructure first, then ports (IPAM), then what selects ports, then services
 ORDER = ("Vpc", "Subnet", "EipPool", "Node", "Pod", "Vnic", "YusurService", "NetworkProbe",
@@ -76,14 +76,11 @@ def no_monitors() -> dict[str, str]:
     return {}
 
 
-def _namespace(obj: dict[str, Any]) -> list[str]:
-    return [meta(obj).get("namespace") or ""]
-
-
 def add_indexes(stores: dict[str, Any]) -> None:
     """Every index the reconcilers and triggers read, on the stores of the watched kinds."""
-    for kind in ("Pod", "Service", "Vnic", "EndpointSlice", "NetworkProbe"):
-        stores[kind].add_index("namespace", _namespace)
+    # what a YusurService made (ysvc._owned)
+    for kind in ("EndpointSlice", "NetworkProbe"):
+        stores[kind].add_index(OWNED_INDEX, owned_index)
     stores["EndpointSlice"].add_index(SLICE_INDEX, slice_service_key)
     # the slices a deleted pod's or Vnic's port waits to leave (reconcilers/base.PortReconciler)
     stores["EndpointSlice"].add_index(BACKEND_INDEX, backend_address_index)

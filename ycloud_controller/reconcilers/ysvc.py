@@ -205,9 +205,19 @@ def _service_refused(existing: dict[str, Any] | None) -> dict[str, Any] | None:
 _CHILDREN = (("EndpointSlice", res.ENDPOINTSLICES), ("NetworkProbe", res.NETWORKPROBES))
 
 
+# EndpointSlices and NetworkProbes by the YusurService that made them ("namespace/name", from
+# their YSVC_LABEL)
+OWNED_INDEX = "yusurservice"
+
+
+def owned_index(obj: dict[str, Any]) -> list[str]:
+    md = meta(obj)
+    owner = (md.get("labels") or {}).get(keys.YSVC_LABEL)
+    return [f"{md.get('namespace')}/{owner}"] if owner else []
+
+
 def _owned(ctx: Context, kind: str, namespace: str, name: str) -> list[dict[str, Any]]:
-    return [o for o in ctx.store(kind).by_index("namespace", namespace)
-            if (meta(o).get("labels") or {}).get(keys.YSVC_LABEL) == name]
+    return ctx.store(kind).by_index(OWNED_INDEX, f"{namespace}/{name}")
 
 
 class YusurServiceReconciler(Reconciler):
