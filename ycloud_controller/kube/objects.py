@@ -65,7 +65,7 @@ def normalize_value(value: Any) -> Any:
 
 # what no reconciler reads and a cache need not keep (client-go's TransformFunc idiom):
 # server-side apply bookkeeping and kubectl's copy of the whole applied object
-_DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+_DROP_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
 
 
 def trim_for_cache(obj: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def trim_for_cache(obj: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(md, dict):
         return obj
     annotations = md.get("annotations")
-    drop_ann = isinstance(annotations, dict) and any(a in annotations for a in _DROP_ANNOTATIONS)
+    drop_ann = isinstance(annotations, dict) and not _DROP_ANNOTATIONS.isdisjoint(annotations)
     if "managedFields" not in md and not drop_ann:
         return obj
     md = {k: v for k, v in md.items() if k != "managedFields"}

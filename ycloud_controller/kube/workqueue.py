@@ -50,31 +50,34 @@ class WorkQueue:
     # ------------------------------------------------------------------ adding
     def add(self, key: Hashable) -> None:
         """Queue ``key`` now (coalesces with a queued or processing copy)."""
-        with self._cond:
-            self._add_locked(key, time.monotonic())
+        self.add_many((key,))
 
     def add_many(self, keys: Iterable[Hashable]) -> None:
         """Queue every key of ``keys`` now, as ``add`` each (one lock and clock read for all:
         a full sync's network rebuild queues every object)."""
         with self._cond:
-            now = time.monotonic()
-            queued = sum(self._add_locked(key, now, notify=False) for key in keys)
+            queued = self._add_locked(keys, time.monotonic())
             if queued:
                 self._cond.notify(queued)
 
-    def _add_locked(self, key: Hashable, now: float, notify: bool = True) -> bool:
-        """True when `key` joined the queue (a waiting taker is woken unless `notify` is
-        False: the caller wakes one per key queued)."""
-        if self._shutdown or key in self._dirty:
-            return False
-        self._dirty.add(key)
-        self._added_at[key] = now
-        if key in self._processing:
-            return False  # re-queued by done()
-        self._queue.append(key)
-        if notify:
-            self._cond.notify()
-        return True
+    def _add_locked(self, keys: Iterable[Hashable], now: float) -> int:
+        """Queue `keys` (lock held); returns how many joined the queue (the caller wakes as
+        many takers)."""
+        if self._shutdown:
+            return 0
+        dirty, processing, added_at, queue = self._dirty, self._processing, self._added_at, \
+            self._queue
+        queued = 0
+        for key in keys:
+            if key in dirty:
+                continue
+            dirty.add(key)
+            added_at[key] = now
+            if key in processing:
+                continue  # re-queued by done()
+            queue.append(key)
+            queued += 1
+        return queued
 
     def add_after(self, key: Hashable, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (the earliest pending delay wins)."""
@@ -117,12 +120,16 @@ class WorkQueue:
 
     # ------------------------------------------------------------------ taking
     def _promote_locked(self, now: float) -> None:
+        due = []
         while self._delayed and self._delayed[0][0] <= now:
             ready, _, key = heapq.heappop(self._delayed)
             if self._delayed_at.get(key) != ready:
                 continue  # superseded by an earlier add_after
             del self._delayed_at[key]
-            self._add_locked(key, now)
+            due.append(key)
+        queued = self._add_locked(due, now) if due else 0
+        if queued:
+            self._cond.notify(queued)
 
     def get_batch(self, max_items: int, timeout: float) -> list[Hashable]:
         """Up to ``max_items`` distinct ready keys, now marked processing.
