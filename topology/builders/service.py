@@ -8,6 +8,7 @@ black-holing, because every LB carries options:reject=true.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ class LbPlacement:
     selection_fields: tuple[str, ...] = ()
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # one per VPC, not one per Service reconcile
     def vpc_group(cls, vpc: str) -> LbPlacement:
         return cls(SCOPE_CLUSTER, vpc, groups=(naming.lb_group(vpc),))
 
