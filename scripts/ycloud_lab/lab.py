@@ -252,6 +252,17 @@ class Lab:
         self.wait_hv()
         log.info("chassis %s started", name)
 
+    def revive_chassis(self) -> list[str]:
+        """Stop and start again every chassis with a daemon that should run and does not
+        (ovs-vswitchd aborting, say; stopped chassis excepted). Returns the dead processes."""
+        dead = self.unhealthy(self.store.load())
+        for name in sorted({p.split("/", 1)[0] for p in dead} - {"central"}):
+            self.stop_chassis(name)
+            self.start_chassis(name)
+            log.warning("chassis %s restarted: %s died", name,
+                        ", ".join(p for p in dead if p.startswith(f"{name}/")))
+        return dead
+
     def warm_tunnels(self) -> None:
         warm_tunnels(self, self.store.load())
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,20 @@ class NbRows:
         for switch in reversed(self.switches):
             self.nbctl("--if-exists", "ls-del", switch)
         self.lab.cni_sync()
+
+
+@pytest.fixture(autouse=True)
+def _revive_dead_chassis(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test of the lab: a chassis whose daemon died during it (OVS 3.1's userspace
+    conntrack can abort ovs-vswitchd) is started again, with a warning naming the test, so
+    that one crash does not fail every test after it."""
+    yield
+    if "lab" not in request.fixturenames:
+        return
+    dead = request.getfixturevalue("lab").revive_chassis()
+    if dead:
+        warnings.warn(f"lab processes died during {request.node.nodeid}: {', '.join(dead)}; "
+                      "their chassis were started again", stacklevel=1)
 
 
 @pytest.fixture

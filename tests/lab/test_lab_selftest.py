@@ -17,6 +17,7 @@ from ycloud_lab import Lab, LabError
 from ycloud_lab.chassis import Chassis
 from ycloud_lab.cluster import Cluster
 from ycloud_lab.netns import list_ns
+from ycloud_lab.scenarios import wait_until
 
 from topology import naming
 from ycloud_controller import keys
@@ -126,6 +127,24 @@ def test_gateway_chassis_stop_and_start(lab: Lab, nb: NbRows) -> None:
         assert lab.status()["chassis"]["gw1"]["stopped"] is True
     finally:
         lab.start_chassis("gw1")
+    reply = lab.request(ext1, "tcp", "172.18.0.61", 8080, timeout=3)
+    assert reply.ok and reply.server == "g3", reply
+
+
+def test_a_chassis_whose_vswitchd_died_is_started_again(lab: Lab, nb: NbRows) -> None:
+    """What the lab tier does after each test (conftest._revive_dead_chassis): a chassis
+    with a dead daemon is stopped and started again, and carries traffic again."""
+    _gateway_topology(nb, lab)
+    ext1 = lab.external_hosts[0].name
+    assert lab.revive_chassis() == []  # nothing dead: nothing restarted
+    rec = next(p for p in lab.store.load().processes if p.name == "gw1/ovs-vswitchd")
+    os.kill(rec.current_pid(), 9)
+    try:
+        wait_until(lambda: not rec.alive(), 10, "gw1's ovs-vswitchd gone")
+        assert lab.revive_chassis() == ["gw1/ovs-vswitchd"]
+    finally:
+        lab.revive_chassis()
+    assert "gw1/ovs-vswitchd" not in lab.unhealthy(lab.store.load())
     reply = lab.request(ext1, "tcp", "172.18.0.61", 8080, timeout=3)
     assert reply.ok and reply.server == "g3", reply
 
