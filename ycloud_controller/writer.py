@@ -303,6 +303,9 @@ class KubeWriter:
     def flush(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
+            # the statuses deferred while the controller was busy may go now (a flush waits
+            # for them): the writers look again at once, not at their next poll
+            self._cond.notify_all()
             while self._pending or self._deferred or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
