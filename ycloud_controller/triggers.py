@@ -230,7 +230,6 @@ class Triggers:
             self.enqueue(("YusurService", key))
 
 
-
 def _each(enqueue: Callable[[Key], None], keys: list[Key]) -> None:
     for key in keys:
         enqueue(key)
