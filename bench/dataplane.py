@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ycloud_lab import recirc, scenarios
+from ycloud_lab import checkrun, inprocess, recirc, scenarios
 from ycloud_lab.cluster import Cluster, load_manifests
 from ycloud_lab.lab import DEFAULT_SHAPE, Lab
 from ycloud_lab.ovsdb import rows
@@ -276,12 +276,12 @@ def vips_present(lab: Lab) -> bool:
     return want <= have
 
 
-def bring_up(lab: Lab, log: Any) -> scenarios.InProcessController:
+def bring_up(lab: Lab, log: Any) -> inprocess.InProcessController:
     res = lab.up()
     log(f"dataplane: lab {res['lab_id']} up in {res['seconds']}s")
     lab.cluster = Cluster(lab, scenarios.EXAMPLES).start()
     load_manifests(lab.cluster.store, MANIFESTS.parent)
-    ctl = scenarios.InProcessController(lab.nb_remote, lab.sb_remote,
+    ctl = inprocess.InProcessController(lab.nb_remote, lab.sb_remote,
                                         store=lab.cluster.store).start(timeout=300)
     scenarios.wait_until(lambda: vips_present(lab), 120, "the bench's load balancers in NB")
     handles = scenarios.prepare_examples(lab, timeout=120)
@@ -290,7 +290,7 @@ def bring_up(lab: Lab, log: Any) -> scenarios.InProcessController:
 
 
 def addresses(lab: Lab) -> dict[str, str]:
-    resolver = scenarios.Resolver(lab)
+    resolver = checkrun.Resolver(lab)
     return {p.id: p.vip or resolver.port_ips(p.server)[0] for p in PATHS}
 
 
@@ -323,7 +323,7 @@ def recirculations(lab: Lab, servers: Servers, ips: dict[str, str],
 def measure(workdir: Path, s: Settings, log: Any) -> dict[str, Any]:
     lab = Lab(DEFAULT_SHAPE, workdir / "lab")
     servers = Servers()
-    ctl: scenarios.InProcessController | None = None
+    ctl: inprocess.InProcessController | None = None
     try:
         ctl = bring_up(lab, log)
         ips = addresses(lab)

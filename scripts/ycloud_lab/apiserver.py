@@ -1,7 +1,7 @@
 """The demo's control plane as one background process: the Kubernetes API (FakeKube, real HTTP
 list/watch, on every address so each chassis reaches it over its own link) holding the
 manifests, and ycloud-controller on it (in this process, on the API's store, as the lab
-tests run it: scenarios.InProcessController, deriving ClusterIPs and EndpointSlices as
+tests run it: inprocess.InProcessController, deriving ClusterIPs and EndpointSlices as
 `ycloud-controller run --manifests` does, since no kube-controller-manager runs here).
 The node agents watch the API over HTTP.
 
@@ -24,7 +24,7 @@ import yaml
 
 from ycloud_controller import logs
 from ycloud_lab.cluster import serve_api
-from ycloud_lab.scenarios import InProcessController
+from ycloud_lab.inprocess import InProcessController
 
 
 def main(argv: list[str] | None = None) -> int:

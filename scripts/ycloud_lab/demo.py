@@ -32,7 +32,7 @@ from pathlib import Path
 from ovn_sandbox import pid_alive, read_pid
 
 from ycloud_controller import logs
-from ycloud_lab import scenarios
+from ycloud_lab import checkrun, scenarios
 from ycloud_lab.cluster import Cluster
 from ycloud_lab.lab import DEFAULT_SHAPE, Lab
 from ycloud_lab.netns import list_ns
@@ -199,9 +199,9 @@ def up() -> int:
         sys.stdout.write(f"  {pod_port:24} ADD {add}   RunPodSandbox {seconds * 1000:5.0f} ms\n")
 
     t = time.monotonic()
-    rows = scenarios.run_checks(lab)
+    rows = checkrun.run_checks(lab)
     say(f"{len(rows)} checks in {time.monotonic() - t:.1f}s\n")
-    sys.stdout.write(scenarios.format_table(rows) + "\n\n")
+    sys.stdout.write(checkrun.format_table(rows) + "\n\n")
     for row in rows:
         if not row.ok:
             why = row.check.limit if row.check.limit else row.detail

@@ -210,7 +210,7 @@ def measure(lab: Lab, client: str, proto: str, ip: str, port: int, *,
             client_ip: str | None = None, timeout: float = 2.0) -> PathCount:
     """Send one request client -> ip:port with real packets and count, on every running
     chassis, how deep the request nests in the datapath (see the module docstring)."""
-    from ycloud_lab.scenarios import Resolver
+    from ycloud_lab.checkrun import Resolver
 
     st = lab.store.load()
     chassis = [n for n, c in st.chassis.items() if not c.stopped]

@@ -21,20 +21,12 @@ from typing import Any
 
 import pytest
 from ycloud_lab import HeldConnection, Lab, Reply, Server
+from ycloud_lab.checkrun import Resolver, Row, run_check
 from ycloud_lab.cluster import Cluster, load_manifests
+from ycloud_lab.inprocess import InProcessController
 from ycloud_lab.netns import ifname
 from ycloud_lab.ovsdb import rows
-from ycloud_lab.scenarios import (
-    CHECKS_BY_ID,
-    EXAMPLES,
-    InProcessController,
-    Resolver,
-    Row,
-    ServerSpec,
-    prepare_examples,
-    run_check,
-    wait_until,
-)
+from ycloud_lab.scenarios import CHECKS_BY_ID, EXAMPLES, ServerSpec, prepare_examples, wait_until
 
 from topology import naming
 from ycloud_controller import keys

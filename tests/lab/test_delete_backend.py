@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import structlog
 from ycloud_lab import HeldConnection, Lab, Reply
-from ycloud_lab.scenarios import CLIENT1, InProcessController, wait_until
+from ycloud_lab.inprocess import InProcessController
+from ycloud_lab.scenarios import CLIENT1, wait_until
 
 from topology import naming
 from ycloud_controller.kube import resources as res

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from ycloud_lab.checkrun import wait_check
 from ycloud_lab.ovsdb import rows
 from ycloud_lab.scenarios import (
     CHECKS_BY_ID,
@@ -25,7 +26,6 @@ from ycloud_lab.scenarios import (
     ServerSpec,
     Target,
     service_monitors,
-    wait_check,
     wait_until,
 )
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import structlog
 from ycloud_lab import Lab
-from ycloud_lab.scenarios import CLIENT1, WEB_VIP, InProcessController, wait_until
+from ycloud_lab.inprocess import InProcessController
+from ycloud_lab.scenarios import CLIENT1, WEB_VIP, wait_until
 
 from ycloud_controller.keys import READY
 from ycloud_controller.kube import resources as res

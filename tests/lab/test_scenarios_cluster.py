@@ -12,14 +12,8 @@ from collections import Counter
 
 import pytest
 from ycloud_lab import Lab
-from ycloud_lab.scenarios import (
-    CHECKS_BY_ID,
-    CLIENT1,
-    WEB,
-    WEB_VIP,
-    run_check,
-    wait_until,
-)
+from ycloud_lab.checkrun import run_check
+from ycloud_lab.scenarios import CHECKS_BY_ID, CLIENT1, WEB, WEB_VIP, wait_until
 
 from topology import naming
 from ycloud_controller.kube import resources as res

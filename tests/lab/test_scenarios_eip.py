@@ -11,6 +11,7 @@ import time
 
 import pytest
 from ycloud_lab import Lab
+from ycloud_lab.checkrun import run_check, wait_check
 from ycloud_lab.ovsdb import as_list, rows
 from ycloud_lab.recirc import MAX_RECIRC_DEPTH, measure
 from ycloud_lab.scenarios import (
@@ -25,8 +26,6 @@ from ycloud_lab.scenarios import (
     WEB_EIP,
     Check,
     Target,
-    run_check,
-    wait_check,
     wait_until,
 )
 
