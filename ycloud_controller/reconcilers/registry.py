@@ -90,7 +90,8 @@ def add_indexes(stores: dict[str, Any]) -> None:
     # the Services with a traffic policy Local, read by the Node reconciler
     stores["Service"].add_index(LOCAL_INDEX, local_policy_index)
     stores["NetworkProbe"].add_index(PROBE_INDEX, probe_index)
-    # a YusurService's backends, by one label of its selector (ysvc_backends.select)
+    # pods and Vnics by each label (selection.selected: a YusurService's backends, the pods of
+    # an emulated EndpointSlice)
     for kind in ("Pod", "Vnic"):
         stores[kind].add_index(LABEL_INDEX, label_index)
     # the Services and YusurServices a pod's or Vnic's labels may concern (triggers)
