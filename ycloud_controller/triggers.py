@@ -20,7 +20,7 @@ from ycloud_controller.kube.objects import VOLATILE, equal_except, only_status_c
 from ycloud_controller.network import NetworkModel, build_network
 from ycloud_controller.precedence import Precedence
 from ycloud_controller.reconcilers.base import PatchEffect
-from ycloud_controller.reconcilers.eip_state import multi_vpc_index
+from ycloud_controller.reconcilers.eip_state import MULTI_VPC_INDEX, multi_vpc_index
 from ycloud_controller.reconcilers.lb_config import local_policy_index
 from ycloud_controller.reconcilers.selection import selecting
 
@@ -108,8 +108,7 @@ class Triggers:
             self._enqueue_multi_vpc()
         if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))
                | {s.name for s in new.subnets_of(new.default_vpc)}):
-            for node in self.stores["Node"].list():
-                self.enqueue(("Node", key_of(node)))
+            self._nodes_changed()  # their node ports are on the default VPC's subnets
 
     def allocations_changed(self, ipam: Ipam, eips: Ipam) -> None:
         """After a batch: subnets and EIP pools whose addresses were taken or given back
@@ -205,13 +204,13 @@ class Triggers:
                 self.enqueue(("YusurService", f"{meta(obj).get('namespace')}/{owner}"))
 
     def _enqueue_multi_vpc(self) -> None:
-        for svc in self.stores["Service"].list():
-            if multi_vpc_index(svc):
-                self.enqueue(("Service", key_of(svc)))
+        """Every multi-VPC Service (the Service store's index of them)."""
+        for key in self.stores["Service"].index_keys(MULTI_VPC_INDEX, MULTI_VPC_INDEX):
+            self.enqueue(("Service", key))
 
     def _nodes_changed(self) -> None:
-        """Every Node: their chassis' template variables hold the node-local backends of
-        the Services with a traffic policy Local."""
+        """Every Node: their node ports, and their chassis' template variables (the
+        node-local backends of the Services with a traffic policy Local)."""
         for node in self.stores["Node"].list():
             self.enqueue(("Node", key_of(node)))
 
