@@ -28,7 +28,7 @@ def host(ip: str) -> str:
 
 def endpoint(ip: str, port: int) -> str:
     """'10.0.0.1', 80 -> '10.0.0.1:80'; IPv6 in brackets."""
-    return f"{ip if is_ipv4(ip) else host(ip)}:{port}"  # every backend of every LB
+    return f"{host(ip)}:{port}"
 
 
 def probe_mapping(port: str, source: str) -> str:
