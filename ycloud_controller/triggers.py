@@ -106,8 +106,8 @@ class Triggers:
         if not services_affected and old.vpcs != new.vpcs:
             # the VPCs attached to a pool: its multi-VPC EIPs' routes
             self._enqueue_multi_vpc()
-        if any(n in changed_subnets for n in set(old.subnets_of(new.default_vpc))
-               | {s.name for s in new.subnets_of(new.default_vpc)}):
+        if changed_subnets & ({s.name for s in old.subnets_of(old.default_vpc)}
+                              | {s.name for s in new.subnets_of(new.default_vpc)}):
             self._nodes_changed()  # their node ports are on the default VPC's subnets
 
     def allocations_changed(self, ipam: Ipam, eips: Ipam) -> None:

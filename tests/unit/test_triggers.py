@@ -13,6 +13,8 @@ from ycloud_controller.reconcilers import registry
 from ycloud_controller.reconcilers.base import PatchEffect
 from ycloud_controller.triggers import Key, Triggers
 
+from .factories import node, subnet
+
 KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Vpc", "Subnet", "EipPool",
          "Vnic", "YusurService", "NetworkProbe")
 
@@ -324,3 +326,21 @@ def test_a_new_vpc_queues_the_multi_vpc_services() -> None:
                                     "spec": {}})
     t.rebuild_network()
     assert ("Vpc", "vpc9") in queued and ("Service", "ns/other") in queued
+
+
+def test_a_default_vpc_subnet_added_or_removed_queues_the_nodes() -> None:
+    """Node ports are on the default VPC's subnets (their routes): a subnet of it that comes
+    or goes is a change for every Node, one of another VPC is not."""
+    t, queued = triggers()
+    t.stores["Node"].upsert("n1", node("n1"))
+    t.stores["Vpc"].upsert("vpc9", {"apiVersion": "iaas.yusur.io/v1", "kind": "Vpc",
+                                    "metadata": {"name": "vpc9"}, "spec": {}})
+    for name, cidr, vpc in (("extra", "10.20.0.0/24", None), ("other", "10.30.0.0/24", "vpc9")):
+        t.stores["Subnet"].upsert(name, subnet(name, cidr, vpc))
+        t.rebuild_network()
+        assert (("Node", "n1") in queued) == (vpc is None), (name, queued)
+        queued.clear()
+        t.stores["Subnet"].remove(name)
+        t.rebuild_network()
+        assert (("Node", "n1") in queued) == (vpc is None), (name, queued)
+        queued.clear()
