@@ -1,9 +1,9 @@
 """Static checks of manifests/node/ (the node agent of ycloud-cni) and manifests/kustomization.yaml.
 
-Parsing and strict validation of every object are in test_manifests.py (ALL_FILES holds these
-files); here: the kustomization installs everything, the DaemonSet's command lines are ones the
-agent and install-cni accept, its privileges are the least a CNI can run with, its RBAC is
-exactly what the agent reads.
+Parsing and strict validation of every object are in test_manifests_files.py (ALL_FILES holds
+these files); here: the kustomization installs everything, the DaemonSet's command lines are
+ones the agent and install-cni accept, its privileges are the least a CNI can run with, its
+RBAC is exactly what the agent reads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit.test_manifests import _files, _objects, _rules
+from tests.unit.manifests_support import _files, _objects, _rules
 from ycloud_controller.node import cli as node_cli
 from ycloud_controller.node import install
 
