@@ -8,8 +8,8 @@ import pytest
 
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
+from tests.unit.outcomes import SVC, only, rows_of
 from tests.unit.test_reconcile_endpoints import run, web_pod
-from tests.unit.test_reconcilers import SVC, only, rows_of
 from topology.builders.service import SCOPE_EIP
 from topology.model import HealthCheck, LoadBalancer
 from ycloud_controller import keys

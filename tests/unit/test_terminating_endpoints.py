@@ -9,8 +9,8 @@ from typing import Any
 
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
+from tests.unit.outcomes import vips
 from tests.unit.test_reconcile_endpoints import run, svc, upserts, web_pod
-from tests.unit.test_reconcilers import vips
 from ycloud_controller.reconcilers.service import reconcile_service
 
 VIP = "10.96.0.10:80"

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.unit import factories as f
 from tests.unit.cluster import Cluster
-from tests.unit.test_reconcilers import SVC, rows_of
+from tests.unit.outcomes import SVC, rows_of
 from tests.unit.test_service_lb import EIP, eip_cluster
 from tests.unit.test_triggers import service as plain_service
 from tests.unit.test_triggers import triggers
