@@ -31,9 +31,9 @@ from fakekube.util import wait_for
 from ovn_sandbox import NB_SCHEMA, Sandbox
 
 from tests.functional import nbcheck
+from tests.functional.bad_input.support import create
 from tests.functional.conftest import as_list, find
 from tests.functional.ctlrun import Running, controller
-from tests.functional.test_bad_input import create
 from topology import naming
 from topology.nbsync.client import NbClient
 from ycloud_controller.kube import resources as res

@@ -13,9 +13,9 @@ from fakekube.server import FakeKube
 from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
+from tests.functional.bad_input.support import create
 from tests.functional.conftest import find
 from tests.functional.ctlrun import controller
-from tests.functional.test_bad_input import create
 from tests.functional.test_foreign_rows import lb as service_lb
 from tests.functional.test_foreign_rows import objects
 from tests.functional.test_nb_rpc import VPC, base, lb, pod, subnet, vpc

@@ -32,7 +32,7 @@ import yaml
 from fakekube.server import FakeKube
 from ovn_sandbox import NB_SCHEMA, free_port, read_pid, stop_pid, wait_for_socket
 
-from tests.functional.test_bad_input import create
+from tests.functional.bad_input.support import create
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "iaas.yusur.io/v1"

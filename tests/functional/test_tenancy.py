@@ -21,8 +21,7 @@ from fakekube.server import FakeKube
 from fakekube.util import wait_for
 from ovn_sandbox import Sandbox
 
-from tests.functional.conftest import find
-from tests.functional.test_bad_input import (
+from tests.functional.bad_input.support import (
     DEADLINE,
     EXAMPLES,
     assert_alive,
@@ -31,6 +30,7 @@ from tests.functional.test_bad_input import (
     load_dir,
     warnings,
 )
+from tests.functional.conftest import find
 from tests.functional.test_controller import running
 from topology.nbsync.client import NbClient
 from ycloud_controller import keys
