@@ -12,7 +12,7 @@ backend they are given (kube/throttle.py): at most one write per object at a tim
 order they were queued, and creates and deletes of owned objects (upserts, deletes) one at
 a time in queue order, each visible (its watch event on its way) before the next: which of
 two YusurServices contending for one EIP has its Service seen first must not depend on
-thread timing (test_bad_input.py::test_cold_start_gives_a_requested_address_to_...).
+thread timing (bad_input/test_conflicts.py::test_cold_start_gives_a_requested_address_...).
 
 A write that fails is logged with the object and retried a bounded number of times with
 jittered backoff (a newer effect queued for the same target meanwhile replaces it);
