@@ -165,11 +165,7 @@ def check_lab(lab: Lab, during: str) -> None:
     dead = lab.unhealthy(lab.store.load())
     if not dead:
         return
-    lines = []
-    for rec in lab.store.load().processes:
-        if rec.name in dead and rec.logfile and Path(rec.logfile).exists():
-            last = Path(rec.logfile).read_text(errors="replace").strip().splitlines()[-1:]
-            lines.append(f"{rec.name}: {last[0] if last else '(empty log)'}")
+    lines = [f"{name}: {words}" for name, words in lab.last_words(dead).items()]
     raise LabCrash(f"{', '.join(dead)} died during {during}: {'; '.join(lines)}", dead)
 
 

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from ycloud_lab.cluster import Cluster  # grpc (the CRI client): imported where used
 
 log = logging.getLogger("ycloud_lab")
+# what ovs-vswitchd logs when OVS 3.1's userspace conntrack aborts it (conntrack.c:1063,
+# "assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed in conn_update_state()")
+DATAPATH_ABORT = ("conntrack.c", "assertion")
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHAPE = ROOT / "tests" / "lab" / "shape.yaml"
 DEFAULT_DIR = ROOT / ".lab"
@@ -252,16 +255,45 @@ class Lab:
         self.wait_hv()
         log.info("chassis %s started", name)
 
-    def revive_chassis(self) -> list[str]:
+    def last_words(self, dead: list[str], lines: int = 1) -> dict[str, str]:
+        """For each of the `dead` processes (Lab.unhealthy's names): the last `lines` lines
+        of its log, joined by " | " (an abort's assertion is there: ovs-vswitchd logs it
+        EMER before it dies)."""
+        out = {}
+        for rec in self.store.load().processes:
+            if rec.name in dead:
+                log_file = Path(rec.logfile) if rec.logfile else None
+                tail = log_file.read_text(errors="replace").strip().splitlines()[-lines:] \
+                    if log_file is not None and log_file.exists() else []
+                out[rec.name] = " | ".join(tail) or "(no log)"
+        return out
+
+    def revive_chassis(self) -> dict[str, str]:
         """Stop and start again every chassis with a daemon that should run and does not
-        (ovs-vswitchd aborting, say; stopped chassis excepted). Returns the dead processes."""
+        (ovs-vswitchd aborting, say; stopped chassis excepted). Returns each dead process
+        with the end of its log (Lab.last_words), read before the restart."""
         dead = self.unhealthy(self.store.load())
+        words = {name: self.last_words(dead, lines=3).get(name, "(no log)") for name in dead}
         for name in sorted({p.split("/", 1)[0] for p in dead} - {"central"}):
             self.stop_chassis(name)
             self.start_chassis(name)
-            log.warning("chassis %s restarted: %s died", name,
-                        ", ".join(p for p in dead if p.startswith(f"{name}/")))
-        return dead
+            log.warning("chassis %s restarted: %s", name, "; ".join(
+                f"{p} died, its log ended: {w}" for p, w in words.items()
+                if p.startswith(f"{name}/")))
+        return words
+
+    def revive_after_datapath_abort(self) -> dict[str, str]:
+        """revive_chassis, when every dead daemon is an ovs-vswitchd whose log ends in an
+        assertion of OVS 3.1's userspace conntrack (DATAPATH_ABORT: OVS's bug, seen after a
+        new connection took the tuple an earlier NATed one had; the controller writes no
+        flow). Nothing is restarted, and {} returned, when nothing died or anything else
+        did: that stays a failure."""
+        dead = self.unhealthy(self.store.load())
+        words = self.last_words(dead, lines=3)
+        if not dead or not all(name.endswith("/ovs-vswitchd") and all(
+                mark in words.get(name, "") for mark in DATAPATH_ABORT) for name in dead):
+            return {}
+        return self.revive_chassis()
 
     def warm_tunnels(self) -> None:
         warm_tunnels(self, self.store.load())

@@ -269,8 +269,9 @@ def _revive_dead_chassis(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     dead = request.getfixturevalue("lab").revive_chassis()
     if dead:
-        warnings.warn(f"lab processes died during {request.node.nodeid}: {', '.join(dead)}; "
-                      "their chassis were started again", stacklevel=1)
+        warnings.warn(f"lab processes died during {request.node.nodeid}: " + "; ".join(
+            f"{name} (its log ended: {words})" for name, words in dead.items())
+            + "; their chassis were started again", stacklevel=1)
 
 
 @pytest.fixture
