@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from ycloud_lab.cluster import Cluster  # grpc (the CRI client): imported where used
 
 log = logging.getLogger("ycloud_lab")
-# what ovs-vswitchd logs when OVS 3.1's userspace conntrack aborts it (conntrack.c:1063,
-# "assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed in conn_update_state()")
-DATAPATH_ABORT = ("conntrack.c", "assertion")
+# what ovs-vswitchd logs when it aborts (an EMER line: a failed assertion, such as OVS 3.1's
+# userspace conntrack's conntrack.c:1063 "assertion conn->conn_type == CT_CONN_TYPE_DEFAULT
+# failed in conn_update_state()") or dies of a fatal signal; a SIGKILL logs neither
+DATAPATH_ABORT = ("|EMER|", "terminating with signal")
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHAPE = ROOT / "tests" / "lab" / "shape.yaml"
 DEFAULT_DIR = ROOT / ".lab"
@@ -284,13 +285,13 @@ class Lab:
 
     def revive_after_datapath_abort(self) -> dict[str, str]:
         """revive_chassis, when every dead daemon is an ovs-vswitchd whose log ends in an
-        assertion of OVS 3.1's userspace conntrack (DATAPATH_ABORT: OVS's bug, seen after a
-        new connection took the tuple an earlier NATed one had; the controller writes no
-        flow). Nothing is restarted, and {} returned, when nothing died or anything else
-        did: that stays a failure."""
+        abort (DATAPATH_ABORT: OVS's own failure, such as OVS 3.1's userspace conntrack
+        asserting after a new connection took the tuple an earlier NATed one had; the
+        controller writes NB rows, never a flow). Nothing is restarted, and {} returned,
+        when nothing died or anything else did: that stays a failure."""
         dead = self.unhealthy(self.store.load())
         words = self.last_words(dead, lines=3)
-        if not dead or not all(name.endswith("/ovs-vswitchd") and all(
+        if not dead or not all(name.endswith("/ovs-vswitchd") and any(
                 mark in words.get(name, "") for mark in DATAPATH_ABORT) for name in dead):
             return {}
         return self.revive_chassis()

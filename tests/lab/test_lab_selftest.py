@@ -134,8 +134,8 @@ def test_gateway_chassis_stop_and_start(lab: Lab, nb: NbRows) -> None:
 def test_a_chassis_whose_vswitchd_died_is_started_again(lab: Lab, nb: NbRows) -> None:
     """What the lab tier does after each test (conftest._revive_dead_chassis): a chassis
     with a dead daemon is stopped and started again, and carries traffic again; and what a
-    test that tolerates OVS's conntrack abort does (Lab.revive_after_datapath_abort): the
-    same, for that abort only."""
+    test that tolerates an abort of ovs-vswitchd does (Lab.revive_after_datapath_abort): the
+    same, for such an abort only."""
     _gateway_topology(nb, lab)
     ext1 = lab.external_hosts[0].name
     assert lab.revive_chassis() == {}  # nothing dead: nothing restarted
@@ -143,7 +143,7 @@ def test_a_chassis_whose_vswitchd_died_is_started_again(lab: Lab, nb: NbRows) ->
     os.kill(rec.current_pid(), 9)
     try:
         wait_until(lambda: not rec.alive(), 10, "gw1's ovs-vswitchd gone")
-        # a kill is not OVS's conntrack abort: the tests that tolerate that one leave it dead
+        # a kill is not an abort of OVS's: the tests that tolerate those leave it dead
         assert lab.revive_after_datapath_abort() == {}
         assert "gw1/ovs-vswitchd" in lab.unhealthy(lab.store.load())
         last = Path(rec.logfile).read_text().strip().splitlines()[-1]
