@@ -274,7 +274,8 @@ class Lab:
         (ovs-vswitchd aborting, say; stopped chassis excepted). Returns each dead process
         with the end of its log (Lab.last_words), read before the restart."""
         dead = self.unhealthy(self.store.load())
-        words = {name: self.last_words(dead, lines=3).get(name, "(no log)") for name in dead}
+        logs = self.last_words(dead, lines=3)
+        words = {name: logs.get(name, "(no log)") for name in dead}  # central has no record
         for name in sorted({p.split("/", 1)[0] for p in dead} - {"central"}):
             self.stop_chassis(name)
             self.start_chassis(name)
