@@ -131,6 +131,17 @@ def test_gateway_chassis_stop_and_start(lab: Lab, nb: NbRows) -> None:
     assert reply.ok and reply.server == "g3", reply
 
 
+def _abort_vswitchd(lab: Lab, chassis: str) -> None:
+    """The chassis' ovs-vswitchd gone, its log ending as OVS 3.1's conntrack abort ends it."""
+    rec = next(p for p in lab.store.load().processes if p.name == f"{chassis}/ovs-vswitchd")
+    os.kill(rec.current_pid(), 9)
+    wait_until(lambda: not rec.alive(), 10, f"{chassis}'s ovs-vswitchd gone")
+    with open(rec.logfile, "a") as f:
+        f.write("2026-12-06T00:00:00.000Z|00042|util(pmd-c00/id:7)|EMER|lib/conntrack.c:"
+                "1063: assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed in "
+                "conn_update_state()\n")
+
+
 def test_a_chassis_whose_vswitchd_died_is_started_again(lab: Lab, nb: NbRows) -> None:
     """What the lab tier does after each test (conftest._revive_dead_chassis): a chassis
     with a dead daemon is stopped and started again, and carries traffic again; and what a
@@ -149,14 +160,7 @@ def test_a_chassis_whose_vswitchd_died_is_started_again(lab: Lab, nb: NbRows) ->
         last = Path(rec.logfile).read_text().strip().splitlines()[-1]
         dead = lab.revive_chassis()  # each dead daemon with the end of its log
         assert list(dead) == ["gw1/ovs-vswitchd"] and dead["gw1/ovs-vswitchd"].endswith(last)
-        # the abort as ovs-vswitchd logs it (its log is the only witness read)
-        rec = next(p for p in lab.store.load().processes if p.name == "gw1/ovs-vswitchd")
-        os.kill(rec.current_pid(), 9)
-        wait_until(lambda: not rec.alive(), 10, "gw1's ovs-vswitchd gone again")
-        with open(rec.logfile, "a") as f:
-            f.write("2026-12-06T00:00:00.000Z|00042|util(pmd-c00/id:7)|EMER|lib/conntrack.c:"
-                    "1063: assertion conn->conn_type == CT_CONN_TYPE_DEFAULT failed in "
-                    "conn_update_state()\n")
+        _abort_vswitchd(lab, "gw1")  # as ovs-vswitchd dies of it: its log is the witness read
         dead = lab.revive_after_datapath_abort()
         assert list(dead) == ["gw1/ovs-vswitchd"] and "conntrack.c:1063" in dead[
             "gw1/ovs-vswitchd"]
@@ -329,3 +333,19 @@ def test_down_after_failed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         small.down()
     _assert_nothing_left(small, links_before, lab_links)
     assert os.path.exists(tmp_path)
+
+
+_CALLS: list[str] = []
+
+
+@pytest.mark.filterwarnings("ignore:.*failed while ovs-vswitchd aborted")
+def test_a_test_failing_while_vswitchd_aborted_runs_once_more(lab: Lab) -> None:
+    """conftest.pytest_runtest_call: this test's first call aborts gw1's ovs-vswitchd (as OVS
+    logs it) and fails; the hook starts gw1 again and calls the test once more, which finds
+    gw1 running. Without the hook the first failure would stand."""
+    _CALLS.append("call")
+    if len(_CALLS) == 1:
+        _abort_vswitchd(lab, "gw1")
+        raise AssertionError("the first call fails while gw1's ovs-vswitchd aborted")
+    assert len(_CALLS) == 2
+    assert "gw1/ovs-vswitchd" not in lab.unhealthy(lab.store.load())

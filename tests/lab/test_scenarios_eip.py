@@ -8,11 +8,10 @@ Runs on the examples served by the in-process controller (`examples` fixture).""
 from __future__ import annotations
 
 import time
-import warnings
 
 import pytest
 from ycloud_lab import Lab
-from ycloud_lab.checkrun import Row, run_check, wait_check
+from ycloud_lab.checkrun import run_check, wait_check
 from ycloud_lab.ovsdb import as_list, rows
 from ycloud_lab.recirc import MAX_RECIRC_DEPTH, PathCount, measure
 from ycloud_lab.scenarios import (
@@ -246,21 +245,6 @@ def _all_on(lab: Lab, chassis: str) -> bool:
         _svcgw_chassis(lab) == chassis
 
 
-def _wait_ok(lab: Lab, examples: Examples, check: Check) -> Row:
-    """wait_check for 30 s; when it fails because an ovs-vswitchd aborted meanwhile (two
-    full runs of the tier saw node1's die in this test; OVS 3.1's userspace conntrack
-    asserts), once more after that chassis is started again, with a warning carrying the
-    end of its log. Any other death or failure stays a failure."""
-    row = wait_check(lab, check, 30, resolver=examples.resolver, timeout=1)
-    if not row.ok:
-        revived = lab.revive_after_datapath_abort()
-        if revived:
-            warnings.warn(f"{check.id}: ovs-vswitchd aborted, its chassis started again: "
-                          f"{revived}", stacklevel=2)
-            row = wait_check(lab, check, 30, resolver=examples.resolver, timeout=1)
-    return row
-
-
 def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> None:
     """gw1 stops: OVN moves the HA distributed gateway ports to gw2, the controller (reading
     the active chassis from SB) moves the service gateway there; scenarios 3 and 4 answer
@@ -272,10 +256,10 @@ def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> 
     stopped = time.monotonic()
     lab.stop_chassis("gw1")
     try:
-        row = _wait_ok(lab, examples, s3)
+        row = wait_check(lab, s3, 30, resolver=examples.resolver, timeout=1)
         took_s3 = time.monotonic() - stopped
         assert row.ok, row
-        row = _wait_ok(lab, examples, s4)
+        row = wait_check(lab, s4, 30, resolver=examples.resolver, timeout=1)
         took_s4 = time.monotonic() - stopped
         assert row.ok, row
         assert _all_on(lab, "gw2"), (_active_chassis(lab), _svcgw_chassis(lab))
@@ -286,7 +270,7 @@ def test_gateway_chassis_failover_and_failback(examples: Examples, lab: Lab) -> 
         wait_until(lambda: _all_on(lab, "gw1"), 30, "gateway ports and svcgw back on gw1")
         lab.wait_hv()
         for check in (s3, s4):
-            row = _wait_ok(lab, examples, check)
+            row = wait_check(lab, check, 30, resolver=examples.resolver, timeout=1)
             assert row.ok, row
         print(f"failback: scenarios 3 and 4 after {time.monotonic() - started:.1f}s")
     # every backend VPC answers again: a batch of 20 right after the first answer may still
