@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,8 @@ log = logging.getLogger("ycloud_lab")
 # userspace conntrack's conntrack.c:1063 "assertion conn->conn_type == CT_CONN_TYPE_DEFAULT
 # failed in conn_update_state()") or dies of a fatal signal; a SIGKILL logs neither
 DATAPATH_ABORT = ("|EMER|", "terminating with signal")
+# source ports of the lab's requests, below the kernel's ephemeral range (32768-60999)
+SOURCE_PORTS = (10000, 30000)
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHAPE = ROOT / "tests" / "lab" / "shape.yaml"
 DEFAULT_DIR = ROOT / ".lab"
@@ -61,6 +65,21 @@ class Lab:
         self.store = StateStore(self.dir)
         self.lab_id = lab_id_for(self.dir)
         self.cluster: Cluster | None = None  # the product (API, node agents, runtimes)
+        self._sports = threading.Lock()
+        self._next_sport = random.randrange(*SOURCE_PORTS)
+
+    def source_ports(self, count: int) -> int:
+        """The first of `count` source ports no request of this Lab object used lately
+        (SOURCE_PORTS, in turn). A kernel-chosen port comes again for other destinations:
+        a new connection whose (DNATed) tuple is one an earlier NATed connection still holds
+        in conntrack is the clash after which OVS 3.1's userspace conntrack aborts
+        ovs-vswitchd (conntrack.c:1063, as bench/dataplane.py found)."""
+        with self._sports:
+            first = self._next_sport
+            if first + count > SOURCE_PORTS[1]:
+                first = SOURCE_PORTS[0]
+            self._next_sport = first + count
+            return first
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:

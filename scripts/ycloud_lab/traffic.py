@@ -181,12 +181,16 @@ def _local(sock: socket.socket) -> str | None:
 
 
 def request_once(proto: str, host: str, port: int, timeout: float, payload: str = "hello",
-                 ) -> dict:
+                 sport: int = 0) -> dict:
+    """One request on a new connection, from source port `sport` (0: the kernel's choice)."""
     started = time.monotonic()
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(_family(host), kind) as sock:
         try:
             sock.settimeout(timeout)
+            if sport:  # a port in TIME_WAIT from an earlier cycle may be bound again
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("::" if _family(host) == socket.AF_INET6 else "0.0.0.0", sport))
             sock.connect((host, port))
             if proto == "tcp":
                 sock.sendall(payload.encode() + b"\n")
@@ -212,7 +216,8 @@ def _emit(result: dict, as_json: bool) -> None:
 def cmd_client(args: argparse.Namespace) -> int:
     failures = 0
     for i in range(args.count):
-        result = request_once(args.proto, args.host, args.port, args.timeout)
+        result = request_once(args.proto, args.host, args.port, args.timeout,
+                              sport=args.sport + i if args.sport else 0)
         failures += not result["ok"]
         _emit(result, args.json)
         if args.interval and i + 1 < args.count:
@@ -292,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--count", type=int, default=1)
     cli.add_argument("--interval", type=float, default=0.0)
     cli.add_argument("--json", action="store_true")
+    cli.add_argument("--sport", type=int, default=0,
+                     help="source port of the first request, the next ones count up from it "
+                          "(default: the kernel chooses each)")
     hold.add_argument("--control", required=True, help="unix socket path for send/close")
     for p in (srv, hold):
         p.add_argument("--detach", action="store_true", help="run in the background")

@@ -142,7 +142,8 @@ def request(lab: Lab, target: str, proto: str, ip: str, port: int, *, timeout: f
             count: int = 1, interval: float = 0.0) -> list[Reply]:
     ns = lab.namespace_of(target)
     res = run(traffic_cmd("client", ip, str(port), "--proto", proto, "--timeout", str(timeout),
-                          "--count", str(count), "--interval", str(interval), "--json"),
+                          "--count", str(count), "--interval", str(interval), "--json",
+                          "--sport", str(lab.source_ports(count))),
               ns=ns, env=traffic_env(), check=False,
               timeout=count * (timeout + interval) + 15)
     replies = [Reply.from_dict(json.loads(line)) for line in res.stdout.splitlines()

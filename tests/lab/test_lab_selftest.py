@@ -16,6 +16,7 @@ import yaml
 from ycloud_lab import Lab, LabError
 from ycloud_lab.chassis import Chassis
 from ycloud_lab.cluster import Cluster
+from ycloud_lab.lab import SOURCE_PORTS
 from ycloud_lab.netns import list_ns
 from ycloud_lab.scenarios import wait_until
 
@@ -54,6 +55,11 @@ def test_pods_on_two_chassis_talk_over_geneve(lab: Lab, nb: NbRows) -> None:
     assert back.ok and back.server == "a1", back
     replies = lab.requests("a1.lab", "tcp", "10.201.0.12", 8080, count=3)
     assert len({r.source for r in replies}) == 3 and all(r.ok for r in replies)
+    # from the lab's own source ports, one after another (Lab.source_ports), as seen by both
+    sports = [int((r.local or ":0").rsplit(":", 1)[1]) for r in replies]
+    assert sports == list(range(sports[0], sports[0] + 3)), sports
+    assert SOURCE_PORTS[0] <= sports[0] < SOURCE_PORTS[1], sports
+    assert [r.source for r in replies] == [f"10.201.0.11:{p}" for p in sports], replies
     assert lab.request("a1.lab", "tcp", "10.201.0.12", 8081).error == "refused"
     # the router port answers: the pod's default route works
     assert lab.exec("a1.lab", "ping", "-c1", "-W2", "10.201.0.1").returncode == 0
