@@ -277,31 +277,23 @@ class Lab:
 
     def last_words(self, dead: list[str], lines: int = 1) -> dict[str, str]:
         """For each of the `dead` processes (Lab.unhealthy's names): the last `lines` lines
-        of its log, joined by " | " (an abort's assertion is there: ovs-vswitchd logs it
-        EMER before it dies)."""
+        of its log, joined by " | ", or "(no log)" (an abort's assertion is there:
+        ovs-vswitchd logs it EMER before it dies)."""
+        logs = {rec.name: Path(rec.logfile) for rec in self.store.load().processes
+                if rec.name in dead and rec.logfile}
         out = {}
-        for rec in self.store.load().processes:
-            if rec.name in dead:
-                log_file = Path(rec.logfile) if rec.logfile else None
-                tail = log_file.read_text(errors="replace").strip().splitlines()[-lines:] \
-                    if log_file is not None and log_file.exists() else []
-                out[rec.name] = " | ".join(tail) or "(no log)"
+        for name in dead:
+            path = logs.get(name)
+            tail = path.read_text(errors="replace").strip().splitlines()[-lines:] \
+                if path is not None and path.exists() else []
+            out[name] = " | ".join(tail) or "(no log)"
         return out
 
     def revive_chassis(self) -> dict[str, str]:
         """Stop and start again every chassis with a daemon that should run and does not
         (ovs-vswitchd aborting, say; stopped chassis excepted). Returns each dead process
         with the end of its log (Lab.last_words), read before the restart."""
-        dead = self.unhealthy(self.store.load())
-        logs = self.last_words(dead, lines=3)
-        words = {name: logs.get(name, "(no log)") for name in dead}  # central has no record
-        for name in sorted({p.split("/", 1)[0] for p in dead} - {"central"}):
-            self.stop_chassis(name)
-            self.start_chassis(name)
-            log.warning("chassis %s restarted: %s", name, "; ".join(
-                f"{p} died, its log ended: {w}" for p, w in words.items()
-                if p.startswith(f"{name}/")))
-        return words
+        return self._revive(self.last_words(self.unhealthy(self.store.load()), lines=3))
 
     def revive_after_datapath_abort(self) -> dict[str, str]:
         """revive_chassis, when every dead daemon is an ovs-vswitchd whose log ends in an
@@ -309,12 +301,21 @@ class Lab:
         asserting after a new connection took the tuple an earlier NATed one had; the
         controller writes NB rows, never a flow). Nothing is restarted, and {} returned,
         when nothing died or anything else did: that stays a failure."""
-        dead = self.unhealthy(self.store.load())
-        words = self.last_words(dead, lines=3)
-        if not dead or not all(name.endswith("/ovs-vswitchd") and any(
-                mark in words.get(name, "") for mark in DATAPATH_ABORT) for name in dead):
+        words = self.last_words(self.unhealthy(self.store.load()), lines=3)
+        if not all(name.endswith("/ovs-vswitchd") and any(mark in end for mark in DATAPATH_ABORT)
+                   for name, end in words.items()):
             return {}
-        return self.revive_chassis()
+        return self._revive(words)
+
+    def _revive(self, words: dict[str, str]) -> dict[str, str]:
+        """Stop and start the chassis of the dead processes `words` names (central aside)."""
+        for name in sorted({p.split("/", 1)[0] for p in words} - {"central"}):
+            self.stop_chassis(name)
+            self.start_chassis(name)
+            log.warning("chassis %s restarted: %s", name, "; ".join(
+                f"{p} died, its log ended: {w}" for p, w in words.items()
+                if p.startswith(f"{name}/")))
+        return words
 
     def warm_tunnels(self) -> None:
         warm_tunnels(self, self.store.load())

@@ -185,12 +185,13 @@ def request_once(proto: str, host: str, port: int, timeout: float, payload: str 
     """One request on a new connection, from source port `sport` (0: the kernel's choice)."""
     started = time.monotonic()
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(_family(host), kind) as sock:
+    family = _family(host)
+    with socket.socket(family, kind) as sock:
         try:
             sock.settimeout(timeout)
             if sport:  # a port in TIME_WAIT from an earlier cycle may be bound again
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("::" if _family(host) == socket.AF_INET6 else "0.0.0.0", sport))
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", sport))
             sock.connect((host, port))
             if proto == "tcp":
                 sock.sendall(payload.encode() + b"\n")

@@ -275,9 +275,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         if not revived:
             raise
         warnings.warn(f"{item.nodeid} failed while ovs-vswitchd aborted; run once more after "
-                      "its chassis was started again: " + "; ".join(
-                          f"{name} (its log ended: {words})"
-                          for name, words in revived.items()), stacklevel=1)
+                      f"its chassis was started again: {_died(revived)}", stacklevel=1)
         item.runtest()
         return None
 
@@ -292,9 +290,13 @@ def _revive_dead_chassis(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     dead = request.getfixturevalue("lab").revive_chassis()
     if dead:
-        warnings.warn(f"lab processes died during {request.node.nodeid}: " + "; ".join(
-            f"{name} (its log ended: {words})" for name, words in dead.items())
-            + "; their chassis were started again", stacklevel=1)
+        warnings.warn(f"lab processes died during {request.node.nodeid}: {_died(dead)}; "
+                      "their chassis were started again", stacklevel=1)
+
+
+def _died(dead: dict[str, str]) -> str:
+    """Lab.revive_chassis's answer for a warning: each dead process and its log's end."""
+    return "; ".join(f"{name} (its log ended: {words})" for name, words in dead.items())
 
 
 @pytest.fixture
